@@ -1,0 +1,33 @@
+# pieces-gateway: the two commands (make run, make test) and a few helpers.
+# Copyright (C) 2026 pieces-gateway authors. GPL-3.0-or-later, see LICENSE.
+BUILD   ?= build
+JOBS    ?= $(shell nproc)
+CONFIG  ?= gateway.lua
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build run test e2e-deps bench clean format
+
+all: build
+
+deps:
+	@scripts/install-deps.sh build test
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	./$(BUILD)/pieces-gateway -c $(CONFIG)
+
+e2e-deps:
+	@scripts/npm-ci.sh spec/e2e
+
+test: build e2e-deps
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+bench: build
+	@scripts/install-deps.sh bench
+	@bench/run-all.sh
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,1 @@
+# tests registered by cmake/tests.cmake

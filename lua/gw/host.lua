@@ -1,0 +1,6 @@
+-- pieces-gateway: host library (placeholder while the core lands).
+-- Copyright (C) 2026 pieces-gateway authors
+-- This program is free software: you can redistribute it and/or modify it under the terms of
+-- the GNU General Public License as published by the Free Software Foundation, either version 3
+-- of the License, or (at your option) any later version. See LICENSE.
+return {}

@@ -1,0 +1,10 @@
+/*
+ * pieces-gateway: version strings.
+ * Copyright (C) 2026 pieces-gateway authors
+ *
+ * This program is free software: you can redistribute it and/or modify it under the terms of
+ * the GNU General Public License as published by the Free Software Foundation, either version 3
+ * of the License, or (at your option) any later version. See LICENSE.
+ */
+const char *gw_version = GW_VERSION;
+const char *gw_build_time = GW_BUILD_TIME;
