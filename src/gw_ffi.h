@@ -10,7 +10,7 @@
  * Rules (OpenResty style): plain scalar arguments, pointer+length strings, caller-provided
  * buffers; return an int status (0 ok, negative GW_E* on failure) unless noted; never call
  * back into Lua. The text between GW_FFI_BEGIN and GW_FFI_END must be parsable by LuaJIT's
- * ffi.cdef: the ffi.cdef blocks of lua/gw/*.lua are checked against it by a test.
+ * ffi.cdef: the ffi.cdef blocks of the lua/gw modules are checked against it by a test.
  */
 #ifndef GW_FFI_H
 #define GW_FFI_H
@@ -20,6 +20,27 @@
 /* GW_FFI_BEGIN */
 
 /* --- request (core) --- */
+int gw_ffi_req_str(void *req, int what, const char **p, size_t *len);
+int gw_ffi_req_header(void *req, const char *name, size_t nlen, const char **p, size_t *len);
+int gw_ffi_req_header_at(void *req, size_t i, const char **n, size_t *nl, const char **v,
+                         size_t *vl);
+int gw_ffi_req_set_path(void *req, const char *p, size_t len);
+int gw_ffi_req_set_log_model(void *req, const char *p, size_t len);
+int gw_ffi_resp_header(void *req, const char *n, size_t nl, const char *v, size_t vl);
+int gw_ffi_resp_answer(void *req, int status, const char *ctype, size_t ctlen, const char *body,
+                       size_t blen);
+int gw_ffi_resp_status(void *req);
+double gw_ffi_now(void);
+int gw_ffi_log(int level, const char *msg, size_t len);
+int gw_ffi_debug_enabled(void);
+int gw_ffi_env(const char *name, const char **p, size_t *len);
+int gw_ffi_parse_int(const char *s, long long *out);
+int gw_ffi_parse_num(const char *s, double *out);
+int gw_ffi_parse_bool(const char *s, int *out);
+int gw_ffi_random_bytes(unsigned char *buf, size_t n);
+int gw_ffi_persist(const char *path, size_t plen, const char *data, size_t dlen);
+int gw_ffi_reload(void);
+int gw_ffi_status(char *buf, size_t cap);
 
 /* --- shared dictionary --- */
 

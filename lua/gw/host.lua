@@ -1,6 +1,427 @@
--- pieces-gateway: host library (placeholder while the core lands).
+-- pieces-gateway: the host library. Loads gateway.lua and the policies into this worker's VM
+-- and runs their phases for each request.
 -- Copyright (C) 2026 pieces-gateway authors
 -- This program is free software: you can redistribute it and/or modify it under the terms of
 -- the GNU General Public License as published by the Free Software Foundation, either version 3
 -- of the License, or (at your option) any later version. See LICENSE.
-return {}
+--
+-- Called from C (src/lua_host.c): init(opts) once per VM, then handle(req, id) for
+-- rewrite/access/content, route(req, id) for chat requests and log(req, id) at the end.
+-- Policies get `host` in new() and `r` in every phase (docs/policy-api.md); they never see FFI.
+-- Every policy call is protected: an error is logged with policy, phase, file and line, and
+-- the request gets a 500; the worker keeps serving.
+local gwffi = require "gw.ffi"
+local config = require "gw.config"
+local cjson = require "cjson.safe"
+
+local C = gwffi.C
+local type, pairs, ipairs, tostring, setmetatable = type, pairs, ipairs, tostring, setmetatable
+local format = string.format
+local concat = table.concat
+local co_create, co_resume, co_yield, co_status =
+    coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
+local req_str, req_header = gwffi.req_str, gwffi.req_header
+
+local PHASES = { "rewrite", "access", "content", "route", "log" }
+local PHASE_BIT = { rewrite = 1, access = 2, content = 4, route = 8, log = 16 }
+
+local _M = {}
+
+local host          -- the host object given to policies
+local cfg           -- the validated config
+local chain = {}    -- phase -> array of { name, inst, fn }
+local instances = {}
+local active = {}   -- request id -> r (between handle/route and log)
+local api_prefix = ""
+
+-- ---------- logging ----------
+
+local function make_logger()
+    local function logf(level)
+        return function(fmt, ...)
+            local ok, msg = pcall(format, fmt, ...)
+            gwffi.log(level, ok and msg or tostring(fmt))
+        end
+    end
+    local log = {
+        info = logf(gwffi.LOG_INFO),
+        warn = logf(gwffi.LOG_WARN),
+        err = logf(gwffi.LOG_ERROR),
+    }
+    local debug_log = logf(gwffi.LOG_DEBUG)
+    log.debug = function(...)
+        if C.gw_ffi_debug_enabled() ~= 0 then
+            debug_log(...)
+        end
+    end
+    log.error = log.err
+    return log
+end
+
+-- ---------- host services ----------
+
+local function read_file(path)
+    local f, err = io.open(path, "rb")
+    if not f then
+        return nil, err
+    end
+    local data = f:read("*a")
+    f:close()
+    return data
+end
+
+local function random_string(n, alphabet)
+    alphabet = alphabet or "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    local out, k = {}, #alphabet
+    local limit = 256 - 256 % k -- rejection sampling keeps every character equally likely
+    while #out < n do
+        local bytes = assert(gwffi.random_bytes(n * 2))
+        for i = 1, #bytes do
+            local b = bytes:byte(i)
+            if b < limit and #out < n then
+                local j = b % k + 1
+                out[#out + 1] = alphabet:sub(j, j)
+            end
+        end
+    end
+    return concat(out)
+end
+
+local json = {
+    encode = function(v)
+        return cjson.encode(v)
+    end,
+    decode = function(s)
+        return cjson.decode(s)
+    end,
+}
+
+local function optional(name)
+    local ok, mod = pcall(require, name)
+    if ok then
+        return mod
+    end
+    return nil
+end
+
+local function build_host(opts)
+    local h = {
+        config = cfg,
+        log = make_logger(),
+        now = C.gw_ffi_now,
+        worker_id = opts.worker_id or 0,
+        json = json,
+        read_file = read_file,
+        random_string = random_string,
+        ip = optional("gw.ip"),
+        shared = optional("gw.shared"),
+    }
+    function h.policy(name)
+        return instances[name]
+    end
+    function h.persist(path, content)
+        if C.gw_ffi_persist(path, #path, content, #content) ~= 0 then
+            return nil, "persistence queue not available"
+        end
+        return true
+    end
+    function h.reload()
+        C.gw_ffi_reload()
+        return true
+    end
+    function h.status()
+        return cjson.decode(gwffi.status())
+    end
+    return h
+end
+
+-- ---------- policies ----------
+
+local function handler(err)
+    local msg = tostring(err)
+    if C.gw_ffi_debug_enabled() ~= 0 then
+        return debug.traceback(msg, 2)
+    end
+    return msg
+end
+
+local function load_policy(dir, entry)
+    local file = dir .. "/" .. entry.name .. ".lua"
+    local chunk, err = loadfile(file)
+    if not chunk then
+        return nil, err
+    end
+    local ok, mod = xpcall(chunk, handler)
+    if not ok then
+        return nil, mod
+    end
+    if type(mod) ~= "table" or type(mod.new) ~= "function" then
+        return nil, file .. ": must return a table with a new(conf, host) function"
+    end
+    local ok2, inst, nerr = xpcall(mod.new, handler, entry.conf, host)
+    if not ok2 then
+        return nil, inst
+    end
+    if not inst then
+        return nil, format("%s: new() failed: %s", file, tostring(nerr))
+    end
+    return inst
+end
+
+local function where(fn)
+    local info = debug.getinfo(fn, "S")
+    return format("%s:%d", (info.source or "?"):gsub("^@", ""), info.linedefined or 0)
+end
+
+-- ---------- the request object ----------
+
+local REQ_FIELDS = {
+    method = gwffi.REQ_METHOD, path = gwffi.REQ_PATH, uri = gwffi.REQ_URI,
+    query = gwffi.REQ_QUERY, peer_ip = gwffi.REQ_PEER_IP, client_ip = gwffi.REQ_CLIENT_IP,
+}
+
+local function is_api(path)
+    if api_prefix ~= "" then
+        return path == api_prefix or path:sub(1, #api_prefix + 1) == api_prefix .. "/"
+    end
+    return path ~= "/" and path ~= "/ping" and path ~= "/admin" and path:sub(1, 7) ~= "/admin/"
+end
+
+local req_methods = {}
+
+function req_methods.header(self, name)
+    return req_header(self._req, name)
+end
+
+function req_methods.headers(self)
+    return gwffi.req_headers(self._req)
+end
+
+function req_methods.body(self)
+    local b = self._body
+    if b == nil then
+        b = req_str(self._req, gwffi.REQ_BODY) or ""
+        self._body = b
+    end
+    return b
+end
+
+function req_methods.set_path(self, path)
+    if type(path) ~= "string" or C.gw_ffi_req_set_path(self._req, path, #path) ~= 0 then
+        error("set_path: the path must be a string starting with '/'", 2)
+    end
+    self.path = path
+    self.api = is_api(path)
+end
+
+local req_mt = {
+    __index = function(t, k)
+        local m = req_methods[k]
+        if m then
+            return m
+        end
+        local what = REQ_FIELDS[k]
+        if what then
+            local v = req_str(t._req, what)
+            t[k] = v
+            return v
+        end
+        if k == "api" then
+            local v = is_api(t.path)
+            t.api = v
+            return v
+        end
+        return nil
+    end,
+}
+
+local resp_methods = {}
+
+function resp_methods.set_header(self, name, value)
+    value = tostring(value)
+    C.gw_ffi_resp_header(self._req, name, #name, value, #value)
+end
+
+function resp_methods.exit(self, status, body, content_type)
+    if type(body) == "table" then
+        body = cjson.encode(body)
+        content_type = content_type or "application/json"
+    end
+    body = body or ""
+    content_type = content_type or "text/plain; charset=utf-8"
+    if C.gw_ffi_resp_answer(self._req, status, content_type, #content_type, body, #body) ~= 0 then
+        error("resp:exit: a response was already sent, or the status is invalid", 2)
+    end
+    self._r._answered = true
+end
+
+function resp_methods.error(self, status, code, message, etype)
+    local body = format('{"error":{"message":%s,"type":%s,"code":%s}}',
+        cjson.encode(message or ""), cjson.encode(etype or "error"), cjson.encode(code or ""))
+    return resp_methods.exit(self, status, body, "application/json")
+end
+
+local resp_mt = {
+    __index = function(t, k)
+        local m = resp_methods[k]
+        if m then
+            return m
+        end
+        if k == "status" then
+            local s = C.gw_ffi_resp_status(t._req)
+            return s ~= 0 and s or nil
+        end
+        return nil
+    end,
+}
+
+local function new_r(req)
+    local r = { ctx = {}, shared = host.shared, log = host.log, now = host.now }
+    r.req = setmetatable({ _req = req }, req_mt)
+    r.resp = setmetatable({ _req = req, _r = r }, resp_mt)
+    return r
+end
+
+-- ---------- phases ----------
+
+local function run_phase(r, phase)
+    local list = chain[phase]
+    for i = 1, #list do
+        local p = list[i]
+        local ok, err = xpcall(p.fn, handler, p.inst, r)
+        if not ok then
+            host.log.err("policy '%s' failed in phase %s (%s): %s", p.name, phase, p.where, err)
+            if phase ~= "log" and not r._answered then
+                r._answered = false
+                pcall(resp_methods.error, r.resp, 500, "internal_error", "Internal server error")
+                r._answered = true
+            end
+            if phase ~= "log" then
+                return
+            end
+        elseif r._answered and phase ~= "log" then
+            return
+        end
+    end
+end
+
+local function run_pre(r)
+    for _, phase in ipairs({ "rewrite", "access", "content" }) do
+        if #chain[phase] > 0 then
+            run_phase(r, phase)
+            if r._answered then
+                return
+            end
+        end
+    end
+end
+
+-- Phases run in pooled coroutines so a future host call may yield without changing policies.
+local pool = {}
+local DONE = {}
+
+local function co_body(fn, r)
+    while true do
+        fn(r)
+        fn, r = co_yield(DONE)
+    end
+end
+
+local function run_in_coroutine(fn, r)
+    local co = pool[#pool]
+    if co then
+        pool[#pool] = nil
+    else
+        co = co_create(co_body)
+    end
+    local ok, res = co_resume(co, fn, r)
+    if ok and res == DONE and co_status(co) == "suspended" then
+        pool[#pool + 1] = co
+        return true
+    end
+    host.log.err("policy phase did not complete: %s",
+        ok and "a policy yielded (not supported)" or tostring(res))
+    if not r._answered then
+        pcall(resp_methods.error, r.resp, 500, "internal_error", "Internal server error")
+    end
+    return false
+end
+
+local function publish_ctx(r, req)
+    local m = r.ctx.model
+    if type(m) == "string" then
+        C.gw_ffi_req_set_log_model(req, m, #m)
+    end
+end
+
+function _M.handle(req, id)
+    local r = new_r(req)
+    run_in_coroutine(run_pre, r)
+    publish_ctx(r, req)
+    if #chain.log > 0 then
+        active[id] = r
+    end
+end
+
+local function run_log(r)
+    run_phase(r, "log")
+end
+
+function _M.log(req, id)
+    local r = active[id]
+    if r then
+        active[id] = nil
+    else
+        r = new_r(req)
+    end
+    run_in_coroutine(run_log, r)
+end
+
+-- ---------- init ----------
+
+function _M.init(opts)
+    cfg = config.load(opts.config_path, opts.quiet)
+    api_prefix = cfg.api_prefix
+    host = build_host(opts)
+    if host.shared == nil then
+        host.log.debug("gw.shared is not available in this build")
+    end
+    for _, phase in ipairs(PHASES) do
+        chain[phase] = {}
+    end
+    local names = {}
+    for _, entry in ipairs(cfg.policies) do
+        local inst, err = load_policy(cfg.policies_dir, entry)
+        if not inst then
+            error(err, 0)
+        end
+        instances[entry.name] = inst
+        names[#names + 1] = entry.name
+        for _, phase in ipairs(PHASES) do
+            local fn = inst[phase]
+            if type(fn) == "function" then
+                local list = chain[phase]
+                list[#list + 1] = { name = entry.name, inst = inst, fn = fn, where = where(fn) }
+            end
+        end
+    end
+    local mask = 0
+    for phase, bit in pairs(PHASE_BIT) do
+        if #chain[phase] > 0 then
+            mask = mask + bit
+        end
+    end
+    local models = instances.models
+    local models_json
+    if models and type(models.list_json) == "function" then
+        models_json = models:list_json()
+    end
+    return { phases = mask, models_json = models_json, policy_names = concat(names, ",") }
+end
+
+-- for the contract spec and the e2e tests: what policies see
+function _M.host()
+    return host
+end
+
+return _M

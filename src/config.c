@@ -1,0 +1,31 @@
+/*
+ * pieces-gateway: configuration helpers that need no Lua.
+ * Copyright (C) 2026 pieces-gateway authors
+ *
+ * This program is free software: you can redistribute it and/or modify it under the terms of
+ * the GNU General Public License as published by the Free Software Foundation, either version 3
+ * of the License, or (at your option) any later version. See LICENSE.
+ *
+ * Provides: gw_config_dispose. Uses: libc. (gateway.lua itself is evaluated by lua/gw/config.lua.)
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw.h"
+
+void gw_config_dispose(gw_config_t *c)
+{
+    free(c->config_path);
+    free(c->listen_host);
+    free(c->api_prefix);
+    free(c->policies_dir);
+    free(c->assets_dir);
+    free(c->log_file);
+    gw_cidr_list_free(&c->trusted_proxies);
+    free(c->upstream.gpt);
+    free(c->upstream.vertex);
+    free(c->upstream.ca_file);
+    memset(c, 0, sizeof(*c));
+}

@@ -1,0 +1,62 @@
+/*
+ * pieces-gateway: the process configuration (what the C core needs from gateway.lua).
+ * Copyright (C) 2026 pieces-gateway authors
+ *
+ * This program is free software: you can redistribute it and/or modify it under the terms of
+ * the GNU General Public License as published by the Free Software Foundation, either version 3
+ * of the License, or (at your option) any later version. See LICENSE.
+ *
+ * gateway.lua is evaluated by the host library (lua/gw/config.lua), which validates and
+ * normalises it; lua_config.c copies the result into a gw_config_t. After start-up the
+ * struct is read-only and shared by all threads.
+ */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stddef.h>
+
+#include "ipaddr.h"
+
+typedef struct {
+    char *address;     /* host:port, https://host:port or http://host:port */
+} gw_upstream_addr_t;
+
+typedef struct {
+    char *config_path;   /* gateway.lua */
+    char *listen_host;
+    int port;
+    int workers;         /* resolved: >= 1 */
+    char *api_prefix;    /* normalised: "" or "/x" without trailing '/' */
+    char *policies_dir;
+    char *assets_dir;
+    char *log_file;
+    int debug;
+    int access_log;      /* access lines on stdout */
+    gw_cidr_list_t trusted_proxies;
+
+    size_t max_connections;
+    size_t max_header_size;
+    size_t max_body_size;
+    double header_timeout;
+    double keepalive_timeout;
+    double shutdown_grace;
+    double request_timeout;  /* 0 = unlimited */
+    double stream_timeout;   /* 0 = unlimited */
+    size_t shared_dict_size; /* bytes */
+
+    struct {
+        char *gpt;
+        char *vertex;
+        char *ca_file;
+        int insecure;
+        int min_pool_size;
+        int max_pool_size;
+        double scale_interval;
+        int max_retries;
+        double timeout;      /* 0 = unlimited */
+    } upstream;
+} gw_config_t;
+
+void gw_config_dispose(gw_config_t *c);
+
+#endif

@@ -1,0 +1,179 @@
+/*
+ * pieces-gateway: the core gw_ffi_* functions (request access, answers, host services).
+ * Copyright (C) 2026 pieces-gateway authors
+ *
+ * This program is free software: you can redistribute it and/or modify it under the terms of
+ * the GNU General Public License as published by the Free Software Foundation, either version 3
+ * of the License, or (at your option) any later version. See LICENSE.
+ *
+ * Provides: the request-path half of src/gw_ffi.h. Uses: http, log, env, process.
+ * Never: calls back into Lua, or sends on the socket while Lua is running (answers are
+ * recorded in the request and sent by C after the Lua call returns).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "env.h"
+#include "gw.h"
+#include "gw_ffi.h"
+#include "http.h"
+#include "log.h"
+#include "process.h"
+
+enum { RS_METHOD, RS_PATH, RS_URI, RS_QUERY, RS_BODY, RS_PEER_IP, RS_CLIENT_IP };
+
+int gw_ffi_req_str(void *req, int what, const char **p, size_t *len)
+{
+    gw_req_t *r = req;
+    switch (what) {
+    case RS_METHOD:
+        *p = r->method_name ? r->method_name : "";
+        *len = strlen(*p);
+        return GW_OK;
+    case RS_PATH:
+        *p = r->path ? r->path : "/";
+        *len = r->path ? r->path_len : 1;
+        return GW_OK;
+    case RS_URI:
+        *p = gw_req_url(r, len);
+        return GW_OK;
+    case RS_QUERY:
+        *p = r->query;
+        *len = r->query_len;
+        return GW_OK;
+    case RS_BODY:
+        *p = r->body.data ? r->body.data : "";
+        *len = r->body.len;
+        return GW_OK;
+    case RS_PEER_IP:
+        *p = r->peer_ip;
+        *len = strlen(r->peer_ip);
+        return GW_OK;
+    case RS_CLIENT_IP:
+        *p = r->client_ip;
+        *len = strlen(r->client_ip);
+        return GW_OK;
+    default:
+        return GW_EINVAL;
+    }
+}
+
+int gw_ffi_req_header(void *req, const char *name, size_t nlen, const char **p, size_t *len)
+{
+    *p = gw_req_header(req, name, nlen, len);
+    return *p ? GW_OK : GW_ENOENT;
+}
+
+int gw_ffi_req_header_at(void *req, size_t i, const char **n, size_t *nl, const char **v,
+                         size_t *vl)
+{
+    gw_req_t *r = req;
+    if (i >= r->n_headers)
+        return GW_ENOENT;
+    const gw_header_t *h = &r->headers[i];
+    *n = r->head.data + h->name_off;
+    *nl = h->name_len;
+    *v = r->head.data + h->value_off;
+    *vl = h->value_len;
+    return GW_OK;
+}
+
+int gw_ffi_req_set_path(void *req, const char *p, size_t len)
+{
+    if (len == 0 || p[0] != '/')
+        return GW_EINVAL;
+    gw_req_set_path(req, p, len);
+    return GW_OK;
+}
+
+int gw_ffi_req_set_log_model(void *req, const char *p, size_t len)
+{
+    gw_req_t *r = req;
+    free(r->log_model);
+    r->log_model = gw_strndup(p, len);
+    return GW_OK;
+}
+
+int gw_ffi_resp_header(void *req, const char *n, size_t nl, const char *v, size_t vl)
+{
+    gw_req_t *r = req;
+    if (r->started)
+        return GW_ESTATE;
+    gw_resp_add_header(r, n, nl, v, vl);
+    return GW_OK;
+}
+
+int gw_ffi_resp_answer(void *req, int status, const char *ctype, size_t ctlen, const char *body,
+                       size_t blen)
+{
+    gw_req_t *r = req;
+    if (r->started || r->answered)
+        return GW_ESTATE;
+    if (status < 100 || status > 599)
+        return GW_EINVAL;
+    r->answered = 1;
+    r->answer_status = status;
+    free(r->answer_ctype);
+    r->answer_ctype = ctlen ? gw_strndup(ctype, ctlen) : NULL;
+    gw_buf_reset(&r->answer_body);
+    gw_buf_append(&r->answer_body, body, blen);
+    return GW_OK;
+}
+
+int gw_ffi_resp_status(void *req)
+{
+    gw_req_t *r = req;
+    return r->status ? r->status : r->answer_status;
+}
+
+double gw_ffi_now(void) { return gw_wall_time(); }
+
+int gw_ffi_log(int level, const char *msg, size_t len)
+{
+    if (level < GW_LOG_DEBUG || level > GW_LOG_ERROR)
+        return GW_EINVAL;
+    gw_log_write((gw_log_level_t)level, msg, len);
+    return GW_OK;
+}
+
+int gw_ffi_debug_enabled(void) { return gw_log_debug_enabled(); }
+
+int gw_ffi_env(const char *name, const char **p, size_t *len)
+{
+    const char *v = gw_env_raw(name);
+    if (!v)
+        return GW_ENOENT;
+    *p = v;
+    *len = strlen(v);
+    return GW_OK;
+}
+
+int gw_ffi_parse_int(const char *s, long long *out) { return gw_parse_int(s, out); }
+int gw_ffi_parse_num(const char *s, double *out) { return gw_parse_num(s, out); }
+int gw_ffi_parse_bool(const char *s, int *out) { return gw_parse_bool(s, out); }
+
+int gw_ffi_random_bytes(unsigned char *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(buf + got, n - got, 0);
+        if (r < 0)
+            return GW_ERROR;
+        got += (size_t)r;
+    }
+    return GW_OK;
+}
+
+int gw_ffi_persist(const char *path, size_t plen, const char *data, size_t dlen)
+{
+    return gw_persist(path, plen, data, dlen);
+}
+
+int gw_ffi_reload(void)
+{
+    gw_request_reload("admin request");
+    return GW_OK;
+}
+
+int gw_ffi_status(char *buf, size_t cap) { return gw_status_json(buf, cap); }

@@ -1,0 +1,905 @@
+/*
+ * pieces-gateway: HTTP/1.1 server connections on libuv + llhttp.
+ * Copyright (C) 2026 pieces-gateway authors
+ *
+ * This program is free software: you can redistribute it and/or modify it under the terms of
+ * the GNU General Public License as published by the Free Software Foundation, either version 3
+ * of the License, or (at your option) any later version. See LICENSE.
+ *
+ * Provides: gw_http_server_*, gw_req_*, gw_resp_*. Uses: libuv, llhttp, ipaddr.
+ * Never: calls into Lua, blocks the loop, or answers a pipelined request out of order.
+ *
+ * A connection handles one request at a time. When llhttp completes a message the parser is
+ * paused; bytes that arrive meanwhile (pipelined requests) are kept in conn->pending and parsed
+ * when the response is complete. One timer per connection covers the header timeout (from
+ * the first byte of a request head; 408), body inactivity (408) and the keep-alive idle timeout.
+ */
+#include "http.h"
+
+#include <errno.h>
+#include <llhttp.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gw.h"
+#include "log.h"
+
+enum { ST_IDLE, ST_HEAD, ST_BODY, ST_ACTIVE, ST_CLOSING };
+
+struct gw_http_server_s {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    gw_http_conf_t conf;
+    llhttp_settings_t settings;
+    size_t n_conns;
+    size_t n_active;
+    int draining;
+    int listening;
+    void (*on_drained)(void *ud);
+    void *drain_ud;
+    struct gw_conn_s *conns; /* intrusive list of open connections */
+};
+
+struct gw_conn_s {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    gw_http_server_t *srv;
+    llhttp_t parser;
+    gw_req_t *req;
+    int state;
+    int handles_open;
+    int in_header_value; /* the last callback was a header value */
+    int close_after;     /* close once the current response is written */
+    int paused;          /* parser paused on a complete message */
+    int reading;
+    int pumping;         /* inside conn_pump */
+    int eof;             /* the client half-closed */
+    gw_buf_t pending;
+    size_t head_bytes;
+    gw_ip_t peer;
+    void (*drain_cb)(gw_req_t *r);
+    size_t drain_low;
+    struct gw_conn_s *next, *prev;
+};
+
+typedef struct {
+    uv_write_t w;
+    gw_conn_t *conn;
+    size_t len;
+    char data[];
+} write_req_t;
+
+static atomic_size_t open_connections;
+static atomic_uint_fast64_t next_req_id = 1;
+
+size_t gw_http_connections(void) { return atomic_load(&open_connections); }
+size_t gw_http_server_active(const gw_http_server_t *s) { return s->n_conns; }
+
+static void conn_close(gw_conn_t *c);
+static void conn_pump(gw_conn_t *c);
+static void conn_finish_request(gw_conn_t *c);
+static void start_reading(gw_conn_t *c);
+static void on_write(uv_write_t *wr, int status);
+
+/* ---------- timers ---------- */
+
+static void on_timer(uv_timer_t *t)
+{
+    gw_conn_t *c = t->data;
+    if (c->state == ST_HEAD || c->state == ST_BODY) {
+        if (c->req) {
+            c->close_after = 1;
+            gw_resp_send_error(c->req, 408, "request_timeout", "Request timeout",
+                               "timeout_error");
+            return;
+        }
+    }
+    if (c->state == ST_IDLE)
+        conn_close(c);
+}
+
+static void arm_timer(gw_conn_t *c, double seconds)
+{
+    if (seconds <= 0) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uv_timer_start(&c->timer, on_timer, (uint64_t)(seconds * 1000.0), 0);
+}
+
+/* ---------- requests ---------- */
+
+static gw_req_t *req_new(gw_conn_t *c)
+{
+    gw_req_t *r = gw_calloc(1, sizeof(*r));
+    r->conn = c;
+    r->id = atomic_fetch_add(&next_req_id, 1);
+    r->start_ns = gw_now_ns();
+    gw_buf_init(&r->head);
+    gw_buf_init(&r->body);
+    gw_buf_init(&r->resp_headers);
+    r->query = "";
+    r->peer = c->peer;
+    gw_ip_format(&c->peer, r->peer_ip, sizeof(r->peer_ip));
+    return r;
+}
+
+static void req_free(gw_req_t *r)
+{
+    gw_buf_dispose(&r->head);
+    gw_buf_dispose(&r->body);
+    gw_buf_dispose(&r->resp_headers);
+    gw_buf_dispose(&r->answer_body);
+    free(r->answer_ctype);
+    free(r->headers);
+    free(r->path);
+    free(r->log_model);
+    free(r);
+}
+
+const char *gw_req_url(const gw_req_t *r, size_t *len)
+{
+    *len = r->url_len;
+    return r->head.data ? r->head.data : "";
+}
+
+const char *gw_req_header(const gw_req_t *r, const char *name, size_t nlen, size_t *vlen)
+{
+    for (size_t i = 0; i < r->n_headers; i++) {
+        const gw_header_t *h = &r->headers[i];
+        if (h->name_len == nlen && strncasecmp(r->head.data + h->name_off, name, nlen) == 0) {
+            *vlen = h->value_len;
+            return r->head.data + h->value_off;
+        }
+    }
+    return NULL;
+}
+
+void gw_req_set_path(gw_req_t *r, const char *path, size_t len)
+{
+    char *p = gw_strndup(path, len);
+    free(r->path);
+    r->path = p;
+    r->path_len = len;
+}
+
+/* ---------- llhttp callbacks ---------- */
+
+static int head_limit(gw_conn_t *c, size_t add)
+{
+    c->head_bytes += add;
+    if (c->head_bytes > c->srv->conf.max_header_size) {
+        llhttp_set_error_reason(&c->parser, "header too large");
+        return HPE_USER;
+    }
+    return 0;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    gw_conn_t *c = p->data;
+    c->req = req_new(c);
+    c->head_bytes = 0;
+    c->in_header_value = 0;
+    if (c->state == ST_IDLE) {
+        c->state = ST_HEAD;
+        arm_timer(c, c->srv->conf.header_timeout);
+    }
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    gw_conn_t *c = p->data;
+    if (head_limit(c, len))
+        return HPE_USER;
+    gw_buf_append(&c->req->head, at, len);
+    c->req->url_len += len;
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    gw_conn_t *c = p->data;
+    gw_req_t *r = c->req;
+    if (head_limit(c, len + 4))
+        return HPE_USER;
+    if (r->n_headers == 0 || c->in_header_value) {
+        if (r->n_headers == r->cap_headers) {
+            r->cap_headers = r->cap_headers ? r->cap_headers * 2 : 16;
+            r->headers = gw_realloc(r->headers, r->cap_headers * sizeof(gw_header_t));
+        }
+        gw_header_t *h = &r->headers[r->n_headers++];
+        memset(h, 0, sizeof(*h));
+        h->name_off = r->head.len;
+        c->in_header_value = 0;
+    }
+    gw_buf_append(&r->head, at, len);
+    r->headers[r->n_headers - 1].name_len += len;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    gw_conn_t *c = p->data;
+    gw_req_t *r = c->req;
+    if (head_limit(c, len))
+        return HPE_USER;
+    gw_header_t *h = &r->headers[r->n_headers - 1];
+    if (!c->in_header_value) {
+        c->in_header_value = 1;
+        h->value_off = r->head.len;
+    }
+    gw_buf_append(&r->head, at, len);
+    h->value_len += len;
+    return 0;
+}
+
+static void split_url(gw_req_t *r)
+{
+    const char *url = r->head.data ? r->head.data : "";
+    size_t n = r->url_len;
+    /* absolute-form: http://host/path */
+    if (n > 7 && (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0)) {
+        const char *s = memchr(url + 8, '/', n - 8);
+        size_t off = s ? (size_t)(s - url) : n;
+        url += off;
+        n -= off;
+    }
+    const char *q = memchr(url, '?', n);
+    size_t plen = q ? (size_t)(q - url) : n;
+    if (q) {
+        r->query = q + 1;
+        r->query_len = n - plen - 1;
+    }
+    gw_req_set_path(r, plen ? url : "/", plen ? plen : 1);
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    gw_conn_t *c = p->data;
+    gw_req_t *r = c->req;
+    r->method = p->method;
+    r->method_name = llhttp_method_name((llhttp_method_t)p->method);
+    r->http_major = p->http_major;
+    r->http_minor = p->http_minor;
+    r->head_only = p->method == HTTP_HEAD;
+    split_url(r);
+    if (r->url_len == 0 || (r->head.data[0] != '/' && r->head.data[0] != '*' &&
+                            strncasecmp(r->head.data, "http", 4) != 0)) {
+        llhttp_set_error_reason(p, "invalid request target");
+        return HPE_USER;
+    }
+    c->state = ST_BODY;
+    arm_timer(c, c->srv->conf.header_timeout);
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->conf.max_body_size) {
+        llhttp_set_error_reason(p, "body too large");
+        return HPE_USER;
+    }
+    size_t vl;
+    const char *ex = gw_req_header(r, "Expect", 6, &vl);
+    if (ex && vl == 12 && strncasecmp(ex, "100-continue", 12) == 0 && r->http_minor >= 1) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        write_req_t *w = gw_malloc(sizeof(*w) + sizeof(cont));
+        w->conn = c;
+        w->len = sizeof(cont) - 1;
+        memcpy(w->data, cont, w->len);
+        uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
+        if (uv_write(&w->w, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0)
+            free(w);
+    }
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    gw_conn_t *c = p->data;
+    if (c->req->body.len + len > c->srv->conf.max_body_size) {
+        llhttp_set_error_reason(p, "body too large");
+        return HPE_USER;
+    }
+    gw_buf_append(&c->req->body, at, len);
+    arm_timer(c, c->srv->conf.header_timeout);
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    gw_conn_t *c = p->data;
+    c->req->keep_alive = llhttp_should_keep_alive(p);
+    c->state = ST_ACTIVE;
+    uv_timer_stop(&c->timer);
+    return HPE_PAUSED;
+}
+
+/* ---------- writing ---------- */
+
+static void on_write(uv_write_t *wr, int status)
+{
+    write_req_t *w = (write_req_t *)wr;
+    gw_conn_t *c = w->conn;
+    free(w);
+    if (status < 0 || c->state == ST_CLOSING)
+        return;
+    if (c->drain_cb && c->req &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= c->drain_low) {
+        void (*cb)(gw_req_t *) = c->drain_cb;
+        c->drain_cb = NULL;
+        cb(c->req);
+    }
+}
+
+static void conn_write(gw_conn_t *c, const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (c->state == ST_CLOSING)
+        return;
+    write_req_t *w = gw_malloc(sizeof(*w) + alen + blen);
+    w->conn = c;
+    w->len = alen + blen;
+    memcpy(w->data, a, alen);
+    if (blen)
+        memcpy(w->data + alen, b, blen);
+    uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
+    if (c->req)
+        c->req->bytes_sent += w->len;
+    if (uv_write(&w->w, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
+        free(w);
+        conn_close(c);
+    }
+}
+
+size_t gw_resp_queued(const gw_req_t *r)
+{
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&r->conn->tcp);
+}
+
+void gw_resp_on_drain(gw_req_t *r, void (*cb)(gw_req_t *r), size_t low_water)
+{
+    r->conn->drain_cb = cb;
+    r->conn->drain_low = low_water;
+}
+
+const char *gw_http_status_text(int s)
+{
+    switch (s) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
+static const char cors_headers[] = "Access-Control-Allow-Origin: *\r\n"
+                                   "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
+                                   "Access-Control-Allow-Headers: Authorization, Content-Type\r\n"
+                                   "Access-Control-Allow-Credentials: true\r\n"
+                                   "Access-Control-Max-Age: 3600\r\n";
+
+/* "Date: ...\r\n", cached per thread per second. */
+static const char *date_header(void)
+{
+    static __thread time_t last;
+    static __thread char cached[64];
+    time_t now = time(NULL);
+    if (now != last) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(cached, sizeof(cached), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        last = now;
+    }
+    return cached;
+}
+
+static void build_head(gw_req_t *r, gw_buf_t *h, int status, const char *ctype, long long clen)
+{
+    gw_conn_t *c = r->conn;
+    if (c->srv->draining || !r->keep_alive)
+        c->close_after = 1;
+    gw_buf_printf(h, "HTTP/1.1 %d %s\r\n", status, gw_http_status_text(status));
+    gw_buf_puts(h, date_header());
+    if (ctype)
+        gw_buf_printf(h, "Content-Type: %s\r\n", ctype);
+    if (clen >= 0)
+        gw_buf_printf(h, "Content-Length: %lld\r\n", clen);
+    else if (status != 204 && status != 304)
+        gw_buf_puts(h, "Transfer-Encoding: chunked\r\n");
+    gw_buf_append(h, cors_headers, sizeof(cors_headers) - 1);
+    if (c->close_after)
+        gw_buf_puts(h, "Connection: close\r\n");
+    else if (r->http_minor == 0)
+        gw_buf_puts(h, "Connection: keep-alive\r\n");
+    if (r->resp_headers.len)
+        gw_buf_append(h, r->resp_headers.data, r->resp_headers.len);
+    gw_buf_puts(h, "\r\n");
+}
+
+void gw_resp_add_header(gw_req_t *r, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    /* Header injection guard: CR/LF never reach the wire. */
+    for (size_t i = 0; i < nlen; i++)
+        if (name[i] == '\r' || name[i] == '\n' || name[i] == ':')
+            return;
+    for (size_t i = 0; i < vlen; i++)
+        if (value[i] == '\r' || value[i] == '\n')
+            return;
+    gw_buf_append(&r->resp_headers, name, nlen);
+    gw_buf_append(&r->resp_headers, ": ", 2);
+    gw_buf_append(&r->resp_headers, value, vlen);
+    gw_buf_append(&r->resp_headers, "\r\n", 2);
+}
+
+void gw_resp_send(gw_req_t *r, int status, const char *ctype, const char *body, size_t len)
+{
+    if (r->started)
+        return;
+    r->started = 1;
+    r->status = status;
+    int no_body = status == 204 || status == 304;
+    gw_buf_t h;
+    gw_buf_init(&h);
+    build_head(r, &h, status, no_body ? NULL : ctype, no_body ? -1 : (long long)len);
+    int send_body = !r->head_only && !no_body;
+    conn_write(r->conn, h.data, h.len, body, send_body ? len : 0);
+    gw_buf_dispose(&h);
+    r->finished = 1;
+    conn_finish_request(r->conn);
+}
+
+void gw_resp_send_error(gw_req_t *r, int status, const char *code, const char *message,
+                        const char *type)
+{
+    gw_buf_t b;
+    gw_buf_init(&b);
+    gw_buf_puts(&b, "{\"error\":{\"message\":\"");
+    gw_buf_json_escape(&b, message, strlen(message));
+    gw_buf_puts(&b, "\",\"type\":\"");
+    gw_buf_json_escape(&b, type ? type : "error", strlen(type ? type : "error"));
+    gw_buf_puts(&b, "\",\"code\":\"");
+    gw_buf_json_escape(&b, code, strlen(code));
+    gw_buf_puts(&b, "\"}}");
+    gw_resp_send(r, status, "application/json", b.data, b.len);
+    gw_buf_dispose(&b);
+}
+
+void gw_resp_start(gw_req_t *r, int status, const char *ctype)
+{
+    if (r->started)
+        return;
+    r->started = 1;
+    r->chunked = 1;
+    r->status = status;
+    gw_buf_t h;
+    gw_buf_init(&h);
+    build_head(r, &h, status, ctype, -1);
+    conn_write(r->conn, h.data, h.len, NULL, 0);
+    gw_buf_dispose(&h);
+}
+
+void gw_resp_write(gw_req_t *r, const char *data, size_t len)
+{
+    if (!r->started || r->finished || len == 0 || r->head_only)
+        return;
+    char hdr[24];
+    int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
+    gw_buf_t b;
+    gw_buf_init(&b);
+    gw_buf_append(&b, hdr, (size_t)n);
+    gw_buf_append(&b, data, len);
+    gw_buf_append(&b, "\r\n", 2);
+    conn_write(r->conn, b.data, b.len, NULL, 0);
+    gw_buf_dispose(&b);
+}
+
+void gw_resp_end(gw_req_t *r)
+{
+    if (!r->started || r->finished)
+        return;
+    r->finished = 1;
+    if (!r->head_only)
+        conn_write(r->conn, "0\r\n\r\n", 5, NULL, 0);
+    conn_finish_request(r->conn);
+}
+
+/* ---------- connection lifecycle ---------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    gw_conn_t *c = h->data;
+    if (--c->handles_open > 0)
+        return;
+    gw_http_server_t *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->n_conns--;
+    atomic_fetch_sub(&open_connections, 1);
+    gw_buf_dispose(&c->pending);
+    free(c);
+    if (s->draining && s->n_conns == 0 && s->on_drained) {
+        void (*cb)(void *) = s->on_drained;
+        s->on_drained = NULL;
+        cb(s->drain_ud);
+    }
+}
+
+static void close_handles(gw_conn_t *c)
+{
+    if (!uv_is_closing((uv_handle_t *)&c->timer)) {
+        uv_timer_stop(&c->timer);
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    }
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+/* Close now. An unfinished request is aborted (its handler is told) and logged as 499. */
+static void conn_close(gw_conn_t *c)
+{
+    if (c->state == ST_CLOSING) {
+        close_handles(c);
+        return;
+    }
+    int was_active = c->state == ST_ACTIVE;
+    c->state = ST_CLOSING;
+    gw_req_t *r = c->req;
+    c->req = NULL;
+    if (r) {
+        if (was_active && !r->finished) {
+            if (r->on_abort)
+                r->on_abort(r);
+            if (r->status == 0)
+                r->status = 499; /* client closed request (nginx convention, for the log) */
+            if (c->srv->conf.on_complete)
+                c->srv->conf.on_complete(r, c->srv->conf.ud);
+        }
+        req_free(r);
+    }
+    close_handles(c);
+}
+
+static void on_shutdown(uv_shutdown_t *sh, int status)
+{
+    gw_conn_t *c = sh->data;
+    GW_UNUSED(status);
+    free(sh);
+    close_handles(c);
+}
+
+static void on_linger_timer(uv_timer_t *t) { close_handles(t->data); }
+
+/* Close after the queued writes are flushed (bounded by a linger timer). */
+static void conn_close_graceful(gw_conn_t *c)
+{
+    if (c->state == ST_CLOSING)
+        return;
+    if (c->req) {
+        req_free(c->req);
+        c->req = NULL;
+    }
+    c->state = ST_CLOSING;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+    uv_timer_start(&c->timer, on_linger_timer, 10000, 0);
+    uv_shutdown_t *sh = gw_malloc(sizeof(*sh));
+    sh->data = c;
+    if (uv_shutdown(sh, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(sh);
+        close_handles(c);
+    }
+}
+
+static void protocol_error(gw_conn_t *c, int status, const char *code, const char *msg)
+{
+    if (!c->req)
+        c->req = req_new(c);
+    gw_req_t *r = c->req;
+    if (!r->method_name)
+        r->method_name = "-";
+    r->keep_alive = 0;
+    c->close_after = 1;
+    c->state = ST_ACTIVE;
+    gw_resp_send_error(r, status, code, msg, "error");
+}
+
+static void conn_finish_request(gw_conn_t *c)
+{
+    gw_req_t *r = c->req;
+    if (!r)
+        return;
+    if (c->srv->conf.on_complete)
+        c->srv->conf.on_complete(r, c->srv->conf.ud);
+    c->drain_cb = NULL;
+    if (c->close_after || c->srv->draining) {
+        conn_close_graceful(c);
+        return;
+    }
+    req_free(r);
+    c->req = NULL;
+    c->state = ST_IDLE;
+    arm_timer(c, c->srv->conf.keepalive_timeout);
+    if (c->paused) {
+        c->paused = 0;
+        llhttp_resume(&c->parser);
+    }
+    conn_pump(c);
+    if (c->state != ST_CLOSING && !c->reading) {
+        if (c->eof)
+            conn_close_graceful(c);
+        else
+            start_reading(c);
+    }
+}
+
+static void map_parse_error(gw_conn_t *c, llhttp_errno_t err)
+{
+    const char *reason = llhttp_get_error_reason(&c->parser);
+    if (err == HPE_USER && reason && strcmp(reason, "header too large") == 0)
+        protocol_error(c, 431, "header_too_large", "Request header fields too large");
+    else if (err == HPE_USER && reason && strcmp(reason, "body too large") == 0)
+        protocol_error(c, 413, "body_too_large", "Request body too large");
+    else {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "Bad request: %s", reason ? reason : llhttp_errno_name(err));
+        protocol_error(c, 400, "invalid_request", msg);
+    }
+}
+
+/* Feed bytes to the parser; a complete request is dispatched, the bytes after it are kept in
+ * c->pending (they are parsed once the response is complete, by conn_pump). */
+static void conn_parse(gw_conn_t *c, const char *data, size_t len)
+{
+    llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+    if (err == HPE_OK)
+        return;
+    if (err == HPE_PAUSED) {
+        const char *pos = llhttp_get_error_pos(&c->parser);
+        size_t used = pos ? (size_t)(pos - data) : len;
+        c->paused = 1;
+        if (used < len)
+            gw_buf_append(&c->pending, data + used, len - used);
+        c->srv->conf.on_request(c->req, c->srv->conf.ud);
+        return;
+    }
+    map_parse_error(c, err);
+}
+
+/* Parse buffered (pipelined) bytes while the connection is idle. Re-entrant calls (a request
+ * answered synchronously from inside the loop) return at once; the outer loop continues. */
+static void conn_pump(gw_conn_t *c)
+{
+    if (c->pumping)
+        return;
+    c->pumping = 1;
+    while (c->pending.len && c->state != ST_CLOSING && c->state != ST_ACTIVE && !c->paused) {
+        gw_buf_t data = c->pending;
+        gw_buf_init(&c->pending);
+        conn_parse(c, data.data, data.len);
+        if (c->pending.len == 0 || c->state == ST_CLOSING) {
+            gw_buf_dispose(&data);
+            continue;
+        }
+        gw_buf_dispose(&data);
+    }
+    c->pumping = 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static __thread char slab[65536];
+    buf->base = slab;
+    buf->len = sizeof(slab);
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    gw_conn_t *c = st->data;
+    if (nread < 0) {
+        /* EOF while idle with pipelined requests buffered: answer them, then close. */
+        if (nread == UV_EOF && c->state != ST_ACTIVE && c->pending.len) {
+            c->eof = 1;
+            c->close_after = 1;
+            uv_read_stop(st);
+            c->reading = 0;
+            conn_pump(c);
+            return;
+        }
+        conn_close(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (c->state == ST_ACTIVE || c->paused || c->pending.len) {
+        gw_buf_append(&c->pending, buf->base, (size_t)nread);
+        /* Bound what a pipelining client can make us hold. */
+        if (c->pending.len > c->srv->conf.max_header_size + c->srv->conf.max_body_size) {
+            uv_read_stop(st);
+            c->reading = 0;
+        }
+        conn_pump(c);
+        return;
+    }
+    c->pumping = 1;
+    conn_parse(c, buf->base, (size_t)nread);
+    c->pumping = 0;
+    conn_pump(c);
+}
+
+static void start_reading(gw_conn_t *c)
+{
+    c->reading = 1;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+        conn_close(c);
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    gw_http_server_t *s = ls->data;
+    if (status < 0)
+        return;
+    gw_conn_t *c = gw_calloc(1, sizeof(*c));
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->n_conns++;
+    size_t total = atomic_fetch_add(&open_connections, 1) + 1;
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0 || s->draining ||
+        total > s->conf.max_connections) {
+        c->state = ST_IDLE;
+        conn_close(c);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    memset(&c->peer, 0, sizeof(c->peer));
+    c->peer.family = 4;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        char txt[GW_IP_TEXT_MAX];
+        if (ss.ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)&ss, txt, sizeof(txt));
+        else
+            uv_ip6_name((struct sockaddr_in6 *)&ss, txt, sizeof(txt));
+        gw_ip_parse(txt, strlen(txt), &c->peer);
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
+    c->parser.data = c;
+    c->state = ST_IDLE;
+    arm_timer(c, s->conf.keepalive_timeout);
+    start_reading(c);
+}
+
+static int bind_reuseport(const char *host, int port, int *out_fd, char **err)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    int family = strchr(host, ':') ? AF_INET6 : AF_INET;
+    int rc = family == AF_INET6 ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss)
+                                : uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
+    if (rc != 0) {
+        *err = gw_sprintf("invalid listen address %s", host);
+        return GW_EINVAL;
+    }
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *err = gw_sprintf("socket: %s", strerror(errno));
+        return GW_ERROR;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    socklen_t sl = family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
+        *err = gw_sprintf("cannot listen on %s:%d: %s", host, port, strerror(errno));
+        close(fd);
+        return GW_ERROR;
+    }
+    *out_fd = fd;
+    return GW_OK;
+}
+
+int gw_http_server_start(uv_loop_t *loop, const char *host, int port, const gw_http_conf_t *conf,
+                         gw_http_server_t **out, char **err)
+{
+    int fd;
+    if (bind_reuseport(host, port, &fd, err) != 0)
+        return GW_ERROR;
+    gw_http_server_t *s = gw_calloc(1, sizeof(*s));
+    s->loop = loop;
+    s->conf = *conf;
+    llhttp_settings_init(&s->settings);
+    s->settings.on_message_begin = on_message_begin;
+    s->settings.on_url = on_url;
+    s->settings.on_header_field = on_header_field;
+    s->settings.on_header_value = on_header_value;
+    s->settings.on_headers_complete = on_headers_complete;
+    s->settings.on_body = on_body;
+    s->settings.on_message_complete = on_message_complete;
+    uv_tcp_init(loop, &s->listener);
+    s->listener.data = s;
+    int rc = uv_tcp_open(&s->listener, fd);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+    if (rc != 0) {
+        *err = gw_sprintf("cannot listen on %s:%d: %s", host, port, uv_strerror(rc));
+        uv_close((uv_handle_t *)&s->listener, (uv_close_cb)free);
+        s->listener.data = s;
+        return GW_ERROR;
+    }
+    s->listening = 1;
+    *out = s;
+    return GW_OK;
+}
+
+static void on_listener_closed(uv_handle_t *h) { GW_UNUSED(h); }
+
+void gw_http_server_drain(gw_http_server_t *s, void (*on_drained)(void *ud), void *ud)
+{
+    s->draining = 1;
+    s->on_drained = on_drained;
+    s->drain_ud = ud;
+    if (s->listening) {
+        s->listening = 0;
+        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    }
+    for (gw_conn_t *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state == ST_IDLE)
+            conn_close(c);
+        else
+            c->close_after = 1;
+    }
+    if (s->n_conns == 0 && s->on_drained) {
+        s->on_drained = NULL;
+        on_drained(ud);
+    }
+}
+
+void gw_http_server_free(gw_http_server_t *s)
+{
+    s->draining = 1;
+    s->on_drained = NULL;
+    for (gw_conn_t *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        conn_close(c);
+    }
+    if (s->listening) {
+        s->listening = 0;
+        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    }
+    /* Connections free themselves in their close callbacks; the server struct must outlive
+     * them, so the owner frees it after the loop has run the close callbacks. */
+}
+
+void gw_http_server_release(gw_http_server_t *s) { free(s); }

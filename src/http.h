@@ -1,0 +1,126 @@
+/*
+ * pieces-gateway: the HTTP/1.1 server side (libuv + llhttp).
+ * Copyright (C) 2026 pieces-gateway authors
+ *
+ * This program is free software: you can redistribute it and/or modify it under the terms of
+ * the GNU General Public License as published by the Free Software Foundation, either version 3
+ * of the License, or (at your option) any later version. See LICENSE.
+ *
+ * One gw_http_server_t per worker loop; not thread-safe (everything runs on that loop).
+ * The server parses requests (keep-alive, pipelining answered in order, chunked bodies,
+ * Expect: 100-continue), enforces the limits (431, 413, 408, 400, max connections) and hands
+ * each complete request to on_request. The handler answers with gw_resp_send (whole body) or
+ * gw_resp_start/gw_resp_write/gw_resp_end (chunked). When the response is complete the server
+ * calls on_complete (log phase, access log) and frees the request.
+ *
+ * Lifetime: a gw_req_t belongs to the server. If the client goes away while a request is being
+ * handled, req->on_abort is called once (the handler cancels its work and must not touch the
+ * request afterwards) and the request is freed.
+ */
+#ifndef GW_HTTP_H
+#define GW_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "ipaddr.h"
+
+typedef struct gw_http_server_s gw_http_server_t;
+typedef struct gw_conn_s gw_conn_t;
+typedef struct gw_req_s gw_req_t;
+
+typedef struct {
+    size_t name_off, name_len, value_off, value_len; /* offsets into req->head */
+} gw_header_t;
+
+struct gw_req_s {
+    gw_conn_t *conn;
+    uint64_t id;                 /* unique per process */
+    uint64_t start_ns;
+    int method;                  /* llhttp_method_t */
+    const char *method_name;     /* static string */
+    int http_major, http_minor;
+    int keep_alive;
+    int head_only;               /* HEAD: no body is sent */
+    gw_buf_t head;               /* url + header names/values, concatenated */
+    size_t url_len;              /* the url is head[0..url_len) */
+    gw_header_t *headers;
+    size_t n_headers, cap_headers;
+    char *path;                  /* current path (owned; rewrites replace it) */
+    size_t path_len;
+    const char *query;           /* points into head, without '?'; "" if none */
+    size_t query_len;
+    gw_buf_t body;
+    gw_ip_t peer;
+    char peer_ip[GW_IP_TEXT_MAX];
+    char client_ip[GW_IP_TEXT_MAX];
+
+    /* response */
+    int status;
+    gw_buf_t resp_headers;       /* extra "Name: value\r\n" lines added by policies/handlers */
+    int started;                 /* response head written */
+    int finished;
+    int chunked;
+    uint64_t bytes_sent;
+    char *log_model;             /* for the access log (owned) */
+
+    /* handler state */
+    void *data;
+    void (*on_abort)(gw_req_t *req);
+    void *vm;                    /* the Lua VM this request runs on (refcounted by the host) */
+    void *worker;
+    /* An answer recorded by Lua (sent by C once the Lua call has returned). */
+    int answered;
+    int answer_status;
+    char *answer_ctype;
+    gw_buf_t answer_body;
+};
+
+typedef struct {
+    size_t max_connections;      /* per process */
+    size_t max_header_size;
+    size_t max_body_size;
+    double header_timeout;       /* seconds */
+    double keepalive_timeout;
+    const gw_cidr_list_t *trusted_proxies;
+    void (*on_request)(gw_req_t *req, void *ud);
+    void (*on_complete)(gw_req_t *req, void *ud);
+    void *ud;
+} gw_http_conf_t;
+
+/* Listen on host:port with SO_REUSEPORT. 0, or negative with *err (caller frees). */
+int gw_http_server_start(uv_loop_t *loop, const char *host, int port, const gw_http_conf_t *conf,
+                         gw_http_server_t **out, char **err);
+/* Stop accepting; close idle connections; active requests finish with Connection: close.
+ * on_drained is called (once) when no connection is left. */
+void gw_http_server_drain(gw_http_server_t *s, void (*on_drained)(void *ud), void *ud);
+/* Close everything at once (after drain or at exit) and free the server. */
+void gw_http_server_free(gw_http_server_t *s);
+/* Free the struct itself, once the loop has run the close callbacks of gw_http_server_free. */
+void gw_http_server_release(gw_http_server_t *s);
+size_t gw_http_server_active(const gw_http_server_t *s);
+/* Process-wide open connection count. */
+size_t gw_http_connections(void);
+
+/* Request accessors. */
+const char *gw_req_header(const gw_req_t *r, const char *name, size_t nlen, size_t *vlen);
+void gw_req_set_path(gw_req_t *r, const char *path, size_t len);
+const char *gw_req_url(const gw_req_t *r, size_t *len);
+
+/* Response. Headers added with gw_resp_add_header go out with whatever response is sent. */
+void gw_resp_add_header(gw_req_t *r, const char *name, size_t nlen, const char *value, size_t vlen);
+void gw_resp_send(gw_req_t *r, int status, const char *content_type, const char *body, size_t len);
+void gw_resp_send_error(gw_req_t *r, int status, const char *code, const char *message,
+                        const char *type);
+void gw_resp_start(gw_req_t *r, int status, const char *content_type);
+void gw_resp_write(gw_req_t *r, const char *data, size_t len);
+void gw_resp_end(gw_req_t *r);
+/* Bytes queued on the client socket and not yet written (for backpressure). */
+size_t gw_resp_queued(const gw_req_t *r);
+/* Called when the client socket's write queue drains below the low-water mark. */
+void gw_resp_on_drain(gw_req_t *r, void (*cb)(gw_req_t *r), size_t low_water);
+const char *gw_http_status_text(int status);
+
+#endif

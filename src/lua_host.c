@@ -1,0 +1,365 @@
+/*
+ * pieces-gateway: LuaJIT VMs for workers, and gateway.lua evaluation.
+ * Copyright (C) 2026 pieces-gateway authors
+ *
+ * This program is free software: you can redistribute it and/or modify it under the terms of
+ * the GNU General Public License as published by the Free Software Foundation, either version 3
+ * of the License, or (at your option) any later version. See LICENSE.
+ *
+ * Provides: gw_vm_*, gw_config_load. Uses: LuaJIT C API, lua-cjson, the embedded host library
+ * (lua_modules.h). This file and nothing else in src/ includes the Lua headers.
+ * Never: calls Lua unprotected, or lets a Lua error escape into C.
+ */
+#include "lua_host.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw.h"
+#include "log.h"
+#include "lua_modules.h"
+
+int luaopen_cjson(lua_State *L);
+int luaopen_cjson_safe(lua_State *L);
+
+struct gw_vm_s {
+    lua_State *L;
+    int refs;
+    unsigned phases;
+    int ref_handle;
+    int ref_log;
+    char *models_json;
+    size_t models_len;
+    char *policy_names;
+};
+
+/* ---------- state creation ---------- */
+
+static int load_embedded(lua_State *L)
+{
+    const gw_lua_module_t *m = lua_touserdata(L, lua_upvalueindex(1));
+    if (luaL_loadbuffer(L, (const char *)m->code, m->len, m->name) != 0)
+        return lua_error(L);
+    lua_pushstring(L, m->name);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+static void register_modules(lua_State *L)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, luaopen_cjson);
+    lua_setfield(L, -2, "cjson");
+    lua_pushcfunction(L, luaopen_cjson_safe);
+    lua_setfield(L, -2, "cjson.safe");
+#ifdef GW_LUA_FROM_DISK
+    lua_pop(L, 1);
+    lua_pushstring(L, GW_SOURCE_DIR "/lua/?.lua;" GW_SOURCE_DIR "/lua/?/init.lua");
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+#else
+    for (const gw_lua_module_t *m = gw_lua_modules; m->name; m++) {
+        lua_pushlightuserdata(L, (void *)m);
+        lua_pushcclosure(L, load_embedded, 1);
+        lua_setfield(L, -2, m->name);
+    }
+    lua_pop(L, 2);
+#endif
+}
+
+static int msgh(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    if (gw_log_debug_enabled())
+        luaL_traceback(L, L, msg, 1);
+    else
+        lua_pushstring(L, msg);
+    return 1;
+}
+
+/* pcall with the message handler; on error returns the message (copied) in *err. */
+static int pcall(lua_State *L, int nargs, int nres, char **err)
+{
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, msgh);
+    lua_insert(L, base);
+    int rc = lua_pcall(L, nargs, nres, base);
+    lua_remove(L, base);
+    if (rc != 0) {
+        const char *m = lua_tostring(L, -1);
+        if (err)
+            *err = gw_strdup(m ? m : "unknown Lua error");
+        lua_pop(L, 1);
+        return GW_ERROR;
+    }
+    return GW_OK;
+}
+
+static lua_State *new_state(void)
+{
+    lua_State *L = luaL_newstate();
+    if (!L)
+        return NULL;
+    luaL_openlibs(L);
+    register_modules(L);
+    return L;
+}
+
+/* require(name) and leave the module on the stack. */
+static int require(lua_State *L, const char *name, char **err)
+{
+    lua_getglobal(L, "require");
+    lua_pushstring(L, name);
+    return pcall(L, 1, 1, err);
+}
+
+/* ---------- worker VMs ---------- */
+
+static char *dup_field(lua_State *L, int idx, const char *key, size_t *len)
+{
+    lua_getfield(L, idx, key);
+    size_t l = 0;
+    const char *s = lua_tolstring(L, -1, &l);
+    char *r = s ? gw_strndup(s, l) : NULL;
+    if (len)
+        *len = s ? l : 0;
+    lua_pop(L, 1);
+    return r;
+}
+
+static int take_ref(lua_State *L, int idx, const char *key)
+{
+    lua_getfield(L, idx, key);
+    if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 1);
+        return LUA_NOREF;
+    }
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+int gw_vm_new(const gw_vm_opts_t *opts, gw_vm_t **out, char **err)
+{
+    lua_State *L = new_state();
+    if (!L) {
+        *err = gw_strdup("cannot create a Lua state");
+        return GW_ENOMEM;
+    }
+    if (require(L, "gw.host", err) != 0)
+        goto fail;
+    int host = lua_gettop(L);
+    lua_getfield(L, host, "init");
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, opts->config_path);
+    lua_setfield(L, -2, "config_path");
+    lua_pushinteger(L, opts->worker_id);
+    lua_setfield(L, -2, "worker_id");
+    lua_pushboolean(L, opts->quiet);
+    lua_setfield(L, -2, "quiet");
+    if (pcall(L, 1, 1, err) != 0)
+        goto fail;
+    if (!lua_istable(L, -1)) {
+        *err = gw_strdup("gw.host.init did not return a table");
+        goto fail;
+    }
+    gw_vm_t *vm = gw_calloc(1, sizeof(*vm));
+    vm->L = L;
+    vm->refs = 1;
+    int info = lua_gettop(L);
+    lua_getfield(L, info, "phases");
+    vm->phases = (unsigned)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    vm->models_json = dup_field(L, info, "models_json", &vm->models_len);
+    vm->policy_names = dup_field(L, info, "policy_names", NULL);
+    vm->ref_handle = take_ref(L, host, "handle");
+    vm->ref_log = take_ref(L, host, "log");
+    lua_settop(L, 0);
+    *out = vm;
+    return GW_OK;
+fail:
+    lua_close(L);
+    return GW_ERROR;
+}
+
+void gw_vm_ref(gw_vm_t *vm) { vm->refs++; }
+
+void gw_vm_unref(gw_vm_t *vm)
+{
+    if (--vm->refs > 0)
+        return;
+    lua_close(vm->L);
+    free(vm->models_json);
+    free(vm->policy_names);
+    free(vm);
+}
+
+unsigned gw_vm_phases(const gw_vm_t *vm) { return vm->phases; }
+
+const char *gw_vm_models_json(const gw_vm_t *vm, size_t *len)
+{
+    *len = vm->models_len;
+    return vm->models_json;
+}
+
+const char *gw_vm_policy_names(const gw_vm_t *vm)
+{
+    return vm->policy_names ? vm->policy_names : "";
+}
+
+static int call_req(gw_vm_t *vm, int ref, gw_req_t *req, char **err)
+{
+    lua_State *L = vm->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    lua_pushlightuserdata(L, req);
+    lua_pushnumber(L, (lua_Number)req->id);
+    return pcall(L, 2, 0, err);
+}
+
+static void internal_error(gw_req_t *req)
+{
+    static const char body[] =
+        "{\"error\":{\"message\":\"Internal server error\",\"type\":\"error\","
+        "\"code\":\"internal_error\"}}";
+    req->answered = 1;
+    req->answer_status = 500;
+    free(req->answer_ctype);
+    req->answer_ctype = gw_strdup("application/json");
+    gw_buf_reset(&req->answer_body);
+    gw_buf_append(&req->answer_body, body, sizeof(body) - 1);
+}
+
+void gw_vm_handle(gw_vm_t *vm, gw_req_t *req)
+{
+    char *err = NULL;
+    if (vm->ref_handle == LUA_NOREF)
+        return;
+    if (call_req(vm, vm->ref_handle, req, &err) != 0) {
+        gw_error("host error handling %s %s: %s", req->method_name, req->path, err);
+        free(err);
+        internal_error(req);
+    }
+}
+
+void gw_vm_log(gw_vm_t *vm, gw_req_t *req)
+{
+    char *err = NULL;
+    if (vm->ref_log == LUA_NOREF)
+        return;
+    if (call_req(vm, vm->ref_log, req, &err) != 0) {
+        gw_error("host error in log phase: %s", err);
+        free(err);
+    }
+}
+
+/* ---------- gateway.lua ---------- */
+
+static double num_field(lua_State *L, int idx, const char *key, double def)
+{
+    lua_getfield(L, idx, key);
+    double v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : def;
+    lua_pop(L, 1);
+    return v;
+}
+
+static int bool_field(lua_State *L, int idx, const char *key)
+{
+    lua_getfield(L, idx, key);
+    int v = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static int read_trusted(lua_State *L, int cfg, gw_config_t *c, char **err)
+{
+    lua_getfield(L, cfg, "trusted_proxies");
+    size_t n = lua_objlen(L, -1);
+    const char **items = gw_calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, -1, (int)i + 1);
+        items[i] = lua_tostring(L, -1);
+        lua_pop(L, 1); /* strings stay alive: the table holds them */
+    }
+    int rc = gw_cidr_list_parse(items, n, &c->trusted_proxies, err);
+    free(items);
+    lua_pop(L, 1);
+    if (rc != 0) {
+        char *m = gw_sprintf("trusted_proxies: %s", *err);
+        free(*err);
+        *err = m;
+    }
+    return rc;
+}
+
+static void read_config(lua_State *L, int cfg, gw_config_t *c)
+{
+    c->listen_host = dup_field(L, cfg, "listen_host", NULL);
+    c->port = (int)num_field(L, cfg, "port", 8787);
+    c->workers = (int)num_field(L, cfg, "workers", 1);
+    c->api_prefix = dup_field(L, cfg, "api_prefix", NULL);
+    c->policies_dir = dup_field(L, cfg, "policies_dir", NULL);
+    c->assets_dir = dup_field(L, cfg, "assets_dir", NULL);
+    c->log_file = dup_field(L, cfg, "log_file", NULL);
+    c->debug = bool_field(L, cfg, "debug");
+    c->access_log = bool_field(L, cfg, "access_log");
+    lua_getfield(L, cfg, "limits");
+    int lim = lua_gettop(L);
+    c->max_connections = (size_t)num_field(L, lim, "max_connections", 10000);
+    c->max_header_size = (size_t)num_field(L, lim, "max_header_size", 16384);
+    c->max_body_size = (size_t)num_field(L, lim, "max_body_size", 8 << 20);
+    c->header_timeout = num_field(L, lim, "header_timeout", 10);
+    c->keepalive_timeout = num_field(L, lim, "keepalive_timeout", 75);
+    c->shutdown_grace = num_field(L, lim, "shutdown_grace", 30);
+    c->request_timeout = num_field(L, lim, "request_timeout", 30);
+    c->stream_timeout = num_field(L, lim, "stream_timeout", 300);
+    c->shared_dict_size = (size_t)num_field(L, lim, "shared_dict_size", 64 << 20);
+    lua_pop(L, 1);
+    lua_getfield(L, cfg, "upstream");
+    int up = lua_gettop(L);
+    c->upstream.gpt = dup_field(L, up, "gpt", NULL);
+    c->upstream.vertex = dup_field(L, up, "vertex", NULL);
+    c->upstream.ca_file = dup_field(L, up, "ca_file", NULL);
+    c->upstream.insecure = bool_field(L, up, "insecure");
+    c->upstream.min_pool_size = (int)num_field(L, up, "min_pool_size", 5);
+    c->upstream.max_pool_size = (int)num_field(L, up, "max_pool_size", 20);
+    c->upstream.scale_interval = num_field(L, up, "scale_interval", 30);
+    c->upstream.max_retries = (int)num_field(L, up, "max_retries", 3);
+    c->upstream.timeout = num_field(L, up, "timeout", 30);
+    lua_pop(L, 1);
+}
+
+int gw_config_load(const char *path, int quiet, gw_config_t *c, char **err)
+{
+    memset(c, 0, sizeof(*c));
+    lua_State *L = new_state();
+    if (!L) {
+        *err = gw_strdup("cannot create a Lua state");
+        return GW_ENOMEM;
+    }
+    int rc = GW_ERROR;
+    if (require(L, "gw.config", err) != 0)
+        goto done;
+    lua_getfield(L, -1, "load");
+    lua_pushstring(L, path);
+    lua_pushboolean(L, quiet);
+    if (pcall(L, 2, 1, err) != 0)
+        goto done;
+    int cfg = lua_gettop(L);
+    read_config(L, cfg, c);
+    if (read_trusted(L, cfg, c, err) != 0)
+        goto done;
+    c->config_path = gw_strdup(path);
+    rc = GW_OK;
+done:
+    lua_close(L);
+    if (rc != 0)
+        gw_config_dispose(c);
+    return rc;
+}

@@ -1,0 +1,58 @@
+/*
+ * pieces-gateway: the Lua side of a worker: one LuaJIT VM with the host library and policies.
+ * Copyright (C) 2026 pieces-gateway authors
+ *
+ * This program is free software: you can redistribute it and/or modify it under the terms of
+ * the GNU General Public License as published by the Free Software Foundation, either version 3
+ * of the License, or (at your option) any later version. See LICENSE.
+ *
+ * A gw_vm_t belongs to one worker thread and is only used from it. It is reference counted:
+ * the worker holds one reference for the current VM and every request running on it holds
+ * one, so a reload can swap VMs between requests while old requests finish on the old VM.
+ * Every call into Lua is protected; a failing policy never takes the worker down.
+ */
+#ifndef GW_LUA_HOST_H
+#define GW_LUA_HOST_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "http.h"
+
+enum {
+    GW_PHASE_REWRITE = 1,
+    GW_PHASE_ACCESS = 2,
+    GW_PHASE_CONTENT = 4,
+    GW_PHASE_ROUTE = 8,
+    GW_PHASE_LOG = 16,
+};
+
+typedef struct gw_vm_s gw_vm_t;
+
+typedef struct {
+    const char *config_path;
+    int worker_id;
+    int quiet;          /* do not repeat config warnings (already printed by the main thread) */
+} gw_vm_opts_t;
+
+/* Build a VM: host library, gateway.lua, policies (validated by their new()). On failure
+ * *err (caller frees) says what failed, with file:line where it applies. */
+int gw_vm_new(const gw_vm_opts_t *opts, gw_vm_t **out, char **err);
+void gw_vm_ref(gw_vm_t *vm);
+void gw_vm_unref(gw_vm_t *vm);
+unsigned gw_vm_phases(const gw_vm_t *vm);
+/* The /models body built by the catalog policy (borrowed; valid while the VM lives). */
+const char *gw_vm_models_json(const gw_vm_t *vm, size_t *len);
+/* Policy names, comma-separated (borrowed). */
+const char *gw_vm_policy_names(const gw_vm_t *vm);
+
+/* Run rewrite/access/content. The answer, if any, is recorded in req->answered. A Lua error
+ * records a 500 answer. */
+void gw_vm_handle(gw_vm_t *vm, gw_req_t *req);
+/* Run the log phase (errors are logged only). */
+void gw_vm_log(gw_vm_t *vm, gw_req_t *req);
+
+/* Evaluate gateway.lua (with the .env/env helpers) into cfg. quiet: no warnings printed. */
+int gw_config_load(const char *path, int quiet, gw_config_t *cfg, char **err);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * pieces-gateway: the built-in routes served by C (health, ping, models, chat, tokenize).
+ * Copyright (C) 2026 pieces-gateway authors
+ *
+ * This program is free software: you can redistribute it and/or modify it under the terms of
+ * the GNU General Public License as published by the Free Software Foundation, either version 3
+ * of the License, or (at your option) any later version. See LICENSE.
+ *
+ * One gw_routes_t per worker (it owns that worker's upstream pools); used only from its loop.
+ */
+#ifndef GW_ROUTES_H
+#define GW_ROUTES_H
+
+#include <uv.h>
+
+#include "config.h"
+#include "http.h"
+#include "lua_host.h"
+
+typedef struct gw_routes_s gw_routes_t;
+
+int gw_routes_new(uv_loop_t *loop, const gw_config_t *cfg, gw_routes_t **out, char **err);
+void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req);
+/* Close the loop handles it owns (upstream pools); gw_routes_free after the loop ran. */
+void gw_routes_close(gw_routes_t *rt);
+void gw_routes_free(gw_routes_t *rt);
+
+#endif

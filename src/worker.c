@@ -1,0 +1,261 @@
+/*
+ * pieces-gateway: worker threads and the request dispatcher.
+ * Copyright (C) 2026 pieces-gateway authors
+ *
+ * This program is free software: you can redistribute it and/or modify it under the terms of
+ * the GNU General Public License as published by the Free Software Foundation, either version 3
+ * of the License, or (at your option) any later version. See LICENSE.
+ *
+ * Provides: gw_worker_*. Uses: http, lua_host, process, routes.
+ * Never: shares a loop, a VM or a connection with another thread.
+ *
+ * Dispatch order for a complete request: metrics and client IP; OPTIONS -> 204 and unknown
+ * methods -> 405 (before any policy, as the original's CORS layer); Lua rewrite/access/content
+ * (only when a policy defines one of them); then the built-in routes in C.
+ */
+#include "worker.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw.h"
+#include "log.h"
+#include "process.h"
+#include "routes.h"
+
+struct gw_worker_s {
+    int id;
+    const gw_config_t *cfg;
+    uv_thread_t thread;
+    uv_loop_t loop;
+    uv_async_t async;
+    atomic_int want_stop;
+    atomic_int want_reload;
+    gw_http_server_t *http;
+    gw_vm_t *vm;
+    gw_routes_t *routes;
+    uv_sem_t ready;
+    int start_rc;
+    char *start_err;
+    int stopping;
+};
+
+/* ---------- dispatch ---------- */
+
+static int is_api_path(const gw_config_t *cfg, const char *path, size_t len)
+{
+    size_t pl = strlen(cfg->api_prefix);
+    return len >= pl && memcmp(path, cfg->api_prefix, pl) == 0;
+}
+
+static void resolve_client_ip(const gw_config_t *cfg, gw_req_t *req)
+{
+    size_t xl = 0, rl = 0;
+    const char *xff = gw_req_header(req, "X-Forwarded-For", 15, &xl);
+    const char *xri = gw_req_header(req, "X-Real-IP", 9, &rl);
+    gw_client_ip(&req->peer, xff, xl, xri, rl, &cfg->trusted_proxies, req->client_ip,
+                 sizeof(req->client_ip));
+}
+
+static void send_answer(gw_req_t *req)
+{
+    gw_resp_send(req, req->answer_status, req->answer_ctype, req->answer_body.data,
+                 req->answer_body.len);
+}
+
+void gw_worker_on_request(gw_req_t *req, void *ud)
+{
+    gw_worker_t *w = ud;
+    const gw_config_t *cfg = w->cfg;
+    req->worker = w;
+    gw_metrics_count(is_api_path(cfg, req->path, req->path_len));
+    resolve_client_ip(cfg, req);
+    if (strcmp(req->method_name, "OPTIONS") == 0) {
+        gw_resp_send(req, 204, NULL, NULL, 0);
+        return;
+    }
+    if (strcmp(req->method_name, "GET") != 0 && strcmp(req->method_name, "POST") != 0 &&
+        strcmp(req->method_name, "HEAD") != 0) {
+        gw_resp_send_error(req, 405, "method_not_allowed", "Method not allowed", "error");
+        return;
+    }
+    gw_vm_t *vm = w->vm;
+    gw_vm_ref(vm);
+    req->vm = vm;
+    if (gw_vm_phases(vm) & (GW_PHASE_REWRITE | GW_PHASE_ACCESS | GW_PHASE_CONTENT)) {
+        gw_vm_handle(vm, req);
+        if (req->answered) {
+            send_answer(req);
+            return;
+        }
+    }
+    gw_routes_dispatch(w->routes, vm, req);
+}
+
+void gw_worker_on_complete(gw_req_t *req, void *ud)
+{
+    GW_UNUSED(ud);
+    gw_vm_t *vm = req->vm;
+    if (vm) {
+        if (gw_vm_phases(vm) & GW_PHASE_LOG)
+            gw_vm_log(vm, req);
+        req->vm = NULL;
+        gw_vm_unref(vm);
+    }
+    char dur[48];
+    gw_log_format_duration(dur, sizeof(dur), gw_now_ns() - req->start_ns);
+    size_t ul;
+    const char *uri = gw_req_url(req, &ul);
+    const char *ip = req->client_ip[0] ? req->client_ip : req->peer_ip;
+    if (req->log_model)
+        gw_log(GW_LOG_ACCESS, "%s %.*s model=%s IP=%s Status=%d Duration=%s",
+               req->method_name ? req->method_name : "-", (int)ul, uri, req->log_model, ip,
+               req->status, dur);
+    else
+        gw_log(GW_LOG_ACCESS, "%s %.*s IP=%s Status=%d Duration=%s",
+               req->method_name ? req->method_name : "-", (int)ul, uri, ip, req->status, dur);
+}
+
+/* ---------- lifecycle ---------- */
+
+static void on_drained(void *ud)
+{
+    gw_worker_t *w = ud;
+    gw_routes_close(w->routes);
+    uv_close((uv_handle_t *)&w->async, NULL);
+}
+
+static void do_reload(gw_worker_t *w)
+{
+    gw_vm_opts_t opts = {w->cfg->config_path, w->id, 1};
+    gw_vm_t *vm = NULL;
+    char *err = NULL;
+    if (gw_vm_new(&opts, &vm, &err) != 0) {
+        gw_error("worker %d: reload failed, keeping the current policies: %s", w->id, err);
+        gw_reload_record(w->id, 0, err);
+        free(err);
+        return;
+    }
+    gw_vm_t *old = w->vm;
+    w->vm = vm;
+    gw_vm_unref(old); /* closed when its last request ends */
+    gw_reload_record(w->id, 1, NULL);
+}
+
+static void on_async(uv_async_t *a)
+{
+    gw_worker_t *w = a->data;
+    if (atomic_exchange(&w->want_stop, 0) && !w->stopping) {
+        w->stopping = 1;
+        gw_http_server_drain(w->http, on_drained, w);
+        return;
+    }
+    if (atomic_exchange(&w->want_reload, 0) && !w->stopping)
+        do_reload(w);
+}
+
+static int worker_setup(gw_worker_t *w)
+{
+    const gw_config_t *cfg = w->cfg;
+    gw_vm_opts_t opts = {cfg->config_path, w->id, 1};
+    if (gw_vm_new(&opts, &w->vm, &w->start_err) != 0)
+        return GW_ERROR;
+    if (gw_routes_new(&w->loop, cfg, &w->routes, &w->start_err) != 0)
+        return GW_ERROR;
+    gw_http_conf_t hc = {
+        .max_connections = cfg->max_connections,
+        .max_header_size = cfg->max_header_size,
+        .max_body_size = cfg->max_body_size,
+        .header_timeout = cfg->header_timeout,
+        .keepalive_timeout = cfg->keepalive_timeout,
+        .trusted_proxies = &cfg->trusted_proxies,
+        .on_request = gw_worker_on_request,
+        .on_complete = gw_worker_on_complete,
+        .ud = w,
+    };
+    return gw_http_server_start(&w->loop, cfg->listen_host, cfg->port, &hc, &w->http,
+                                &w->start_err);
+}
+
+static void worker_cleanup(gw_worker_t *w)
+{
+    if (w->routes)
+        gw_routes_free(w->routes);
+    w->routes = NULL;
+    if (w->vm)
+        gw_vm_unref(w->vm);
+    w->vm = NULL;
+    uv_loop_close(&w->loop);
+}
+
+static void worker_main(void *arg)
+{
+    gw_worker_t *w = arg;
+    uv_loop_init(&w->loop);
+    uv_async_init(&w->loop, &w->async, on_async);
+    w->async.data = w;
+    w->start_rc = worker_setup(w);
+    if (w->start_rc != 0) {
+        uv_close((uv_handle_t *)&w->async, NULL);
+        if (w->routes)
+            gw_routes_close(w->routes);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        worker_cleanup(w);
+        uv_sem_post(&w->ready); /* the starter frees w: touch nothing after this */
+        return;
+    }
+    uv_sem_post(&w->ready);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    gw_http_server_free(w->http);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    gw_http_server_release(w->http);
+    w->http = NULL;
+    worker_cleanup(w);
+    gw_process_worker_exited(w->id);
+}
+
+int gw_worker_start(int id, const gw_config_t *cfg, gw_worker_t **out, char **err)
+{
+    gw_worker_t *w = gw_calloc(1, sizeof(*w));
+    w->id = id;
+    w->cfg = cfg;
+    uv_sem_init(&w->ready, 0);
+    uv_thread_options_t opts = {UV_THREAD_HAS_STACK_SIZE, 8 << 20};
+    if (uv_thread_create_ex(&w->thread, &opts, worker_main, w) != 0) {
+        *err = gw_strdup("cannot create a worker thread");
+        uv_sem_destroy(&w->ready);
+        free(w);
+        return GW_ERROR;
+    }
+    uv_sem_wait(&w->ready);
+    if (w->start_rc != 0) {
+        *err = w->start_err ? w->start_err : gw_strdup("worker failed to start");
+        uv_thread_join(&w->thread);
+        uv_sem_destroy(&w->ready);
+        free(w);
+        return GW_ERROR;
+    }
+    *out = w;
+    return GW_OK;
+}
+
+void gw_worker_stop(gw_worker_t *w)
+{
+    atomic_store(&w->want_stop, 1);
+    uv_async_send(&w->async);
+}
+
+void gw_worker_reload(gw_worker_t *w)
+{
+    atomic_store(&w->want_reload, 1);
+    uv_async_send(&w->async);
+}
+
+void gw_worker_join(gw_worker_t *w)
+{
+    uv_thread_join(&w->thread);
+    uv_sem_destroy(&w->ready);
+    free(w->start_err);
+    free(w);
+}

@@ -1,0 +1,36 @@
+/*
+ * pieces-gateway: worker threads (one loop, one listener, one Lua VM each).
+ * Copyright (C) 2026 pieces-gateway authors
+ *
+ * This program is free software: you can redistribute it and/or modify it under the terms of
+ * the GNU General Public License as published by the Free Software Foundation, either version 3
+ * of the License, or (at your option) any later version. See LICENSE.
+ *
+ * The main thread starts workers and talks to them only through gw_worker_stop/reload, which
+ * are thread-safe (uv_async). Everything else in a worker runs on its own loop.
+ */
+#ifndef GW_WORKER_H
+#define GW_WORKER_H
+
+#include <uv.h>
+
+#include "config.h"
+#include "http.h"
+#include "lua_host.h"
+
+typedef struct gw_worker_s gw_worker_t;
+
+/* Start a worker thread; returns once it listens with its VM loaded, or fails with *err. */
+int gw_worker_start(int id, const gw_config_t *cfg, gw_worker_t **out, char **err);
+/* Graceful stop: stop accepting, finish in-flight requests (no new keep-alive). */
+void gw_worker_stop(gw_worker_t *w);
+/* Build a fresh VM and swap it in between requests; errors keep the old VM. */
+void gw_worker_reload(gw_worker_t *w);
+/* Wait for the thread to exit and free the worker. */
+void gw_worker_join(gw_worker_t *w);
+
+/* Handler entry points (worker.c), used by the HTTP server of each worker. */
+void gw_worker_on_request(gw_req_t *req, void *ud);
+void gw_worker_on_complete(gw_req_t *req, void *ud);
+
+#endif
