@@ -8,7 +8,7 @@
  *
  * Measures ns/op of incr (one hot key, and spread over many keys, as a rate limiter keyed by
  * client IP would be) and of get, with 1 and 2 threads.
- * Usage: shdict_bench [iterations_per_thread]
+ * Usage: shdict_bench [iterations_per_thread [shards]]
  */
 #include "shdict.h"
 
@@ -74,7 +74,9 @@ static void bench(gw_shdict_t *d, const char *name, int mode, int threads, long 
 int main(int argc, char **argv)
 {
     long iters = argc > 1 ? atol(argv[1]) : 5000000;
-    gw_shdict_t *d = gw_shdict_new(64 << 20, 64);
+    unsigned shards = argc > 2 ? (unsigned)atoi(argv[2]) : 64;
+    gw_shdict_t *d = gw_shdict_new(64 << 20, shards);
+    printf("shards=%u\n", shards);
     if (!d)
         return 1;
     for (int i = 0; i < NKEYS; i++)
