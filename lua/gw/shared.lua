@@ -114,7 +114,7 @@ local function check_ttl(ttl, fname)
     if ttl == nil then
         return 0
     end
-    if type(ttl) ~= "number" or not (ttl >= 0) then
+    if type(ttl) ~= "number" or ttl ~= ttl or ttl < 0 then -- ttl ~= ttl: NaN
         misuse(fname, "ttl >= 0 (seconds)", ttl, 4)
     end
     return ttl
@@ -272,7 +272,7 @@ local function check_max(max)
     if max == nil then
         return DEFAULT_KEYS_MAX
     end
-    if type(max) ~= "number" or not (max >= 0) or max ~= floor(max) then
+    if type(max) ~= "number" or max < 0 or max ~= floor(max) then -- NaN fails the last
         misuse("keys", "integer max >= 0", max, 4)
     end
     return max > 0x7fffffff and 0 or max
