@@ -66,8 +66,10 @@ typedef struct {
 /*
  * Create a dictionary of at most capacity_bytes (charged per entry: a fixed header of about
  * 64 bytes plus key and value bytes; the bucket arrays are not charged). shards is rounded up
- * to a power of two (0 = GW_SHDICT_DEFAULT_SHARDS, at most 4096). The largest storable entry is
- * capacity_bytes / shards. Returns NULL on allocation failure or capacity_bytes == 0.
+ * to a power of two (0 = GW_SHDICT_DEFAULT_SHARDS, at most 4096), then halved while a shard
+ * would get less than 4 KiB. The largest storable entry is capacity_bytes / shards. The default
+ * clock is CLOCK_MONOTONIC_COARSE: TTLs are precise to a kernel tick (1-4 ms).
+ * Returns NULL on allocation failure or capacity_bytes == 0.
  * The caller frees with gw_shdict_free once no other thread uses it.
  */
 gw_shdict_t *gw_shdict_new(size_t capacity_bytes, unsigned shards);
