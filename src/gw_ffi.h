@@ -43,6 +43,22 @@ int gw_ffi_reload(void);
 int gw_ffi_status(char *buf, size_t cap);
 
 /* --- shared dictionary --- */
+/* The process-wide dictionary (src/shdict.h). Status: 0, or negative GW_SHDICT_*. Value type
+ * 1 = number (num), 2 = string (bytes). get copies a string into buf (capacity *len) and sets
+ * *len to its length; -5 (too small) sets *len to the size needed: retry with a bigger buf.
+ * keys writes each key as a 2-byte little-endian length then its bytes, sets *len to the bytes
+ * written and returns the number of keys (max 0 = no limit); -5 as for get. */
+int gw_ffi_shdict_get(const char *key, size_t key_len, int *type, double *num, char *buf,
+                      size_t *len);
+int gw_ffi_shdict_set(const char *key, size_t key_len, int type, double num, const char *str,
+                      size_t str_len, double ttl);
+int gw_ffi_shdict_add(const char *key, size_t key_len, int type, double num, const char *str,
+                      size_t str_len, double ttl);
+int gw_ffi_shdict_incr(const char *key, size_t key_len, double delta, int has_init,
+                       double init, double ttl, double *out);
+int gw_ffi_shdict_delete(const char *key, size_t key_len);
+int gw_ffi_shdict_keys(const char *prefix, size_t prefix_len, int max, unsigned char *buf,
+                       size_t *len);
 
 /* --- tokenizer --- */
 
