@@ -1,1 +1,32 @@
-# tests registered by cmake/tests.cmake
+# pieces-gateway: the core's tests (components register theirs in cmake/component-*.cmake).
+# Copyright (C) 2026 pieces-gateway authors. GPL-3.0-or-later, see LICENSE.
+
+gw_c_test(test_core SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_core.c LIBS gw_core LABELS core)
+gw_c_test(test_http SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_http.c LIBS gw_core LABELS core)
+
+find_program(BUSTED busted)
+find_program(LUACHECK luacheck)
+find_program(NODE node)
+
+if(BUSTED)
+    add_test(NAME busted COMMAND ${BUSTED} WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+    set_tests_properties(busted PROPERTIES LABELS lua)
+endif()
+if(LUACHECK)
+    add_test(NAME luacheck COMMAND ${LUACHECK} --quiet lua policies spec gateway.lua
+             WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+    set_tests_properties(luacheck PROPERTIES LABELS lua)
+endif()
+
+# End-to-end: one ctest entry per spec/e2e/*.test.js file, against the built binary.
+if(NODE)
+    file(GLOB GW_E2E_TESTS ${PROJECT_SOURCE_DIR}/spec/e2e/*.test.js)
+    list(SORT GW_E2E_TESTS)
+    foreach(t ${GW_E2E_TESTS})
+        get_filename_component(n ${t} NAME_WE)
+        add_test(NAME e2e_${n} COMMAND ${NODE} --test --test-reporter=spec ${t}
+                 WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+        set_tests_properties(e2e_${n} PROPERTIES LABELS e2e TIMEOUT 300 ENVIRONMENT
+            "GW_BIN=$<TARGET_FILE:pieces-gateway>;GW_BIN_ASAN=$<$<TARGET_EXISTS:pieces-gateway-asan>:$<TARGET_FILE:pieces-gateway-asan>>;GW_ROOT=${PROJECT_SOURCE_DIR}")
+    endforeach()
+endif()

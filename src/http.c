@@ -61,6 +61,7 @@ struct gw_conn_s {
     int reading;
     int pumping;         /* inside conn_pump */
     int eof;             /* the client half-closed */
+    int limit_status;    /* 413 or 431 when a callback stopped the parser on a limit */
     gw_buf_t pending;
     size_t head_bytes;
     gw_ip_t peer;
@@ -176,7 +177,7 @@ static int head_limit(gw_conn_t *c, size_t add)
 {
     c->head_bytes += add;
     if (c->head_bytes > c->srv->conf.max_header_size) {
-        llhttp_set_error_reason(&c->parser, "header too large");
+        c->limit_status = 431;
         return HPE_USER;
     }
     return 0;
@@ -280,7 +281,7 @@ static int on_headers_complete(llhttp_t *p)
     c->state = ST_BODY;
     arm_timer(c, c->srv->conf.header_timeout);
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->conf.max_body_size) {
-        llhttp_set_error_reason(p, "body too large");
+        c->limit_status = 413;
         return HPE_USER;
     }
     size_t vl;
@@ -302,7 +303,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     gw_conn_t *c = p->data;
     if (c->req->body.len + len > c->srv->conf.max_body_size) {
-        llhttp_set_error_reason(p, "body too large");
+        c->limit_status = 413;
         return HPE_USER;
     }
     gw_buf_append(&c->req->body, at, len);
@@ -658,9 +659,9 @@ static void conn_finish_request(gw_conn_t *c)
 static void map_parse_error(gw_conn_t *c, llhttp_errno_t err)
 {
     const char *reason = llhttp_get_error_reason(&c->parser);
-    if (err == HPE_USER && reason && strcmp(reason, "header too large") == 0)
+    if (c->limit_status == 431)
         protocol_error(c, 431, "header_too_large", "Request header fields too large");
-    else if (err == HPE_USER && reason && strcmp(reason, "body too large") == 0)
+    else if (c->limit_status == 413)
         protocol_error(c, 413, "body_too_large", "Request body too large");
     else {
         char msg[256];

@@ -215,6 +215,7 @@ static void on_tick_sec(uv_timer_t *t)
 {
     GW_UNUSED(t);
     gw_metrics_tick_second();
+    gw_process_tick();
 }
 
 static void on_tick_min(uv_timer_t *t)
@@ -312,6 +313,11 @@ int gw_master_main(int argc, char **argv)
     gw_log_set_debug(M.cfg.debug);
     gw_log_set_access_stdout(M.cfg.access_log);
     char *names = NULL;
+    if (gw_process_init(&M.cfg, &err) != 0) {
+        fprintf(stderr, "pieces-gateway: %s\n", err);
+        free(err);
+        return 1;
+    }
     if (test_only) {
         int rc = validate(config, 0, NULL, &err);
         if (rc != 0)
@@ -320,6 +326,7 @@ int gw_master_main(int argc, char **argv)
             printf("pieces-gateway: configuration file %s test is successful\n", config);
         free(err);
         free(generated_key);
+        gw_process_shutdown();
         gw_config_dispose(&M.cfg);
         return rc == 0 ? 0 : 1;
     }
@@ -332,11 +339,6 @@ int gw_master_main(int argc, char **argv)
     if (generated_key) {
         gw_warn("Generated random ADMIN_KEY: %s", generated_key);
         free(generated_key);
-    }
-    if (gw_process_init(&M.cfg, &err) != 0) {
-        gw_error("%s", err);
-        free(err);
-        return 1;
     }
     if (validate(config, 1, &names, &err) != 0) {
         gw_error("configuration error: %s", err);

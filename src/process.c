@@ -26,6 +26,7 @@
 #include "buf.h"
 #include "gw.h"
 #include "log.h"
+#include "shdict.h"
 
 /* ---------- metrics ---------- */
 
@@ -278,9 +279,28 @@ int gw_status_json(char *buf, size_t cap)
 
 int gw_process_init(const gw_config_t *cfg, char **err)
 {
-    GW_UNUSED(cfg);
-    GW_UNUSED(err);
+    gw_shdict_t *d = gw_shdict_new(cfg->shared_dict_size, 0);
+    if (!d) {
+        *err = gw_sprintf("cannot create the shared dictionary (%zu bytes)",
+                          cfg->shared_dict_size);
+        return GW_ERROR;
+    }
+    gw_shdict_set_global(d);
     return GW_OK;
 }
 
-void gw_process_shutdown(void) {}
+/* Called every second by the main thread: a bounded sweep of expired entries. */
+void gw_process_tick(void)
+{
+    gw_shdict_t *d = gw_shdict_global();
+    if (d)
+        gw_shdict_flush_expired(d, 1000);
+}
+
+void gw_process_shutdown(void)
+{
+    gw_shdict_t *d = gw_shdict_global();
+    gw_shdict_set_global(NULL);
+    if (d)
+        gw_shdict_free(d);
+}

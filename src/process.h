@@ -42,6 +42,8 @@ void gw_process_worker_exited(int id);
  * before the workers start and released after they stopped. 0 or GW_ERROR with *err. */
 int gw_process_init(const gw_config_t *cfg, char **err);
 void gw_process_shutdown(void);
+/* Periodic housekeeping, run by the main thread every second. */
+void gw_process_tick(void);
 
 /* The process configuration (read-only after start). */
 const gw_config_t *gw_process_config(void);

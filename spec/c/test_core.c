@@ -1,0 +1,253 @@
+/*
+ * pieces-gateway: unit tests for the Lua-free core helpers: buffers, .env and value parsing,
+ * IP/CIDR handling and client-IP resolution, duration formatting, atomic file writes.
+ * Copyright (C) 2026 pieces-gateway authors
+ *
+ * This program is free software: you can redistribute it and/or modify it under the terms of
+ * the GNU General Public License as published by the Free Software Foundation, either version 3
+ * of the License, or (at your option) any later version. See LICENSE.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "env.h"
+#include "gw.h"
+#include "gw_test.h"
+#include "ipaddr.h"
+#include "log.h"
+#include "process.h"
+
+TEST(buf_basics)
+{
+    gw_buf_t b;
+    gw_buf_init(&b);
+    gw_buf_puts(&b, "abc");
+    gw_buf_printf(&b, "-%d-", 42);
+    CHECK_EQ_STR(b.data, "abc-42-");
+    gw_buf_consume(&b, 2);
+    CHECK_EQ_STR(b.data, "c-42-");
+    for (int i = 0; i < 1000; i++)
+        gw_buf_putc(&b, 'x');
+    CHECK_EQ_INT(b.len, 1005);
+    size_t n;
+    char *s = gw_buf_steal(&b, &n);
+    CHECK_EQ_INT(n, 1005);
+    CHECK(b.data == NULL && b.len == 0);
+    free(s);
+    gw_buf_dispose(&b);
+}
+
+TEST(buf_json_escape)
+{
+    gw_buf_t b;
+    gw_buf_init(&b);
+    const char in[] = "a\"b\\c\n\t\x01 \xE4\xB8\xAD \xFF\xC3";
+    gw_buf_json_escape(&b, in, sizeof(in) - 1);
+    CHECK_EQ_STR(b.data, "a\\\"b\\\\c\\n\\t\\u0001 \xE4\xB8\xAD \xEF\xBF\xBD\xEF\xBF\xBD");
+    gw_buf_reset(&b);
+    /* overlong encoding and a surrogate are invalid UTF-8 */
+    gw_buf_json_escape(&b, "\xC0\xAF\xED\xA0\x80", 5);
+    CHECK(strstr(b.data, "\xC0") == NULL && strstr(b.data, "\xED\xA0") == NULL);
+    gw_buf_dispose(&b);
+}
+
+TEST(parse_values)
+{
+    long long i;
+    double d;
+    int b;
+    CHECK(gw_parse_int("8787", &i) == 0 && i == 8787);
+    CHECK(gw_parse_int("-5", &i) == 0 && i == -5);
+    CHECK(gw_parse_int(" 12", &i) != 0); /* raw value, not trimmed (as the seed) */
+    CHECK(gw_parse_int("12abc", &i) != 0);
+    CHECK(gw_parse_int("", &i) != 0);
+    CHECK(gw_parse_int("99999999999999999999999", &i) != 0);
+    CHECK(gw_parse_num("1.5", &d) == 0 && d == 1.5);
+    CHECK(gw_parse_num("0x10", &d) != 0);
+    CHECK(gw_parse_num("inf", &d) != 0);
+    const char *yes[] = {"1", "t", "T", "TRUE", "true", "True"};
+    const char *no[] = {"0", "f", "F", "FALSE", "false", "False"};
+    for (int k = 0; k < 6; k++) {
+        CHECK(gw_parse_bool(yes[k], &b) == 0 && b == 1);
+        CHECK(gw_parse_bool(no[k], &b) == 0 && b == 0);
+    }
+    CHECK(gw_parse_bool("yes", &b) != 0);
+    CHECK(gw_parse_bool("tRUE", &b) != 0);
+}
+
+TEST(dotenv)
+{
+    char path[] = "/tmp/gw-test-env-XXXXXX";
+    int fd = mkstemp(path);
+    const char text[] = "# comment\n"
+                        "GWT_A=one\n"
+                        "export GWT_B = two words  # trailing comment\n"
+                        "GWT_C=\"quoted \\\"x\\\"\\nline\"\n"
+                        "GWT_D='single # not a comment'\n"
+                        "GWT_REAL=from-file\n"
+                        "\n"
+                        "this line is bad\n"
+                        "GWT_E=\n";
+    CHECK(write(fd, text, sizeof(text) - 1) == (ssize_t)(sizeof(text) - 1));
+    close(fd);
+    setenv("GWT_REAL", "from-env", 1);
+    char *err = NULL;
+    int rc = gw_env_load_dotenv(path, &err);
+    CHECK_EQ_INT(rc, GW_ERROR); /* one bad line: reported with its line number */
+    CHECK(err && strstr(err, ":8:") != NULL);
+    free(err);
+    CHECK_EQ_STR(getenv("GWT_A"), "one");
+    CHECK_EQ_STR(getenv("GWT_B"), "two words");
+    CHECK_EQ_STR(getenv("GWT_C"), "quoted \"x\"\nline");
+    CHECK_EQ_STR(getenv("GWT_D"), "single # not a comment");
+    CHECK_EQ_STR(getenv("GWT_REAL"), "from-env"); /* the real environment wins */
+    CHECK(gw_env_raw("GWT_E") == NULL);           /* empty counts as unset */
+    CHECK_EQ_INT(gw_env_load_dotenv("/nonexistent/.env", NULL), GW_ENOENT);
+    unlink(path);
+}
+
+static void norm(const char *in, const char *want)
+{
+    gw_ip_t ip;
+    char out[GW_IP_TEXT_MAX];
+    int rc = gw_ip_parse(in, strlen(in), &ip);
+    if (!want) {
+        CHECK(rc != 0);
+        return;
+    }
+    CHECK(rc == 0);
+    gw_ip_format(&ip, out, sizeof(out));
+    CHECK_EQ_STR(out, want);
+}
+
+TEST(ip_normalize)
+{
+    norm("1.2.3.4", "1.2.3.4");
+    norm(" 10.0.0.1 ", "10.0.0.1");
+    norm("2001:DB8:0:0:0:0:0:1", "2001:db8::1");
+    norm("::ffff:192.168.1.2", "192.168.1.2");
+    norm("::1", "::1");
+    norm("1.2.3", NULL);
+    norm("1.2.3.4.5", NULL);
+    norm("256.1.1.1", NULL);
+    norm("garbage", NULL);
+    norm("", NULL);
+    norm("fe80::1%eth0", NULL);
+}
+
+TEST(cidr)
+{
+    gw_cidr_t c;
+    gw_ip_t ip;
+    CHECK(gw_cidr_parse("10.0.0.0/8", 10, &c) == 0);
+    gw_ip_parse("10.200.3.4", 10, &ip);
+    CHECK(gw_cidr_contains(&c, &ip));
+    gw_ip_parse("11.0.0.1", 8, &ip);
+    CHECK(!gw_cidr_contains(&c, &ip));
+    CHECK(gw_cidr_parse("1.2.3.77/24", 11, &c) == 0); /* host bits masked */
+    gw_ip_parse("1.2.3.1", 7, &ip);
+    CHECK(gw_cidr_contains(&c, &ip));
+    CHECK(gw_cidr_parse("2001:db8::/32", 13, &c) == 0);
+    gw_ip_parse("2001:db8:ffff::1", 16, &ip);
+    CHECK(gw_cidr_contains(&c, &ip));
+    gw_ip_parse("1.2.3.4", 7, &ip);
+    CHECK(!gw_cidr_contains(&c, &ip)); /* family mismatch */
+    CHECK(gw_cidr_parse("1.2.3.4/33", 10, &c) != 0);
+    CHECK(gw_cidr_parse("1.2.3.4/", 8, &c) != 0);
+    CHECK(gw_cidr_parse("1.2.3.4/-1", 10, &c) != 0);
+    CHECK(gw_cidr_parse("::/0", 4, &c) == 0 && c.prefix == 0);
+    gw_cidr_list_t l;
+    const char *bad[] = {"10.0.0.0/8", "nope"};
+    char *err = NULL;
+    CHECK(gw_cidr_list_parse(bad, 2, &l, &err) != 0);
+    CHECK(err && strstr(err, "'nope'"));
+    free(err);
+}
+
+static void client(const char *peer, const char *xff, const char *xri, const char *want)
+{
+    const char *trusted_text[] = {"127.0.0.0/8", "10.0.0.0/8", "::1/128"};
+    gw_cidr_list_t trusted;
+    gw_cidr_list_parse(trusted_text, 3, &trusted, NULL);
+    gw_ip_t p;
+    gw_ip_parse(peer, strlen(peer), &p);
+    char out[GW_IP_TEXT_MAX];
+    gw_client_ip(&p, xff, xff ? strlen(xff) : 0, xri, xri ? strlen(xri) : 0, &trusted, out,
+                 sizeof(out));
+    CHECK_EQ_STR(out, want);
+    gw_cidr_list_free(&trusted);
+}
+
+TEST(client_ip)
+{
+    /* an untrusted peer can never choose its IP by header */
+    client("8.8.8.8", "1.1.1.1", "2.2.2.2", "8.8.8.8");
+    /* trusted proxy: XFF walked right to left, trusted hops skipped */
+    client("127.0.0.1", "1.1.1.1, 9.9.9.9, 10.0.0.5", NULL, "9.9.9.9");
+    client("127.0.0.1", "1.1.1.1", "2.2.2.2", "1.1.1.1");
+    client("127.0.0.1", "10.0.0.1, 10.0.0.2", NULL, "10.0.0.1");
+    /* X-Real-IP only without XFF */
+    client("127.0.0.1", NULL, "2.2.2.2", "2.2.2.2");
+    /* garbage never wins */
+    client("127.0.0.1", "evil, 3.3.3.3", NULL, "3.3.3.3");
+    client("127.0.0.1", "not-an-ip", NULL, "127.0.0.1");
+    client("127.0.0.1", NULL, "<script>", "127.0.0.1");
+    client("::1", "2001:DB8::9", NULL, "2001:db8::9");
+    client("::ffff:127.0.0.1", "::ffff:4.4.4.4", NULL, "4.4.4.4");
+}
+
+TEST(durations)
+{
+    char b[48];
+    gw_log_format_duration(b, sizeof(b), 850000000ull);
+    CHECK_EQ_STR(b, "850ms");
+    gw_log_format_duration(b, sizeof(b), 1234567000ull);
+    CHECK_EQ_STR(b, "1.234567s");
+    gw_log_format_duration(b, sizeof(b), 12300ull);
+    CHECK_EQ_STR(b, "12.3µs");
+    gw_log_format_duration(b, sizeof(b), 999ull);
+    CHECK_EQ_STR(b, "999ns");
+    gw_log_format_duration(b, sizeof(b), 61500000000ull);
+    CHECK_EQ_STR(b, "1m1.5s");
+}
+
+TEST(atomic_write)
+{
+    char dir[] = "/tmp/gw-test-dir-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *path = gw_sprintf("%s/ban.txt", dir);
+    char *err = NULL;
+    CHECK(gw_write_file_atomic(path, "one\n", 4, &err) == 0);
+    CHECK(gw_write_file_atomic(path, "two\n", 4, &err) == 0);
+    FILE *f = fopen(path, "r");
+    char line[16] = "";
+    CHECK(f && fgets(line, sizeof(line), f));
+    CHECK_EQ_STR(line, "two\n");
+    if (f)
+        fclose(f);
+    char *bad = gw_sprintf("%s/missing/ban.txt", dir);
+    CHECK(gw_write_file_atomic(bad, "x", 1, &err) != 0);
+    CHECK(err && strstr(err, "missing"));
+    free(err);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+    free(bad);
+}
+
+int main(void)
+{
+    RUN(buf_basics);
+    RUN(buf_json_escape);
+    RUN(parse_values);
+    RUN(dotenv);
+    RUN(ip_normalize);
+    RUN(cidr);
+    RUN(client_ip);
+    RUN(durations);
+    RUN(atomic_write);
+    return TEST_REPORT();
+}

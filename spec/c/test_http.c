@@ -1,0 +1,235 @@
+/*
+ * pieces-gateway: unit tests for the HTTP/1.1 server glue (src/http.c) over real sockets:
+ * pipelining order, chunked bodies, HEAD, Expect: 100-continue, limits and malformed input.
+ * Copyright (C) 2026 pieces-gateway authors
+ *
+ * This program is free software: you can redistribute it and/or modify it under the terms of
+ * the GNU General Public License as published by the Free Software Foundation, either version 3
+ * of the License, or (at your option) any later version. See LICENSE.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "gw.h"
+#include "gw_test.h"
+#include "http.h"
+
+static int port;
+static uv_loop_t loop;
+static uv_async_t stop_async;
+static gw_http_server_t *server;
+static uv_sem_t ready;
+static int completed;
+
+static void on_request(gw_req_t *req, void *ud)
+{
+    GW_UNUSED(ud);
+    char body[256];
+    int n = snprintf(body, sizeof(body), "%s %.*s body=%zu", req->method_name, (int)req->path_len,
+                     req->path, req->body.len);
+    gw_resp_add_header(req, "X-Test", 6, "1\r\nInjected: yes", 16); /* must be refused */
+    gw_resp_send(req, 200, "text/plain", body, (size_t)n);
+}
+
+static void on_complete(gw_req_t *req, void *ud)
+{
+    GW_UNUSED(req);
+    GW_UNUSED(ud);
+    completed++;
+}
+
+static void on_stop(uv_async_t *a)
+{
+    gw_http_server_free(server);
+    uv_close((uv_handle_t *)a, NULL);
+}
+
+static void server_thread(void *arg)
+{
+    GW_UNUSED(arg);
+    uv_loop_init(&loop);
+    uv_async_init(&loop, &stop_async, on_stop);
+    gw_http_conf_t conf = {.max_connections = 100,
+                           .max_header_size = 2048,
+                           .max_body_size = 1000,
+                           .header_timeout = 1,
+                           .keepalive_timeout = 5,
+                           .on_request = on_request,
+                           .on_complete = on_complete};
+    char *err = NULL;
+    for (port = 20000 + (getpid() % 20000);; port++) {
+        if (gw_http_server_start(&loop, "127.0.0.1", port, &conf, &server, &err) == 0)
+            break;
+        free(err);
+        err = NULL;
+    }
+    uv_sem_post(&ready);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    gw_http_server_release(server);
+    uv_loop_close(&loop);
+}
+
+/* Send raw bytes, read until the server closes or `expect` responses arrived. */
+static char *exchange(const char *data, size_t len, int expect_close)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    struct timeval tv = {3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+        return gw_strdup("");
+    if (write(fd, data, len) != (ssize_t)len)
+        return gw_strdup("");
+    if (!expect_close)
+        shutdown(fd, SHUT_WR);
+    char *out = gw_calloc(1, 65536);
+    size_t got = 0;
+    ssize_t n;
+    while (got < 65535 && (n = read(fd, out + got, 65535 - got)) > 0)
+        got += (size_t)n;
+    close(fd);
+    return out;
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
+TEST(simple_and_cors)
+{
+    char *r = exchange("GET /a?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 51, 1);
+    CHECK(strncmp(r, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    CHECK(strstr(r, "GET /a body=0") != NULL);
+    CHECK(strstr(r, "Access-Control-Allow-Origin: *\r\n") != NULL);
+    CHECK(strstr(r, "Connection: close\r\n") != NULL);
+    CHECK(strstr(r, "Injected") == NULL);
+    free(r);
+}
+
+TEST(pipelined_in_order)
+{
+    const char req[] = "GET /1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "POST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+                       "GET /3 HTTP/1.1\r\nHost: x\r\n\r\n";
+    char *r = exchange(req, sizeof(req) - 1, 0);
+    char *a = strstr(r, "GET /1"), *b = strstr(r, "POST /2 body=3"), *c = strstr(r, "GET /3");
+    CHECK(a && b && c && a < b && b < c);
+    CHECK_EQ_INT(count(r, "HTTP/1.1 200"), 3);
+    free(r);
+}
+
+TEST(chunked_body)
+{
+    const char req[] = "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                       "Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    char *r = exchange(req, sizeof(req) - 1, 1);
+    CHECK(strstr(r, "POST /c body=11") != NULL);
+    free(r);
+}
+
+TEST(head_has_no_body)
+{
+    char *r = exchange("HEAD /h HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 48, 1);
+    CHECK(strstr(r, "Content-Length: 14\r\n") != NULL);
+    CHECK(strstr(r, "HEAD /h") == NULL);
+    free(r);
+}
+
+TEST(expect_continue)
+{
+    const char req[] = "POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n"
+                       "Connection: close\r\n\r\nhi";
+    char *r = exchange(req, sizeof(req) - 1, 1);
+    CHECK(strncmp(r, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0);
+    CHECK(strstr(r, "POST /e body=2") != NULL);
+    free(r);
+}
+
+TEST(limits)
+{
+    char big[4096];
+    int n = snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    memset(big + n, 'a', 3000);
+    memcpy(big + n + 3000, "\r\n\r\n", 4);
+    char *r = exchange(big, (size_t)n + 3004, 1);
+    CHECK(strncmp(r, "HTTP/1.1 431 ", 13) == 0);
+    free(r);
+    const char cl[] = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n";
+    r = exchange(cl, sizeof(cl) - 1, 1);
+    if (strncmp(r, "HTTP/1.1 413 ", 13) != 0)
+        fprintf(stderr, "413 case got: %.80s\n", r);
+    CHECK(strncmp(r, "HTTP/1.1 413 ", 13) == 0);
+    CHECK(strstr(r, "\"code\":\"body_too_large\"") != NULL);
+    free(r);
+    char chunked[2048];
+    n = snprintf(chunked, sizeof(chunked),
+                 "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n");
+    memset(chunked + n, 'b', 1000);
+    memcpy(chunked + n + 1000, "\r\n1\r\nb\r\n0\r\n\r\n", 13);
+    r = exchange(chunked, (size_t)n + 1013, 1);
+    CHECK(strncmp(r, "HTTP/1.1 413 ", 13) == 0);
+    free(r);
+}
+
+TEST(malformed)
+{
+    const char *bad[] = {
+        "BREW / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n",
+        "GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+        "GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    };
+    size_t lens[] = {0, 0, 0, 0, 36, 0, 0};
+    for (size_t i = 0; i < GW_ARRAY_SIZE(bad); i++) {
+        size_t len = lens[i] ? lens[i] : strlen(bad[i]);
+        char *r = exchange(bad[i], len, 1);
+        CHECK(strncmp(r, "HTTP/1.1 400 ", 13) == 0);
+        CHECK(strstr(r, "Connection: close") != NULL);
+        if (strncmp(r, "HTTP/1.1 400 ", 13) != 0)
+            fprintf(stderr, "case %zu got: %.60s\n", i, r);
+        free(r);
+    }
+}
+
+TEST(header_timeout)
+{
+    char *r = exchange("GET / HTTP/1.1\r\nHost: x\r\n", 25, 1);
+    CHECK(strncmp(r, "HTTP/1.1 408 ", 13) == 0);
+    free(r);
+}
+
+int main(void)
+{
+    uv_sem_init(&ready, 0);
+    uv_thread_t t;
+    uv_thread_create(&t, server_thread, NULL);
+    uv_sem_wait(&ready);
+    RUN(simple_and_cors);
+    RUN(pipelined_in_order);
+    RUN(chunked_body);
+    RUN(head_has_no_body);
+    RUN(expect_continue);
+    RUN(limits);
+    RUN(malformed);
+    RUN(header_timeout);
+    uv_async_send(&stop_async);
+    uv_thread_join(&t);
+    CHECK(completed > 10);
+    return TEST_REPORT();
+}
