@@ -14,7 +14,7 @@
 --   h.advance(seconds)          moves the fake clock
 --   h.files[path]               the in-memory file system (read_file/persist)
 --   h.persisted                 array of { path, content } in persist order
---   h.logs                      array of { level, msg }; h.logged(level, pattern) -> bool
+--   h.logs                      array of { level, msg }; h.logged(level, pattern, plain)
 --   h.reloads                   number of host.reload() calls
 -- Test-only fields (policies must not read them): r.resp.headers (lowercase name -> value),
 -- r.resp.body, r.resp.content_type, r.resp.answered_by.
@@ -197,9 +197,9 @@ function _M.new(opts)
         clock.t = clock.t + seconds
     end
 
-    function h.logged(level, pattern)
+    function h.logged(level, pattern, plain)
         for _, e in ipairs(h.logs) do
-            if e.level == level and e.msg:find(pattern) then
+            if e.level == level and e.msg:find(pattern, 1, plain) then
                 return true
             end
         end
