@@ -83,7 +83,7 @@ function _M.new(conf, host)
         return nil, "blacklist: file must be a non-empty string"
     end
     local self = setmetatable({
-        host = host, shared = host.shared, ip = host.ip, log = host.log,
+        host = host, shared = host.shared, ip = host.ip, logger = host.log,
         mode = mode, threshold = threshold, violation_ttl = ttl, file = file,
         ipv4_mask = mask_value(host.log, conf.ipv4_mask, 8, 32, 24),
         ipv6_mask = mask_value(host.log, conf.ipv6_mask, 32, 128, 48),
@@ -96,7 +96,7 @@ end
 -- Adds one file entry to the dictionary; true when it was new.
 function _M:add_entry(e)
     if type(e) ~= "table" or type(e.ip) ~= "string" then
-        return nil, "not an object with an \"ip\""
+        return nil, type(e) == "string" and "not JSON: " .. e or "not an object with an \"ip\""
     end
     local m = self.ip.parse_cidr(e.ip)
     if not m then
@@ -105,7 +105,7 @@ function _M:add_entry(e)
     local subnet = e.type == "subnet" or e.ip:find("/", 1, true) ~= nil
     local key = subnet and m.text or self.ip.normalize(e.ip)
     local added_at = e.added_at
-    if type(added_at) ~= "string" or not added_at:match("^[%w:%.%-%+]+$") then
+    if type(added_at) ~= "string" or not added_at:match("^%d%d%d%d%-%d%d%-%d%dT[%d:%.%-%+Z]+$") then
         added_at = timestamp(self.host.now())
     end
     local violations = tonumber(e.violations) or 0
@@ -124,25 +124,25 @@ function _M:load()
     local json, added, bad = self.host.json, 0, 0
     for line in content:gmatch("[^\r\n]+") do
         if line:find("%S") then
-            local v = json.decode(line)
-            local list = (type(v) == "table" and v[1] ~= nil) and v or { v }
+            local v, derr = json.decode(line)
+            local list = (type(v) == "table" and v[1] ~= nil) and v or { v or derr or "?" }
             for _, e in ipairs(list) do
                 local ok, err = self:add_entry(e)
                 if ok then
                     added = added + 1
                 elseif err then
                     bad = bad + 1
-                    self.log.warn("blacklist: %s: skipped entry: %s", self.file, err)
+                    self.logger.warn("blacklist: %s: skipped entry: %s", self.file, err)
                 end
             end
         end
     end
     if added > 0 then
         self.shared:incr(VERSION, 1, 0)
-        self.log.info("blacklist: loaded %d entries from %s", added, self.file)
+        self.logger.info("blacklist: loaded %d entries from %s", added, self.file)
     end
     if bad > 0 then
-        self.log.warn("blacklist: %d bad entries in %s", bad, self.file)
+        self.logger.warn("blacklist: %d bad entries in %s", bad, self.file)
     end
 end
 
@@ -184,7 +184,7 @@ function _M:persist()
         if self.shared:get(VERSION) == v then
             local ok, err = self.host.persist(self.file, content)
             if not ok then
-                self.log.err("blacklist: cannot save %s: %s", self.file, tostring(err))
+                self.logger.err("blacklist: cannot save %s: %s", self.file, tostring(err))
             end
             return ok
         end
@@ -201,7 +201,7 @@ function _M:is_banned(ip_text)
         end
         local set, err = self.ip.set(list)
         if not set then
-            self.log.err("blacklist: bad ban entry: %s", err)
+            self.logger.err("blacklist: bad ban entry: %s", err)
             return self.set ~= nil and self.set:contains(ip_text)
         end
         self.set, self.version = set, v
@@ -223,7 +223,8 @@ function _M:ban(ip_text, violations)
         return false
     end
     self.shared:incr(VERSION, 1, 0)
-    self.log.warn("blacklist: banned %s (%s) after %d violations", target, typ, violations or 0)
+    self.logger.warn("blacklist: banned %s (%s) after %d violations", target, typ,
+        violations or 0)
     self:persist()
     return true
 end
@@ -235,7 +236,7 @@ function _M:log(r)
     local ip_text = r.req.client_ip
     local n, err = self.shared:incr(VIOL .. ip_text, 1, 0, self.violation_ttl)
     if not n then
-        self.log.err("blacklist: cannot count a violation: %s", tostring(err))
+        self.logger.err("blacklist: cannot count a violation: %s", tostring(err))
         return
     end
     if n >= self.threshold and not self:is_banned(ip_text) then
