@@ -294,6 +294,8 @@ function _M.new(opts)
     end
 
     local function call(inst, phase, r)
+        assert(type(inst[phase]) == "function",
+            ("policy %s: field %q is not a phase function"):format(tostring(r._policy), phase))
         r._phase = phase
         local ok, err = pcall(inst[phase], inst, r)
         if not ok then
