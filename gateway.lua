@@ -45,8 +45,9 @@ return {
 
     -- Enabled policies, in the order their phases run. `conf` is passed to the policy's new().
     -- Each policy's config keys are documented in the header of policies/<name>.lua.
-    -- Access order: ip_rules (403 before anything else), the 405s of model_route/foolproof,
-    -- rate_limit (before auth, so unauthenticated floods are limited and auto-banned), auth.
+    -- Access order as in the original service: ip_rules (403 before anything else), rate_limit
+    -- (every request, so unauthenticated floods are limited and auto-banned), the router's 405s
+    -- of model_route/foolproof, then auth. (Rewrites all run before access, whatever the order.)
     -- admin serves /admin/* in the content phase; blacklist counts 429s in the log phase.
     policies = {
         { name = "models", conf = { default_model = env.str("DEFAULT_MODEL", "") } },
@@ -54,8 +55,6 @@ return {
             blacklist = env.list("IP_BLACKLIST", {}),
             whitelist = env.list("IP_WHITELIST", {}),
         } },
-        { name = "model_route", conf = { enabled = env.bool("ENABLE_MODEL_ROUTE", false) } },
-        { name = "foolproof", conf = { enabled = env.bool("ENABLE_FOOLPROOF_ROUTE", false) } },
         { name = "rate_limit", conf = {
             default = {
                 limit = env.int("RATE_LIMIT", 60),
@@ -74,6 +73,8 @@ return {
                 enabled = env.bool("BURST_RATE_LIMIT_ENABLED", false),
             },
         } },
+        { name = "model_route", conf = { enabled = env.bool("ENABLE_MODEL_ROUTE", false) } },
+        { name = "foolproof", conf = { enabled = env.bool("ENABLE_FOOLPROOF_ROUTE", false) } },
         { name = "auth", conf = { keys = env.list("API_KEY", {}) } },
         { name = "blacklist", conf = {
             mode = env.str("BLACKLIST_MODE", "single"),

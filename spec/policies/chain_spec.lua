@@ -90,7 +90,7 @@ describe("policy chain of gateway.lua", function()
         for i, p in ipairs(setup({}).policies) do
             names[i] = p.name
         end
-        assert.same({ "models", "ip_rules", "model_route", "foolproof", "rate_limit", "auth",
+        assert.same({ "models", "ip_rules", "rate_limit", "model_route", "foolproof", "auth",
             "blacklist", "admin" }, names)
     end)
 
@@ -195,6 +195,13 @@ describe("policy chain of gateway.lua", function()
         assert.equal(1, h.reloads)
     end)
 
+    it("counts 405s of alias routes against the rate limit, like the original", function()
+        setup({ ENABLE_MODEL_ROUTE = "true", ENABLE_FOOLPROOF_ROUTE = "true", RATE_LIMIT = "2" })
+        assert.equal(405, send("GET", "/gpt-4o/v1/chat/completions").resp.status)
+        assert.equal(405, send("GET", "/v1/completions").resp.status)
+        assert.same({ 429, "rate_limit_exceeded" }, { code(send("GET", "/v1/completions")) })
+    end)
+
     it("counts admin requests against the global rate limit", function()
         setup({ ADMIN_KEY = "adm", RATE_LIMIT = "1" })
         send("GET", "/admin/blacklist", { Authorization = "Bearer adm" })
@@ -205,7 +212,7 @@ describe("policy chain of gateway.lua", function()
     it("takes the seed's env spellings and fallbacks", function()
         local config = setup({ RATE_LIMIT = "abc", BLACKLIST_MODE = "subnet", IPV4_MASK = "40",
             API_KEY = "a, b" })
-        local rl = config.policies[5].conf
+        local rl = config.policies[3].conf
         assert.equal(60, rl.default.limit)
         assert.same({ "a", "b" }, h.host.policy("auth").keys)
         assert.equal(24, h.host.policy("blacklist").ipv4_mask)
