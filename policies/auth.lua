@@ -42,24 +42,18 @@ end
 _M.equal = equal
 
 local function key_list(keys)
-    if keys == nil then
-        return {}
-    end
-    if type(keys) == "string" then
-        local out = {}
+    if type(keys) == "string" then -- "k1, k2": split and trim
+        local t = {}
         for k in (keys .. ","):gmatch("([^,]*),") do
-            k = k:match("^%s*(.-)%s*$")
-            if k ~= "" then
-                out[#out + 1] = k
-            end
+            t[#t + 1] = k:match("^%s*(.-)%s*$")
         end
-        return out
+        keys = t
     end
-    if type(keys) ~= "table" then
+    if keys ~= nil and type(keys) ~= "table" then
         return nil, "auth: keys must be a string or an array of strings"
     end
     local out = {}
-    for i, k in ipairs(keys) do
+    for i, k in ipairs(keys or {}) do
         if type(k) ~= "string" then
             return nil, "auth: keys[" .. i .. "] is not a string"
         end
