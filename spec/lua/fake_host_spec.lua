@@ -107,6 +107,8 @@ describe("fake host", function()
             assert.is_false(api("/gpt-4o/v1/chat/completions"))
             assert.is_true(api("/chat/completions", ""))
             assert.is_false(api("/ping", ""))
+            assert.is_false(api("/admin", ""))
+            assert.is_false(api("/admin/x", ""))
         end)
 
         it("resolves the client IP through trusted proxies", function()

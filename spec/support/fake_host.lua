@@ -223,7 +223,7 @@ function _M.new(opts)
     end
 
     local function is_api(path)
-        if path == "/" or path == "/ping" or path:sub(1, 7) == "/admin/" then
+        if path == "/" or path == "/ping" or path == "/admin" or path:sub(1, 7) == "/admin/" then
             return false
         end
         return path == prefix or path:sub(1, #prefix + 1) == prefix .. "/"
