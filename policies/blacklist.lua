@@ -149,7 +149,7 @@ end
 -- The current bans as file entries, oldest first.
 function _M:bans()
     local json, out = self.host.json, {}
-    for _, key in ipairs(self.shared:keys(BAN, MAX_BANS)) do
+    for _, key in ipairs(self.shared:keys(BAN, MAX_BANS) or {}) do
         local v = self.shared:get(key)
         local meta = v and json.decode(v)
         if type(meta) == "table" then
@@ -196,7 +196,7 @@ function _M:is_banned(ip_text)
     local v = self.shared:get(VERSION) or 0
     if v ~= self.version then
         local list = {}
-        for _, key in ipairs(self.shared:keys(BAN, MAX_BANS)) do
+        for _, key in ipairs(self.shared:keys(BAN, MAX_BANS) or {}) do
             list[#list + 1] = key:sub(#BAN + 1)
         end
         local set, err = self.ip.set(list)
