@@ -195,13 +195,17 @@ end
 function _M:is_banned(ip_text)
     local v = self.shared:get(VERSION) or 0
     if v ~= self.version then
+        local keys, err = self.shared:keys(BAN, MAX_BANS)
         local list = {}
-        for _, key in ipairs(self.shared:keys(BAN, MAX_BANS) or {}) do
-            list[#list + 1] = key:sub(#BAN + 1)
+        for i, key in ipairs(keys or {}) do
+            list[i] = key:sub(#BAN + 1)
         end
-        local set, err = self.ip.set(list)
+        local set
+        if keys then
+            set, err = self.ip.set(list)
+        end
         if not set then
-            self.logger.err("blacklist: bad ban entry: %s", err)
+            self.logger.err("blacklist: cannot refresh the bans: %s", tostring(err))
             return self.set ~= nil and self.set:contains(ip_text)
         end
         self.set, self.version = set, v

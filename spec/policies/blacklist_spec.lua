@@ -239,6 +239,19 @@ describe("blacklist policy", function()
             assert.equal(written, bl2:render())
         end)
 
+        it("keeps its bans when the dictionary cannot list keys", function()
+            setup({ threshold = 1 })
+            violation("198.51.100.7")
+            assert.is_true(bl:is_banned("198.51.100.7"))
+            local keys = h.shared.keys
+            h.shared.keys = function() return nil, "no memory" end
+            h.shared:incr("bl:version", 1, 0)
+            assert.is_true(bl:is_banned("198.51.100.7"))
+            assert.is_true(h.logged("err", "cannot refresh the bans: no memory", true))
+            h.shared.keys = keys
+            assert.is_true(bl:is_banned("198.51.100.7"))
+        end)
+
         it("logs a failed save", function()
             setup({ threshold = 1 })
             h.persist_error = "read-only file system"
