@@ -30,8 +30,7 @@
 
 local _M = { name = "blacklist" }
 
-local BAN, VERSION, VIOL = "bl:ban:", "bl:version", "bl:viol:"
-local MAX_BANS = 1000000
+local BAN, VERSION, VIOL, MAX_BANS = "bl:ban:", "bl:version", "bl:viol:", 1000000
 local MODES = { single = true, subnet = true, off = true }
 
 local floor, format, concat, sort = math.floor, string.format, table.concat, table.sort
