@@ -44,7 +44,49 @@ return {
     },
 
     -- Enabled policies, in the order their phases run. `conf` is passed to the policy's new().
+    -- Each policy's config keys are documented in the header of policies/<name>.lua.
+    -- Access order as in the original service: ip_rules (403 before anything else), rate_limit
+    -- (every request, so unauthenticated floods are limited and auto-banned), the router's 405s
+    -- of model_route/foolproof, then auth. (Rewrites all run before access, whatever the order.)
+    -- admin serves /admin/* in the content phase; blacklist counts 429s in the log phase.
     policies = {
         { name = "models", conf = { default_model = env.str("DEFAULT_MODEL", "") } },
+        { name = "ip_rules", conf = {
+            blacklist = env.list("IP_BLACKLIST", {}),
+            whitelist = env.list("IP_WHITELIST", {}),
+        } },
+        { name = "rate_limit", conf = {
+            default = {
+                limit = env.int("RATE_LIMIT", 60),
+                window = env.int("RATE_LIMIT_WINDOW", 60),
+                enabled = env.bool("RATE_LIMIT_ENABLED", true),
+            },
+            strict = {
+                limit = env.int("STRICT_RATE_LIMIT", 10),
+                window = env.int("STRICT_RATE_LIMIT_WINDOW", 60),
+                enabled = env.bool("STRICT_RATE_LIMIT_ENABLED", false),
+                scope = env.str("STRICT_RATE_LIMIT_SCOPE", "chat"),
+            },
+            burst = {
+                limit = env.int("BURST_RATE_LIMIT", 100),
+                window = env.int("BURST_RATE_LIMIT_WINDOW", 1),
+                enabled = env.bool("BURST_RATE_LIMIT_ENABLED", false),
+            },
+        } },
+        { name = "model_route", conf = { enabled = env.bool("ENABLE_MODEL_ROUTE", false) } },
+        { name = "foolproof", conf = { enabled = env.bool("ENABLE_FOOLPROOF_ROUTE", false) } },
+        { name = "auth", conf = { keys = env.list("API_KEY", {}) } },
+        { name = "blacklist", conf = {
+            mode = env.str("BLACKLIST_MODE", "single"),
+            threshold = env.int("BLACKLIST_THRESHOLD", 100),
+            file = env.str("BLACKLIST_FILE", "blacklist.txt"),
+            ipv4_mask = env.int("IPV4_MASK", 24),
+            ipv6_mask = env.int("IPV6_MASK", 48),
+            violation_ttl = env.num("BLACKLIST_VIOLATION_TTL", 86400),
+        } },
+        { name = "admin", conf = {
+            key = env.str("ADMIN_KEY", ""),
+            file = env.str("BLACKLIST_FILE", "blacklist.txt"),
+        } },
     },
 }

@@ -1,0 +1,367 @@
+-- pieces-gateway: the fake host for busted specs (docs/policy-api.md, without the C binary).
+-- Copyright (C) 2026 pieces-gateway authors
+-- This program is free software: you can redistribute it and/or modify it under the terms of
+-- the GNU General Public License as published by the Free Software Foundation, either version 3
+-- of the License, or (at your option) any later version. See LICENSE.
+--
+-- local fake = require "fake_host"
+-- local h = fake.new{ api_prefix = "/v1", trusted_proxies = {...}, now = 1700000000 }
+--   h.host                      the `host` object given to policies' new()
+--   h.load(name, conf)          new() of policies/<name>.lua; registers it for host.policy()
+--   h.register(name, instance)  registers a stub instance (e.g. a "models" stub)
+--   h.request{ method, path, headers, body, peer_ip } -> r (client_ip resolved via gw.ip)
+--   h.run(policies, r)          phases in the host's order; `policies`: array of instances
+--   h.advance(seconds)          moves the fake clock
+--   h.files[path]               the in-memory file system (read_file/persist)
+--   h.persisted                 array of { path, content } in persist order
+--   h.logs                      array of { level, msg }; h.logged(level, pattern, plain)
+--   h.reloads                   number of host.reload() calls
+-- Test-only fields (policies must not read them): r.resp.headers (lowercase name -> value),
+-- r.resp.body, r.resp.content_type, r.resp.answered_by.
+-- fake.new{ peer = h } builds a second "worker" sharing h's clock, dictionary and files.
+
+local cjson = require "cjson.safe"
+local ip = require "gw.ip"
+
+local _M = {}
+
+local PHASES = { "rewrite", "access", "content", "route", "log" }
+
+-- In-memory shared dictionary with the semantics of policy-api.md.
+local function new_shared(clock)
+    local data = {}
+    local d = {}
+    local function live(key)
+        local e = data[key]
+        if e and e.exp and e.exp <= clock.t then
+            data[key] = nil
+            return nil
+        end
+        return e
+    end
+    local function check_value(v)
+        local t = type(v)
+        return t == "string" or t == "number"
+    end
+    local function expiry(ttl)
+        if ttl and ttl > 0 then
+            return clock.t + ttl
+        end
+        return nil
+    end
+    function d.get(_, key)
+        local e = live(key)
+        return e and e.v
+    end
+    function d.set(_, key, value, ttl)
+        if not check_value(value) then
+            return nil, "bad value type"
+        end
+        data[key] = { v = value, exp = expiry(ttl) }
+        return true
+    end
+    function d.add(_, key, value, ttl)
+        if live(key) then
+            return false, "exists"
+        end
+        return d.set(_, key, value, ttl)
+    end
+    function d.incr(_, key, delta, init, ttl)
+        local e = live(key)
+        if not e then
+            if init == nil then
+                return nil, "not found"
+            end
+            data[key] = { v = init + delta, exp = expiry(ttl) }
+            return init + delta
+        end
+        if type(e.v) ~= "number" then
+            return nil, "not a number"
+        end
+        e.v = e.v + delta
+        return e.v
+    end
+    function d.delete(_, key)
+        data[key] = nil
+        return true
+    end
+    function d.keys(_, prefix, max)
+        max = max or 1024
+        local out = {}
+        for k in pairs(data) do
+            if k:sub(1, #prefix) == prefix and live(k) then
+                out[#out + 1] = k
+            end
+        end
+        table.sort(out)
+        while #out > max do
+            out[#out] = nil
+        end
+        return out
+    end
+    d._data = data
+    return d
+end
+
+local function read_only(t)
+    return setmetatable({}, {
+        __index = t,
+        __newindex = function() error("host.config is read-only", 2) end,
+    })
+end
+
+function _M.new(opts)
+    opts = opts or {}
+    local h = {}
+    local peer = opts.peer
+    local clock = peer and peer.clock or { t = opts.now or 1700000000 }
+    local prefix = opts.api_prefix
+    if prefix == nil then
+        prefix = "/v1"
+    end
+    local trusted = opts.trusted_proxies or { "127.0.0.0/8", "::1/128", "10.0.0.0/8",
+        "172.16.0.0/12", "192.168.0.0/16", "fc00::/7" }
+    local trusted_set = assert(ip.set(trusted))
+
+    h.clock = clock
+    h.shared = peer and peer.shared or new_shared(clock)
+    h.files = peer and peer.files or {}
+    h.persisted = peer and peer.persisted or {}
+    h.logs = {}
+    h.reloads = 0
+    h.instances = {}
+    h.order = {}
+    h.raise_errors = true
+    h.persist_error = nil
+
+    local log = {}
+    for _, level in ipairs({ "debug", "info", "warn", "err" }) do
+        log[level] = function(fmt, ...)
+            if level == "debug" and not opts.debug then
+                return
+            end
+            h.logs[#h.logs + 1] = { level = level, msg = string.format(fmt, ...) }
+        end
+    end
+
+    local host = {
+        config = read_only({ api_prefix = prefix, workers = opts.workers or 1,
+            trusted_proxies = trusted, debug = opts.debug or false }),
+        log = log,
+        shared = h.shared,
+        ip = ip,
+        worker_id = opts.worker_id or 0,
+        json = { encode = cjson.encode, decode = cjson.decode },
+    }
+    function host.now()
+        return clock.t
+    end
+    function host.policy(name)
+        return h.instances[name]
+    end
+    function host.persist(path, content)
+        assert(type(path) == "string" and type(content) == "string", "persist(path, content)")
+        if h.persist_error then
+            return nil, h.persist_error
+        end
+        h.files[path] = content
+        h.persisted[#h.persisted + 1] = { path = path, content = content }
+        return true
+    end
+    function host.read_file(path)
+        local c = h.files[path]
+        if c == nil then
+            return nil, path .. ": No such file or directory"
+        end
+        return c
+    end
+    function host.reload()
+        h.reloads = h.reloads + 1
+        return true
+    end
+    function host.random_string(n, alphabet)
+        local out = {}
+        for i = 1, n do
+            local k = math.random(#alphabet)
+            out[i] = alphabet:sub(k, k)
+        end
+        return table.concat(out)
+    end
+    function host.status()
+        return { policies = h.order, config_version = 1,
+            last_reload = { at = clock.t, ok = true } }
+    end
+    h.host = host
+
+    function h.advance(seconds)
+        clock.t = clock.t + seconds
+    end
+
+    function h.logged(level, pattern, plain)
+        for _, e in ipairs(h.logs) do
+            if e.level == level and e.msg:find(pattern, 1, plain) then
+                return true
+            end
+        end
+        return false
+    end
+
+    function h.register(name, instance)
+        h.instances[name] = instance
+        h.order[#h.order + 1] = name
+        return instance
+    end
+
+    function h.load(name, conf)
+        local path = assert(package.searchpath(name, "policies/?.lua"))
+        local mod = assert(loadfile(path))()
+        local inst, err = mod.new(conf or {}, host)
+        if not inst then
+            return nil, err
+        end
+        return h.register(name, inst)
+    end
+
+    local function is_api(path)
+        if path == "/" or path == "/ping" or path == "/admin" or path:sub(1, 7) == "/admin/" then
+            return false
+        end
+        return path == prefix or path:sub(1, #prefix + 1) == prefix .. "/"
+    end
+
+    function h.request(spec)
+        spec = spec or {}
+        local headers = {}
+        for k, v in pairs(spec.headers or {}) do
+            headers[k:lower()] = v
+        end
+        local function header_value(name)
+            local v = headers[name:lower()]
+            if type(v) == "table" then
+                return v[1]
+            end
+            return v
+        end
+        local raw_path = spec.path or "/"
+        local path, query = raw_path:match("^([^?]*)%??(.*)$")
+        local peer_ip = ip.normalize(spec.peer_ip or "203.0.113.7") or spec.peer_ip
+        local r = { ctx = {}, shared = h.shared, log = log, now = host.now, _phase = nil }
+        local req = {
+            method = spec.method or "GET",
+            path = path,
+            uri = raw_path,
+            query = query,
+            peer_ip = peer_ip,
+            client_ip = ip.client_ip(peer_ip, header_value("x-forwarded-for"),
+                header_value("x-real-ip"), trusted_set),
+            api = is_api(path),
+        }
+        function req.header(_, name)
+            return header_value(name)
+        end
+        function req.body()
+            return spec.body or ""
+        end
+        function req.set_path(self, p)
+            assert(r._phase == "rewrite", "set_path outside the rewrite phase")
+            assert(type(p) == "string" and p:sub(1, 1) == "/", "set_path: bad path")
+            self.path = p
+            self.api = is_api(p)
+        end
+        local resp = { headers = {}, status = nil }
+        function resp.set_header(_, name, value)
+            assert(r._phase ~= "log", "set_header in the log phase")
+            resp.headers[name:lower()] = tostring(value)
+        end
+        function resp.exit(_, status, body, content_type)
+            assert(r._phase ~= "log", "exit in the log phase")
+            assert(not resp.answered_by, "request already answered")
+            if type(body) == "table" then
+                body = cjson.encode(body)
+                content_type = content_type or "application/json"
+            end
+            resp.status = status
+            resp.body = body or ""
+            resp.content_type = content_type or "text/plain; charset=utf-8"
+            resp.answered_by = r._policy or "host"
+        end
+        function resp.error(self, status, code, message, typ)
+            return self:exit(status,
+                { error = { message = message, type = typ or "error", code = code } })
+        end
+        r.req, r.resp = req, resp
+        return r
+    end
+
+    local function call(inst, phase, r)
+        assert(type(inst[phase]) == "function",
+            ("policy %s: field %q is not a phase function"):format(tostring(r._policy), phase))
+        r._phase = phase
+        local ok, err = pcall(inst[phase], inst, r)
+        if not ok then
+            if h.raise_errors then
+                error(err, 0)
+            end
+            log.err("policy %s phase %s: %s", tostring(r._policy), phase, tostring(err))
+            if phase ~= "log" and not r.resp.answered_by then
+                r.resp:error(500, "internal_error", "Internal server error")
+            end
+        end
+    end
+
+    local function name_of(inst)
+        for name, i in pairs(h.instances) do
+            if i == inst then
+                return name
+            end
+        end
+        return "?"
+    end
+
+    -- Runs the phases like the host; `handler(r)` stands in for the C handlers (default 200).
+    function h.run(policies, r, handler)
+        for i = 1, 4 do
+            local phase = PHASES[i]
+            local applies = phase ~= "route" or (r.req.method == "POST"
+                and (r.req.path == prefix .. "/chat/completions"
+                    or r.req.path == prefix .. "/tokenize"))
+            if applies then
+                for _, inst in ipairs(policies) do
+                    if r.resp.answered_by then
+                        break
+                    end
+                    if inst[phase] then
+                        r._policy = name_of(inst)
+                        call(inst, phase, r)
+                    end
+                end
+            end
+        end
+        if not r.resp.answered_by then
+            r._phase, r._policy = "handler", nil
+            if handler then
+                handler(r)
+            end
+            if not r.resp.answered_by then
+                r.resp:exit(200, "ok")
+            end
+        end
+        for _, inst in ipairs(policies) do
+            if inst.log then
+                r._policy = name_of(inst)
+                call(inst, "log", r)
+            end
+        end
+        r._phase = nil
+        return r
+    end
+
+    -- Decoded JSON body of the response (or nil).
+    function h.body(r)
+        return cjson.decode(r.resp.body or "")
+    end
+
+    return h
+end
+
+return _M
