@@ -24,22 +24,51 @@
 #include "gw.h"
 
 static atomic_int log_fd = -1;
+/* Lines logged before the log file is known are kept and written to it when it opens, so the
+ * start-up lines (version, generated ADMIN_KEY) reach the file too. Main thread only. */
+static int capturing = 1;
+static char *early;
+static size_t early_len;
 static atomic_int debug_on;
 static atomic_int access_stdout = 1;
+
+static void early_drop(void)
+{
+    capturing = 0;
+    free(early);
+    early = NULL;
+    early_len = 0;
+}
+
+static void early_keep(const char *line, size_t n)
+{
+    if (!capturing || early_len + n > 65536)
+        return;
+    early = gw_realloc(early, early_len + n);
+    memcpy(early + early_len, line, n);
+    early_len += n;
+}
+
+static void write_all(int fd, const char *p, size_t n);
 
 int gw_log_open_file(const char *path, char **err)
 {
     int old = atomic_exchange(&log_fd, -1);
     if (old >= 0)
         close(old);
-    if (!path || !*path)
+    if (!path || !*path) {
+        early_drop();
         return GW_OK;
+    }
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) {
         if (err)
             *err = gw_sprintf("cannot open log file %s: %s", path, strerror(errno));
         return GW_ERROR;
     }
+    if (early_len)
+        write_all(fd, early, early_len);
+    early_drop();
     atomic_store(&log_fd, fd);
     return GW_OK;
 }
@@ -111,6 +140,8 @@ void gw_log_write(gw_log_level_t level, const char *msg, size_t len)
     int fd = atomic_load(&log_fd);
     if (fd >= 0)
         write_all(fd, line, n);
+    else if (capturing)
+        early_keep(line, n);
     if (line != stack)
         free(line);
 }

@@ -162,7 +162,7 @@ int gw_vm_new(const gw_vm_opts_t *opts, gw_vm_t **out, char **err)
     lua_setfield(L, -2, "config_path");
     lua_pushinteger(L, opts->worker_id);
     lua_setfield(L, -2, "worker_id");
-    lua_pushboolean(L, opts->quiet);
+    lua_pushinteger(L, opts->quiet);
     lua_setfield(L, -2, "quiet");
     if (pcall(L, 1, 1, err) != 0)
         goto fail;

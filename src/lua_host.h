@@ -32,7 +32,7 @@ typedef struct gw_vm_s gw_vm_t;
 typedef struct {
     const char *config_path;
     int worker_id;
-    int quiet;          /* do not repeat config warnings (already printed by the main thread) */
+    int quiet;          /* 0 print all; 1 no config warnings; 2 only errors while loading */
 } gw_vm_opts_t;
 
 /* Build a VM: host library, gateway.lua, policies (validated by their new()). On failure

@@ -319,7 +319,7 @@ int gw_master_main(int argc, char **argv)
         return 1;
     }
     if (test_only) {
-        int rc = validate(config, 0, NULL, &err);
+        int rc = validate(config, 1, NULL, &err);
         if (rc != 0)
             fprintf(stderr, "pieces-gateway: configuration test failed: %s\n", err);
         else

@@ -128,7 +128,7 @@ static void on_drained(void *ud)
 
 static void do_reload(gw_worker_t *w)
 {
-    gw_vm_opts_t opts = {w->cfg->config_path, w->id, 1};
+    gw_vm_opts_t opts = {w->cfg->config_path, w->id, 2};
     gw_vm_t *vm = NULL;
     char *err = NULL;
     if (gw_vm_new(&opts, &vm, &err) != 0) {
@@ -158,7 +158,7 @@ static void on_async(uv_async_t *a)
 static int worker_setup(gw_worker_t *w)
 {
     const gw_config_t *cfg = w->cfg;
-    gw_vm_opts_t opts = {cfg->config_path, w->id, 1};
+    gw_vm_opts_t opts = {cfg->config_path, w->id, 2};
     if (gw_vm_new(&opts, &w->vm, &w->start_err) != 0)
         return GW_ERROR;
     if (gw_routes_new(&w->loop, cfg, &w->routes, &w->start_err) != 0)

@@ -36,9 +36,14 @@ local api_prefix = ""
 
 -- ---------- logging ----------
 
+local muted = false -- worker VMs stay silent while loading: the main thread already said it
+
 local function make_logger()
     local function logf(level)
         return function(fmt, ...)
+            if muted and level ~= gwffi.LOG_ERROR then
+                return
+            end
             local ok, msg = pcall(format, fmt, ...)
             gwffi.log(level, ok and msg or tostring(fmt))
         end
@@ -379,8 +384,11 @@ end
 
 -- ---------- init ----------
 
+-- opts.quiet: 0 print everything, 1 no config warnings, 2 nothing but errors while loading
 function _M.init(opts)
-    cfg = config.load(opts.config_path, opts.quiet)
+    local quiet = opts.quiet or 0
+    cfg = config.load(opts.config_path, quiet >= 1)
+    muted = quiet >= 2
     api_prefix = cfg.api_prefix
     host = build_host(opts)
     if host.shared == nil then
@@ -411,6 +419,7 @@ function _M.init(opts)
             mask = mask + bit
         end
     end
+    muted = false
     local models = instances.models
     local models_json
     if models and type(models.list_json) == "function" then

@@ -1,0 +1,189 @@
+// pieces-gateway end-to-end helpers: start the built binary on a free port, talk raw HTTP.
+// Copyright (C) 2026 pieces-gateway authors
+// This program is free software: you can redistribute it and/or modify it under the terms of
+// the GNU General Public License as published by the Free Software Foundation, either version 3
+// of the License, or (at your option) any later version. See LICENSE.
+'use strict';
+const { spawn, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+const ROOT = process.env.GW_ROOT || path.resolve(__dirname, '../../..');
+const BIN = path.resolve(process.env.GW_BIN || path.join(ROOT, 'build/pieces-gateway'));
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function tmpDir(prefix = 'gw-e2e-') {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Base environment: everything relative to the repo, state in a temp dir, one worker.
+function baseEnv(dir, port, extra = {}) {
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME || '/tmp',
+    PORT: String(port),
+    WORKERS: '1',
+    POLICIES_DIR: path.join(ROOT, 'policies'),
+    ASSETS_DIR: path.join(ROOT, 'assets'),
+    BLACKLIST_FILE: path.join(dir, 'blacklist.txt'),
+    RATE_LIMIT_ENABLED: 'false',
+    ADMIN_KEY: 'admin-test-key',
+    ...extra,
+  };
+  for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+  return env;
+}
+
+class Gateway {
+  constructor(opts = {}) {
+    this.opts = opts;
+    this.stdout = '';
+    this.stderr = '';
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start() {
+    this.dir = this.opts.dir || tmpDir();
+    this.port = this.opts.port || (await freePort());
+    const env = baseEnv(this.dir, this.port, this.opts.env);
+    const config = this.opts.config || path.join(ROOT, 'gateway.lua');
+    const bin = this.opts.bin || BIN;
+    this.proc = spawn(bin, ['-c', config, ...(this.opts.args || [])], {
+      cwd: this.dir,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.proc.stdout.on('data', (d) => { this.stdout += d; });
+    this.proc.stderr.on('data', (d) => { this.stderr += d; });
+    this.exited = new Promise((resolve) => {
+      this.proc.on('exit', (code, signal) => resolve({ code, signal }));
+    });
+    const deadline = Date.now() + 10000;
+    while (Date.now() < deadline) {
+      if (this.proc.exitCode !== null) break;
+      try {
+        const r = await fetch(`${this.url}/ping`);
+        if (r.status === 200) return this;
+      } catch (e) { /* not listening yet */ }
+      await sleep(25);
+    }
+    throw new Error(`gateway did not start:\n${this.stdout}\n${this.stderr}`);
+  }
+
+  async stop(signal = 'SIGTERM') {
+    if (!this.proc || this.proc.exitCode !== null) return this.exited;
+    this.proc.kill(signal);
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 15000);
+    const res = await this.exited;
+    clearTimeout(timer);
+    return res;
+  }
+
+  get log() {
+    return this.stdout + this.stderr;
+  }
+}
+
+async function startGateway(opts) {
+  return new Gateway(opts).start();
+}
+
+// Raw HTTP over one socket: send `data` (string/Buffer or array of them with pauses), collect
+// everything until the peer closes or `idleMs` passes without data.
+function raw(port, data, { idleMs = 1500, pauseMs = 0 } = {}) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let out = Buffer.alloc(0);
+    let timer;
+    let closed = false;
+    const finish = () => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ text: out.toString('latin1'), closedByPeer: sock.closedByPeer === true });
+    };
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(finish, idleMs);
+    };
+    sock.on('data', (d) => { out = Buffer.concat([out, d]); arm(); });
+    sock.on('end', () => { sock.closedByPeer = true; finish(); });
+    sock.on('error', finish);
+    sock.on('connect', async () => {
+      const parts = Array.isArray(data) ? data : [data];
+      for (const p of parts) {
+        sock.write(p);
+        if (pauseMs) await sleep(pauseMs);
+      }
+      arm();
+    });
+  });
+}
+
+// Split a raw HTTP/1.1 byte stream into responses (Content-Length or chunked bodies).
+function parseResponses(text) {
+  const out = [];
+  let rest = text;
+  while (rest.length) {
+    const headEnd = rest.indexOf('\r\n\r\n');
+    if (headEnd < 0) break;
+    const head = rest.slice(0, headEnd);
+    const lines = head.split('\r\n');
+    const status = Number(lines[0].split(' ')[1]);
+    const headers = {};
+    for (const l of lines.slice(1)) {
+      const i = l.indexOf(':');
+      headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+    }
+    rest = rest.slice(headEnd + 4);
+    let body = '';
+    if (status === 100) { out.push({ status, headers, body }); continue; }
+    if (headers['content-length'] !== undefined) {
+      const n = Number(headers['content-length']);
+      body = rest.slice(0, n);
+      rest = rest.slice(n);
+    } else if (headers['transfer-encoding'] === 'chunked') {
+      for (;;) {
+        const le = rest.indexOf('\r\n');
+        const size = parseInt(rest.slice(0, le), 16);
+        rest = rest.slice(le + 2);
+        if (!size) { rest = rest.slice(2); break; }
+        body += rest.slice(0, size);
+        rest = rest.slice(size + 2);
+      }
+    }
+    out.push({ status, headers, body });
+  }
+  return out;
+}
+
+function runBin(args, opts = {}) {
+  return spawnSync(opts.bin || BIN, args, {
+    cwd: opts.cwd || ROOT,
+    env: opts.env || baseEnv(os.tmpdir(), 8787),
+    encoding: 'utf8',
+    timeout: 20000,
+  });
+}
+
+module.exports = { ROOT, BIN, freePort, tmpDir, sleep, baseEnv, Gateway, startGateway, raw,
+  parseResponses, runBin };
