@@ -84,6 +84,10 @@ return {
             ipv6_mask = env.int("IPV6_MASK", 48),
             violation_ttl = env.num("BLACKLIST_VIOLATION_TTL", 86400),
         } },
+        { name = "chat", conf = {
+            temperature = env.num("GPT_DEFAULT_TEMPERATURE", nil),
+            top_p = env.num("GPT_DEFAULT_TOP_P", nil),
+        } },
         { name = "admin", conf = {
             key = env.str("ADMIN_KEY", ""),
             file = env.str("BLACKLIST_FILE", "blacklist.txt"),

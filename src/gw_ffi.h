@@ -61,6 +61,17 @@ int gw_ffi_shdict_keys(const char *prefix, size_t prefix_len, int max, unsigned 
                        size_t *len);
 
 /* --- tokenizer --- */
+long long gw_ffi_tok_count(const char *enc, size_t elen, const char *text, size_t tlen);
+
+/* --- chat completions (route phase) --- */
+int gw_ffi_chat_begin(void *req, int service, const char *model, size_t mlen, const char *echo,
+                      size_t elen, const char *enc, size_t enclen, int stream, int include_usage,
+                      long long prompt_tokens);
+int gw_ffi_chat_sampling(void *req, int has_temperature, double temperature, int has_top_p,
+                         double top_p);
+int gw_ffi_chat_message(void *req, int role, const char *text, size_t len);
+int gw_ffi_chat_vertex(void *req, const char *message, size_t mlen, const char *rules,
+                       size_t rlen);
 
 /* GW_FFI_END */
 

@@ -134,6 +134,8 @@ static gw_req_t *req_new(gw_conn_t *c)
 
 static void req_free(gw_req_t *r)
 {
+    if (r->data && r->data_free)
+        r->data_free(r->data);
     gw_buf_dispose(&r->head);
     gw_buf_dispose(&r->body);
     gw_buf_dispose(&r->resp_headers);

@@ -66,8 +66,9 @@ struct gw_req_s {
     uint64_t bytes_sent;
     char *log_model;             /* for the access log (owned) */
 
-    /* handler state */
+    /* handler state: data is freed with data_free when the request is freed */
     void *data;
+    void (*data_free)(void *data);
     void (*on_abort)(gw_req_t *req);
     void *vm;                    /* the Lua VM this request runs on (refcounted by the host) */
     void *worker;

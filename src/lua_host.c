@@ -31,6 +31,7 @@ struct gw_vm_s {
     unsigned phases;
     int ref_handle;
     int ref_log;
+    int ref_route;
     char *models_json;
     size_t models_len;
     char *policy_names;
@@ -181,6 +182,7 @@ int gw_vm_new(const gw_vm_opts_t *opts, gw_vm_t **out, char **err)
     vm->policy_names = dup_field(L, info, "policy_names", NULL);
     vm->ref_handle = take_ref(L, host, "handle");
     vm->ref_log = take_ref(L, host, "log");
+    vm->ref_route = take_ref(L, host, "route");
     lua_settop(L, 0);
     *out = vm;
     return GW_OK;
@@ -243,6 +245,18 @@ void gw_vm_handle(gw_vm_t *vm, gw_req_t *req)
         return;
     if (call_req(vm, vm->ref_handle, req, &err) != 0) {
         gw_error("host error handling %s %s: %s", req->method_name, req->path, err);
+        free(err);
+        internal_error(req);
+    }
+}
+
+void gw_vm_route(gw_vm_t *vm, gw_req_t *req)
+{
+    char *err = NULL;
+    if (vm->ref_route == LUA_NOREF)
+        return;
+    if (call_req(vm, vm->ref_route, req, &err) != 0) {
+        gw_error("host error in route phase: %s", err);
         free(err);
         internal_error(req);
     }

@@ -49,6 +49,9 @@ const char *gw_vm_policy_names(const gw_vm_t *vm);
 /* Run rewrite/access/content. The answer, if any, is recorded in req->answered. A Lua error
  * records a 500 answer. */
 void gw_vm_handle(gw_vm_t *vm, gw_req_t *req);
+/* Run the route phase (chat and tokenize requests): the chat policy either records the
+ * upstream request (gw_ffi_chat_*) or answers (validation errors, tokenize). */
+void gw_vm_route(gw_vm_t *vm, gw_req_t *req);
 /* Run the log phase (errors are logged only). */
 void gw_vm_log(gw_vm_t *vm, gw_req_t *req);
 

@@ -12,42 +12,81 @@
  *   GET|HEAD /                 health JSON
  *   GET|HEAD /ping             "pong"
  *   GET|HEAD {P}/models        the catalog rendered by policies/models.lua
+ *   POST {P}/chat/completions  Lua route phase, then the upstream call (chat.c)
+ *   POST {P}/tokenize          Lua route phase (the chat policy answers with the count)
  *   anything else              404 route_not_found (405 method_not_allowed on a known path)
  */
 #include "routes.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat.h"
 #include "gw.h"
+#include "gw_upstream.h"
 #include "process.h"
 
 struct gw_routes_s {
     uv_loop_t *loop;
     const gw_config_t *cfg;
-    char *models_path;
-    size_t models_path_len;
+    char *models_path, *chat_path, *tokenize_path;
+    gw_chat_env_t chat;
 };
+
+static int new_pool(gw_routes_t *rt, const char *address, gw_upstream_t **out, char **err)
+{
+    const gw_config_t *cfg = rt->cfg;
+    gw_upstream_conf_t uc = {
+        .address = address,
+        .ca_file = cfg->upstream.ca_file,
+        .insecure = cfg->upstream.insecure,
+        .min_conns = cfg->upstream.min_pool_size,
+        .max_conns = cfg->upstream.max_pool_size,
+        .scale_interval = cfg->upstream.scale_interval,
+    };
+    char *e = NULL;
+    if (gw_upstream_new(rt->loop, &uc, out, &e) != 0) {
+        *err = gw_sprintf("upstream %s: %s", address, e ? e : "invalid");
+        free(e);
+        return GW_ERROR;
+    }
+    return GW_OK;
+}
 
 int gw_routes_new(uv_loop_t *loop, const gw_config_t *cfg, gw_routes_t **out, char **err)
 {
-    GW_UNUSED(err);
     gw_routes_t *rt = gw_calloc(1, sizeof(*rt));
     rt->loop = loop;
     rt->cfg = cfg;
     rt->models_path = gw_sprintf("%s/models", cfg->api_prefix);
-    rt->models_path_len = strlen(rt->models_path);
+    rt->chat_path = gw_sprintf("%s/chat/completions", cfg->api_prefix);
+    rt->tokenize_path = gw_sprintf("%s/tokenize", cfg->api_prefix);
+    rt->chat.loop = loop;
+    rt->chat.cfg = cfg;
     *out = rt;
+    if (new_pool(rt, cfg->upstream.gpt, &rt->chat.gpt, err) != 0 ||
+        new_pool(rt, cfg->upstream.vertex, &rt->chat.vertex, err) != 0)
+        return GW_ERROR;
     return GW_OK;
 }
 
-void gw_routes_close(gw_routes_t *rt) { GW_UNUSED(rt); }
+void gw_routes_close(gw_routes_t *rt)
+{
+    if (rt->chat.gpt)
+        gw_upstream_close(rt->chat.gpt, NULL, NULL);
+    if (rt->chat.vertex)
+        gw_upstream_close(rt->chat.vertex, NULL, NULL);
+    rt->chat.gpt = rt->chat.vertex = NULL;
+}
 
 void gw_routes_free(gw_routes_t *rt)
 {
     if (!rt)
         return;
     free(rt->models_path);
+    free(rt->chat_path);
+    free(rt->tokenize_path);
     free(rt);
 }
 
@@ -66,12 +105,46 @@ static void method_not_allowed(gw_req_t *req)
     gw_resp_send_error(req, 405, "method_not_allowed", "Method not allowed", "error");
 }
 
-static void health(gw_req_t *req)
+static void put_pool(gw_buf_t *b, const char *name, gw_upstream_t *u)
 {
-    char metrics[256], body[512];
+    char stats[4096];
+    int n = u ? gw_upstream_stats_json(u, stats, sizeof(stats)) : -1;
+    gw_buf_printf(b, "\"%s\":%s", name, n > 0 && (size_t)n < sizeof(stats) ? stats : "null");
+}
+
+/* Health: the seed's counters, plus this worker's upstream pools. */
+static void health(gw_routes_t *rt, gw_req_t *req)
+{
+    char metrics[256];
     gw_metrics_json(metrics, sizeof(metrics));
-    int n = snprintf(body, sizeof(body), "{\"status\":\"ok\",\"metrics\":%s}", metrics);
-    gw_resp_send(req, 200, "application/json", body, (size_t)n);
+    gw_buf_t b;
+    gw_buf_init(&b);
+    gw_buf_printf(&b, "{\"status\":\"ok\",\"metrics\":%s,\"upstream\":{", metrics);
+    put_pool(&b, "gpt", rt->chat.gpt);
+    gw_buf_putc(&b, ',');
+    put_pool(&b, "vertex", rt->chat.vertex);
+    gw_buf_puts(&b, "}}");
+    gw_resp_send(req, 200, "application/json", b.data, b.len);
+    gw_buf_dispose(&b);
+}
+
+/* Route phase (Lua), then the upstream call or the policy's own answer. */
+static void chat(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req, int tokenize)
+{
+    if (strcmp(req->method_name, "POST") != 0)
+        return method_not_allowed(req);
+    if (!(gw_vm_phases(vm) & GW_PHASE_ROUTE))
+        return gw_resp_send_error(req, 500, "internal_error",
+                                  "No policy handles the route phase (policy 'chat')", "error");
+    gw_vm_route(vm, req);
+    if (req->answered)
+        return gw_resp_send(req, req->answer_status, req->answer_ctype, req->answer_body.data,
+                            req->answer_body.len);
+    gw_chat_params_t *p = gw_chat_params(req, 0);
+    if (tokenize || !p || !p->model)
+        return gw_resp_send_error(req, 500, "internal_error",
+                                  "The route phase produced no upstream request", "error");
+    gw_chat_start(&rt->chat, req);
 }
 
 void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
@@ -79,7 +152,7 @@ void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
     if (path_is(req, "/", 1)) {
         if (!is_get(req))
             return method_not_allowed(req);
-        return health(req);
+        return health(rt, req);
     }
     if (path_is(req, "/ping", 5)) {
         if (!is_get(req))
@@ -96,5 +169,9 @@ void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
                                       "No model catalog is loaded (policy 'models')", "error");
         return gw_resp_send(req, 200, "application/json", body, len);
     }
+    if (path_is(req, rt->chat_path, strlen(rt->chat_path)))
+        return chat(rt, vm, req, 0);
+    if (path_is(req, rt->tokenize_path, strlen(rt->tokenize_path)))
+        return chat(rt, vm, req, 1);
     gw_resp_send_error(req, 404, "route_not_found", "Requested path not found", "error");
 }

@@ -30,6 +30,15 @@ int gw_ffi_random_bytes(unsigned char *buf, size_t n);
 int gw_ffi_persist(const char *path, size_t plen, const char *data, size_t dlen);
 int gw_ffi_reload(void);
 int gw_ffi_status(char *buf, size_t cap);
+long long gw_ffi_tok_count(const char *enc, size_t elen, const char *text, size_t tlen);
+int gw_ffi_chat_begin(void *req, int service, const char *model, size_t mlen, const char *echo,
+                      size_t elen, const char *enc, size_t enclen, int stream, int include_usage,
+                      long long prompt_tokens);
+int gw_ffi_chat_sampling(void *req, int has_temperature, double temperature, int has_top_p,
+                         double top_p);
+int gw_ffi_chat_message(void *req, int role, const char *text, size_t len);
+int gw_ffi_chat_vertex(void *req, const char *message, size_t mlen, const char *rules,
+                       size_t rlen);
 ]]
 
 local C = ffi.C

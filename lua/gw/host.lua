@@ -16,6 +16,7 @@ local cjson = require "cjson.safe"
 
 local C = gwffi.C
 local type, pairs, ipairs, tostring, setmetatable = type, pairs, ipairs, tostring, setmetatable
+local tonumber = tonumber
 local format = string.format
 local concat = table.concat
 local co_create, co_resume, co_yield, co_status =
@@ -99,6 +100,7 @@ local json = {
     decode = function(s)
         return cjson.decode(s)
     end,
+    null = cjson.null,
 }
 
 local function optional(name)
@@ -136,6 +138,14 @@ local function build_host(opts)
     end
     function h.status()
         return cjson.decode(gwffi.status())
+    end
+    -- exact token count of text with a tokenizer ("cl100k_base", "o200k_base", "claude")
+    function h.tokens(encoding, text)
+        local n = tonumber(C.gw_ffi_tok_count(encoding, #encoding, text, #text))
+        if n < 0 then
+            return nil, "unknown encoding " .. encoding
+        end
+        return n
     end
     return h
 end
@@ -359,12 +369,62 @@ local function publish_ctx(r, req)
     end
 end
 
+local route_paths = {}
+
 function _M.handle(req, id)
     local r = new_r(req)
     run_in_coroutine(run_pre, r)
     publish_ctx(r, req)
-    if #chain.log > 0 then
+    -- keep r (and r.ctx) for the route and log phases of the same request
+    if #chain.log > 0 or (#chain.route > 0 and not r._answered and route_paths[r.req.path]) then
         active[id] = r
+    end
+end
+
+local function run_route(r)
+    run_phase(r, "route")
+end
+
+-- r.upstream, set by the route phase, becomes the C side's chat parameters.
+local function push_upstream(r, req)
+    local u = r.upstream
+    if r._answered or type(u) ~= "table" then
+        return
+    end
+    local gpt = u.service ~= "vertex"
+    local echo, enc = u.echo_model or u.model, u.encoding or ""
+    if C.gw_ffi_chat_begin(req, gpt and 0 or 1, u.model, #u.model, echo, #echo, enc, #enc,
+        u.stream and 1 or 0, u.include_usage and 1 or 0, u.prompt_tokens or 0) ~= 0 then
+        error("route: invalid upstream request", 0)
+    end
+    C.gw_ffi_chat_sampling(req, u.temperature and 1 or 0, u.temperature or 0,
+        u.top_p and 1 or 0, u.top_p or 0)
+    if gpt then
+        for _, m in ipairs(u.messages or {}) do
+            C.gw_ffi_chat_message(req, m.role, m.text, #m.text)
+        end
+    else
+        C.gw_ffi_chat_vertex(req, u.message or "", #(u.message or ""), u.rules or "",
+            #(u.rules or ""))
+    end
+end
+
+function _M.route(req, id)
+    local r = active[id]
+    if not r then
+        r = new_r(req)
+        if #chain.log > 0 then
+            active[id] = r
+        end
+    elseif #chain.log == 0 then
+        active[id] = nil
+    end
+    run_in_coroutine(run_route, r)
+    publish_ctx(r, req)
+    local ok, err = pcall(push_upstream, r, req)
+    if not ok then
+        host.log.err("route phase: %s", tostring(err))
+        pcall(resp_methods.error, r.resp, 500, "internal_error", "Internal server error")
     end
 end
 
@@ -389,6 +449,10 @@ function _M.init(opts)
     local quiet = opts.quiet or 0
     cfg = config.load(opts.config_path, quiet >= 1)
     muted = quiet >= 2
+    route_paths = {
+        [cfg.api_prefix .. "/chat/completions"] = true,
+        [cfg.api_prefix .. "/tokenize"] = true,
+    }
     api_prefix = cfg.api_prefix
     host = build_host(opts)
     if host.shared == nil then

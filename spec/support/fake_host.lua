@@ -151,7 +151,7 @@ function _M.new(opts)
         shared = h.shared,
         ip = ip,
         worker_id = opts.worker_id or 0,
-        json = { encode = cjson.encode, decode = cjson.decode },
+        json = { encode = cjson.encode, decode = cjson.decode, null = cjson.null },
     }
     function host.now()
         return clock.t

@@ -1,0 +1,281 @@
+-- pieces-gateway policy: chat completions and tokenize (route phase).
+-- Copyright (C) 2026 pieces-gateway authors
+-- This program is free software: you can redistribute it and/or modify it under the terms of
+-- the GNU General Public License as published by the Free Software Foundation, either version 3
+-- of the License, or (at your option) any later version. See LICENSE.
+--
+-- For POST {P}/chat/completions: decodes and validates the body, resolves the model through
+-- the catalog (policy "models"; claude -YYYYMMDD accepted; the model of a model route when the
+-- body names none or an unknown one; DEFAULT_MODEL; else 404 model_not_found), builds the
+-- upstream request fields and the prompt token count, and hands them to the C core through
+-- r.upstream. The prompt formats are the original service's:
+--   GPT:    {role 0: "system:<c>;\r\n"...} {role 1: "<role>:<c>;\r\n"...}
+--   Vertex: consecutive same-role messages merged with "\n" (system messages in between do
+--           not break a run); message = "<role>:<c>" joined by ";\r\n" plus ";\r\n";
+--           rules = "system:" .. systems joined by "\n" .. ";\r\n"
+-- Usage: GPT prompt = sum(3 + tokens(content) + tokens(role) [+ 1 + tokens(name)]) + 3;
+-- Vertex prompt = Claude tokens of "\n\nSystem:<s>" .. "\n\n<role>:<c>"... [.. "\n\nAssistant:"].
+-- For POST {P}/tokenize: {"model", "messages"} (prompt tokens) or {"model", "input"} (plain
+-- count) -> {"model", "encoding", "tokens"}.
+--
+-- Config:
+--   temperature, top_p (env GPT_DEFAULT_TEMPERATURE, GPT_DEFAULT_TOP_P; default unset): sent
+--     to the GPT service when the client gives none (the original sent nothing).
+
+local _M = { name = "chat" }
+
+local type, ipairs, tostring = type, ipairs, tostring
+local concat = table.concat
+local format = string.format
+
+function _M.new(conf, host)
+    for _, k in ipairs({ "temperature", "top_p" }) do
+        if conf[k] ~= nil and type(conf[k]) ~= "number" then
+            return nil, k .. " must be a number"
+        end
+    end
+    return setmetatable({ conf = conf, host = host }, { __index = _M })
+end
+
+local function bad(r, msg)
+    r.resp:error(400, "invalid_request", msg)
+    return nil
+end
+
+-- content: string, null/absent, or an array of parts whose text parts are concatenated
+local function flatten(r, content, where, null)
+    if content == nil or content == null then
+        return ""
+    end
+    if type(content) == "string" then
+        return content
+    end
+    if type(content) ~= "table" then
+        return bad(r, where .. " must be a string, null or an array of content parts")
+    end
+    local out = {}
+    for j, part in ipairs(content) do
+        if type(part) ~= "table" then
+            return bad(r, format("%s[%d] must be an object", where, j))
+        end
+        local text = part.text
+        if text ~= nil and text ~= null and type(text) ~= "string" then
+            return bad(r, format("%s[%d].text must be a string", where, j))
+        end
+        if type(text) == "string" and text ~= "" then
+            out[#out + 1] = text
+        end
+    end
+    return concat(out)
+end
+
+local function check_messages(r, list, null)
+    if type(list) ~= "table" or #list == 0 then
+        return bad(r, "messages must be a non-empty array")
+    end
+    local out = {}
+    for i, m in ipairs(list) do
+        local where = format("messages[%d]", i - 1)
+        if type(m) ~= "table" then
+            return bad(r, where .. " must be an object")
+        end
+        if type(m.role) ~= "string" then
+            return bad(r, where .. ".role must be a string")
+        end
+        if m.name ~= nil and m.name ~= null and type(m.name) ~= "string" then
+            return bad(r, where .. ".name must be a string")
+        end
+        local content = flatten(r, m.content, where .. ".content", null)
+        if not content then
+            return nil
+        end
+        out[i] = { role = m.role, content = content, name = type(m.name) == "string" and m.name }
+    end
+    return out
+end
+
+local function gpt_request(msgs)
+    local sys, dlg = {}, {}
+    for _, m in ipairs(msgs) do
+        if m.role == "system" then
+            sys[#sys + 1] = "system:" .. m.content .. ";\r\n"
+        else
+            dlg[#dlg + 1] = m.role .. ":" .. m.content .. ";\r\n"
+        end
+    end
+    local out = {}
+    if #sys > 0 then
+        out[#out + 1] = { role = 0, text = concat(sys) }
+    end
+    if #dlg > 0 then
+        out[#out + 1] = { role = 1, text = concat(dlg) }
+    end
+    return out
+end
+
+-- systems S and the merged dialog C of the Vertex format
+local function vertex_parts(msgs)
+    local S, C = {}, {}
+    for _, m in ipairs(msgs) do
+        if m.role == "system" then
+            S[#S + 1] = m.content
+        elseif #C > 0 and C[#C].role == m.role then
+            C[#C].content = C[#C].content .. "\n" .. m.content
+        else
+            C[#C + 1] = { role = m.role, content = m.content }
+        end
+    end
+    return concat(S, "\n"), C
+end
+
+local function vertex_request(msgs)
+    local systems, C = vertex_parts(msgs)
+    local lines = {}
+    for i, e in ipairs(C) do
+        lines[i] = e.role .. ":" .. e.content
+    end
+    local message = #lines > 0 and concat(lines, ";\r\n") .. ";\r\n" or ""
+    local rules = systems ~= "" and "system:" .. systems .. ";\r\n" or ""
+    return message, rules
+end
+
+function _M:prompt_tokens(entry, msgs)
+    local count = self.host.tokens
+    if entry.service == "gpt" then
+        local n = 3
+        for _, m in ipairs(msgs) do
+            n = n + 3 + count(entry.encoding, m.content) + count(entry.encoding, m.role)
+            if m.name then
+                n = n + 1 + count(entry.encoding, m.name)
+            end
+        end
+        return n
+    end
+    local systems, C = vertex_parts(msgs)
+    local text = {}
+    if systems ~= "" then
+        text[1] = "\n\nSystem:" .. systems
+    end
+    for _, e in ipairs(C) do
+        text[#text + 1] = "\n\n" .. e.role .. ":" .. e.content
+    end
+    if #C > 0 and C[#C].role == "user" then
+        text[#text + 1] = "\n\nAssistant:"
+    end
+    return count("claude", concat(text))
+end
+
+local function decode_body(r, json)
+    local body = r.req:body()
+    if body == "" then
+        return bad(r, "Request body is empty")
+    end
+    local req, err = json.decode(body)
+    if req == nil then
+        return bad(r, "Invalid JSON body: " .. tostring(err))
+    end
+    if type(req) ~= "table" then
+        return bad(r, "Request body must be a JSON object")
+    end
+    if req.model ~= nil and req.model ~= json.null and type(req.model) ~= "string" then
+        return bad(r, "model must be a string")
+    end
+    return req
+end
+
+local function model_not_found(r, name)
+    r.resp:error(404, "model_not_found", format("Model '%s' does not exist", tostring(name)))
+end
+
+function _M:tokenize(r, req, catalog, null)
+    local entry = catalog:resolve(req.model)
+    if not entry then
+        return model_not_found(r, req.model)
+    end
+    local n
+    if req.input ~= nil then
+        if type(req.input) ~= "string" then
+            return bad(r, "input must be a string")
+        end
+        n = self.host.tokens(entry.encoding, req.input)
+    else
+        local msgs = check_messages(r, req.messages, null)
+        if not msgs then
+            return
+        end
+        n = self:prompt_tokens(entry, msgs)
+    end
+    r.resp:exit(200, { model = req.model, encoding = entry.encoding, tokens = n })
+end
+
+local function number_or_nil(r, req, key, null)
+    local v = req[key]
+    if v == nil or v == null then
+        return true, nil
+    end
+    if type(v) ~= "number" then
+        return bad(r, key .. " must be a number")
+    end
+    return true, v
+end
+
+function _M:route(r)
+    local json = self.host.json
+    local null = json.null
+    local catalog = self.host.policy("models")
+    local req = decode_body(r, json)
+    if not req then
+        return
+    end
+    r.ctx.model = type(req.model) == "string" and req.model or r.ctx.route_model
+    if r.req.path:sub(-9) == "/tokenize" then
+        return self:tokenize(r, req, catalog, null)
+    end
+    local msgs = check_messages(r, req.messages, null)
+    if not msgs then
+        return
+    end
+    if req.stream ~= nil and req.stream ~= null and type(req.stream) ~= "boolean" then
+        return bad(r, "stream must be a boolean")
+    end
+    local ok1, temperature = number_or_nil(r, req, "temperature", null)
+    local ok2, top_p = ok1 and number_or_nil(r, req, "top_p", null)
+    if not ok2 then
+        return
+    end
+    local so = req.stream_options
+    if so ~= nil and so ~= null and type(so) ~= "table" then
+        return bad(r, "stream_options must be an object")
+    end
+    -- the body's valid model wins over a model route's; then DEFAULT_MODEL
+    local echo = type(req.model) == "string" and req.model or nil
+    local entry = catalog:resolve(echo)
+    if not entry and r.ctx.route_model then
+        entry = catalog:resolve(r.ctx.route_model)
+        echo = r.ctx.route_model
+    end
+    if not entry then
+        entry = catalog:default_model()
+        if not entry then
+            return model_not_found(r, echo or "")
+        end
+        echo = echo or entry.id
+    end
+    r.ctx.model = echo
+    local up = {
+        service = entry.service, model = entry.id, echo_model = echo, encoding = entry.encoding,
+        stream = req.stream == true,
+        include_usage = type(so) == "table" and so.include_usage == true,
+        prompt_tokens = self:prompt_tokens(entry, msgs),
+    }
+    if entry.service == "gpt" then
+        up.messages = gpt_request(msgs)
+        up.temperature = temperature or self.conf.temperature
+        up.top_p = top_p or self.conf.top_p
+    else
+        up.message, up.rules = vertex_request(msgs)
+    end
+    r.upstream = up
+end
+
+return _M
