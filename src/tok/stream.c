@@ -53,6 +53,11 @@ gw_tok_stream_t *gw_tok_stream_new(const gw_tok_t *t)
     return s;
 }
 
+size_t tok_stream_buffered(const gw_tok_stream_t *s)
+{
+    return s->npend + s->norm.len + s->text.len;
+}
+
 void gw_tok_stream_free(gw_tok_stream_t *s)
 {
     if (!s)

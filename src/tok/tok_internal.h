@@ -143,4 +143,9 @@ size_t tok_special_prefix_tail(const gw_tok_t *t, const uint8_t *s, size_t n);
 int tok_prepare(const gw_tok_t *t, const uint8_t *s, size_t n, tok_buf_t *tmp,
                 const uint8_t **out, size_t *out_len);
 
+/* --- stream.c --------------------------------------------------------------------------- */
+
+/* Bytes a stream currently holds back (tests check the memory bound with it). */
+size_t tok_stream_buffered(const gw_tok_stream_t *s);
+
 #endif
