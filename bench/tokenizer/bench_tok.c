@@ -8,7 +8,8 @@
  *
  * Usage: bench_tok ASSETS_DIR CORPUS_FILE [ENCODING...]
  * Prints the vocabulary load time and RSS growth, then for each encoding (default cl100k_base
- * o200k_base) the token count of the corpus on one thread, best of 3 runs, as MB/s and tokens/s.
+ * o200k_base) the token count of the corpus on one thread, best of 3 runs, as MB/s and tokens/s,
+ * then the streaming counter on the same text in 1000-byte and 7-byte chunks (same count).
  * Uses only the public API (gw_tok.h). Must never: run more than one thread.
  */
 #include <stdio.h>
@@ -57,6 +58,23 @@ static char *read_all(const char *path, size_t *len)
     return buf;
 }
 
+/* The streaming counter fed in chunk-byte pieces (SSE-like deltas); must equal the count. */
+static int bench_stream(const gw_tok_t *t, const char *text, size_t len, size_t chunk,
+                        size_t want)
+{
+    double t0 = now();
+    gw_tok_stream_t *s = gw_tok_stream_new(t);
+    for (size_t i = 0; s && i < len; i += chunk)
+        gw_tok_stream_feed(s, text + i, len - i < chunk ? len - i : chunk);
+    size_t n = gw_tok_stream_finish(s);
+    gw_tok_stream_free(s);
+    double dt = now() - t0;
+    printf("c-stream  %-12s %10zu tokens %8.3f s %8.2f MB/s (%zu-byte chunks)%s\n",
+           gw_tok_name(t), n, dt, (double)len / 1e6 / dt, chunk,
+           n == want ? "" : "  COUNT DIFFERS");
+    return n != want;
+}
+
 static int bench(const char *name, const char *text, size_t len)
 {
     const gw_tok_t *t = gw_tok_get(name);
@@ -75,7 +93,7 @@ static int bench(const char *name, const char *text, size_t len)
     }
     printf("c-engine  %-12s %10zu tokens %8.3f s %8.2f MB/s %12.0f tokens/s\n", name, count,
            best, (double)len / 1e6 / best, (double)count / best);
-    return 0;
+    return bench_stream(t, text, len, 1000, count) | bench_stream(t, text, len, 7, count);
 }
 
 int main(int argc, char **argv)

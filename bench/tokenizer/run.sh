@@ -25,5 +25,5 @@ fi
 corpus="$build/bench-tok-corpus.txt"
 node "$here/build_corpus.js" "$corpus"
 cres="$build/bench-tok-c.txt"
-"$build/bench_tok" "$root/assets" "$corpus" cl100k_base o200k_base claude | tee "$cres" | grep -E "load|claude"
+"$build/bench_tok" "$root/assets" "$corpus" cl100k_base o200k_base claude | tee "$cres" | grep -E "load|claude|c-stream"
 node "$here/bench.js" "$corpus" "$cres"
