@@ -1,0 +1,312 @@
+/*
+ * pieces-gateway: the Pieces OS message codec (see gw_pieces.h).
+ * Copyright (C) 2026 pieces-gateway authors
+ *
+ * This program is free software: you can redistribute it and/or modify it under the terms of
+ * the GNU General Public License as published by the Free Software Foundation, either version 3
+ * of the License, or (at your option) any later version. See LICENSE.
+ *
+ * Provides: request encoding and reply decoding for both services.
+ * Uses: a direct proto3 writer for requests (the text is pointer+length and may hold NULs,
+ *   which protobuf-c's C strings cannot carry; spec/c/test_pieces.c checks the bytes against
+ *   protobuf-c's own packing), protobuf-c generated code for replies, unpacked into one
+ *   per-reply arena so a reply costs one or two mallocs.
+ * Must never: keep state between calls, or read past len.
+ */
+#include "gw_pieces.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpt.pb-c.h"
+#include "vertex.pb-c.h"
+
+/* ---- proto3 writer ---------------------------------------------------------------------- */
+
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+} wbuf_t;
+
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2 };
+
+static size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static void put_varint(wbuf_t *b, uint64_t v)
+{
+    while (v >= 0x80) {
+        b->p[b->len++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    b->p[b->len++] = (uint8_t)v;
+}
+
+static void put_tag(wbuf_t *b, unsigned field, unsigned wt)
+{
+    put_varint(b, ((uint64_t)field << 3) | wt);
+}
+
+static void put_bytes(wbuf_t *b, unsigned field, const void *s, size_t n)
+{
+    if (n == 0)
+        return; /* proto3: "" is not put on the wire */
+    put_tag(b, field, WT_LEN);
+    put_varint(b, n);
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void put_double(wbuf_t *b, unsigned field, double d)
+{
+    uint64_t v;
+    if (d == 0.0 && !signbit(d))
+        return;
+    memcpy(&v, &d, 8);
+    put_tag(b, field, WT_I64);
+    for (int i = 0; i < 8; i++)
+        b->p[b->len++] = (uint8_t)(v >> (8 * i));
+}
+
+/* Size of a length-delimited field (tag + length + payload), 0 when the payload is empty. */
+static size_t len_field_size(unsigned field, size_t n)
+{
+    return n ? varint_size((uint64_t)field << 3) + varint_size(n) + n : 0;
+}
+
+static int wbuf_alloc(wbuf_t *b, size_t cap)
+{
+    b->p = malloc(cap ? cap : 1);
+    b->len = 0;
+    b->cap = cap;
+    return b->p ? 0 : -ENOMEM;
+}
+
+static size_t gpt_msg_size(const gw_pieces_msg_t *m)
+{
+    size_t role = m->role ? 1 + varint_size((uint64_t)m->role) : 0;
+    return role + len_field_size(2, m->len);
+}
+
+int gw_pieces_gpt_encode(const char *model, const gw_pieces_msg_t *msgs, size_t n,
+                         int has_temperature, double temperature, int has_top_p, double top_p,
+                         uint8_t **out, size_t *out_len)
+{
+    wbuf_t b;
+    size_t mlen = model ? strlen(model) : 0, cap = len_field_size(1, mlen) + 18;
+
+    if (!out || !out_len || (n && !msgs))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (msgs[i].role < 0 || (msgs[i].len && !msgs[i].text))
+            return -EINVAL;
+        cap += 1 + 10 + gpt_msg_size(&msgs[i]); /* an empty Message is still a field */
+    }
+    if (wbuf_alloc(&b, cap) != 0)
+        return -ENOMEM;
+    put_bytes(&b, 1, model, mlen);
+    for (size_t i = 0; i < n; i++) {
+        put_tag(&b, 2, WT_LEN);
+        put_varint(&b, gpt_msg_size(&msgs[i]));
+        if (msgs[i].role) {
+            put_tag(&b, 1, WT_VARINT);
+            put_varint(&b, (uint64_t)msgs[i].role);
+        }
+        put_bytes(&b, 2, msgs[i].text, msgs[i].len);
+    }
+    if (has_temperature)
+        put_double(&b, 3, temperature);
+    if (has_top_p)
+        put_double(&b, 4, top_p);
+    *out = b.p;
+    *out_len = b.len;
+    return 0;
+}
+
+int gw_pieces_vertex_encode(const char *model, const char *message, size_t mlen,
+                            const char *rules, size_t rlen, uint8_t **out, size_t *out_len)
+{
+    wbuf_t b;
+    size_t modlen = model ? strlen(model) : 0;
+    size_t msgs = 2 + len_field_size(2, mlen);            /* unknown: 1, message */
+    size_t args = len_field_size(2, msgs) + len_field_size(3, rlen);
+    size_t cap = len_field_size(1, modlen) + len_field_size(2, args);
+
+    if (!out || !out_len || (mlen && !message) || (rlen && !rules))
+        return -EINVAL;
+    if (wbuf_alloc(&b, cap) != 0)
+        return -ENOMEM;
+    put_bytes(&b, 1, model, modlen);
+    put_tag(&b, 2, WT_LEN);
+    put_varint(&b, args);
+    put_tag(&b, 2, WT_LEN);
+    put_varint(&b, msgs);
+    put_tag(&b, 1, WT_VARINT);
+    put_varint(&b, 1);
+    put_bytes(&b, 2, message, mlen);
+    put_bytes(&b, 3, rules, rlen);
+    *out = b.p;
+    *out_len = b.len;
+    return 0;
+}
+
+/* ---- reply decoding ------------------------------------------------------------------------ */
+
+/* A bump arena for protobuf-c's unpacker: the whole reply is one block (plus overflow blocks
+ * when the guess is short); free is a no-op, the arena goes at once. */
+typedef struct arena_blk {
+    struct arena_blk *next;
+    size_t used, cap;
+    max_align_t data[];
+} arena_blk_t;
+
+typedef struct {
+    ProtobufCAllocator pa;
+    arena_blk_t *head;
+    void *msg;
+    const ProtobufCMessageDescriptor *desc;
+} arena_t;
+
+static arena_blk_t *blk_new(size_t cap)
+{
+    arena_blk_t *b = malloc(sizeof(*b) + cap);
+    if (b) {
+        b->next = NULL;
+        b->used = 0;
+        b->cap = cap;
+    }
+    return b;
+}
+
+static void *on_arena_alloc(void *ad, size_t size)
+{
+    arena_t *a = ad;
+    size_t need = (size + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+    arena_blk_t *b = a->head;
+
+    if (!b || b->cap - b->used < need) {
+        arena_blk_t *nb = blk_new(need > 4096 ? need : 4096);
+        if (!nb)
+            return NULL;
+        nb->next = b;
+        a->head = b = nb;
+    }
+    void *p = (char *)b->data + b->used;
+    b->used += need;
+    return p;
+}
+
+static void on_arena_free(void *ad, void *p)
+{
+    (void)ad;
+    (void)p;
+}
+
+static void arena_destroy(arena_t *a)
+{
+    arena_blk_t *b = a->head;
+    while (b) {
+        arena_blk_t *n = b->next;
+        free(b);
+        b = n;
+    }
+}
+
+static arena_t *arena_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf,
+                             size_t len, int *rc)
+{
+    /* The unpacked strings never exceed the input; structs add a few hundred bytes. */
+    arena_blk_t *first = blk_new(sizeof(arena_t) + len * 2 + 1024);
+    arena_t *a;
+
+    *rc = -ENOMEM;
+    if (!first)
+        return NULL;
+    a = (arena_t *)first->data;
+    first->used = (sizeof(arena_t) + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+    a->head = first;
+    a->pa.alloc = on_arena_alloc;
+    a->pa.free = on_arena_free;
+    a->pa.allocator_data = a;
+    a->desc = desc;
+    a->msg = protobuf_c_message_unpack(desc, &a->pa, len, buf);
+    if (!a->msg) {
+        *rc = -EBADMSG;
+        arena_destroy(a);
+        return NULL;
+    }
+    *rc = 0;
+    return a;
+}
+
+static void set_text(gw_pieces_reply_t *out, const char *s)
+{
+    if (!s)
+        return;
+    out->has_text = 1;
+    out->text = s;
+    out->text_len = strlen(s);
+}
+
+int gw_pieces_gpt_decode(const uint8_t *buf, size_t len, gw_pieces_reply_t *out)
+{
+    int rc;
+    arena_t *a;
+    Runtime__Aot__MachineLearning__Parents__Gpt__Response *r;
+
+    memset(out, 0, sizeof(*out));
+    if (!buf && len)
+        return -EINVAL;
+    a = arena_unpack(&runtime__aot__machine_learning__parents__gpt__response__descriptor, buf,
+                     len, &rc);
+    if (!a)
+        return rc;
+    r = a->msg;
+    out->priv = a;
+    out->code = (int64_t)r->response_code;
+    if (r->body) {
+        out->id = r->body->id && r->body->id[0] ? r->body->id : NULL;
+        out->time = r->body->time;
+        if (r->body->message_warpper && r->body->message_warpper->message)
+            set_text(out, r->body->message_warpper->message->message);
+    }
+    return 0;
+}
+
+int gw_pieces_vertex_decode(const uint8_t *buf, size_t len, gw_pieces_reply_t *out)
+{
+    int rc;
+    arena_t *a;
+    Runtime__Aot__MachineLearning__Parents__Vertex__Response *r;
+
+    memset(out, 0, sizeof(*out));
+    if (!buf && len)
+        return -EINVAL;
+    a = arena_unpack(&runtime__aot__machine_learning__parents__vertex__response__descriptor,
+                     buf, len, &rc);
+    if (!a)
+        return rc;
+    r = a->msg;
+    out->priv = a;
+    out->code = r->response_code;
+    if (r->args && r->args->args && r->args->args->args)
+        set_text(out, r->args->args->args->message);
+    return 0;
+}
+
+void gw_pieces_reply_free(gw_pieces_reply_t *r)
+{
+    if (r && r->priv)
+        arena_destroy(r->priv);
+    if (r)
+        memset(r, 0, sizeof(*r));
+}
