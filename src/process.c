@@ -27,6 +27,7 @@
 #include "gw.h"
 #include "log.h"
 #include "shdict.h"
+#include "gw_tok.h"
 
 /* ---------- metrics ---------- */
 
@@ -286,6 +287,14 @@ int gw_process_init(const gw_config_t *cfg, char **err)
         return GW_ERROR;
     }
     gw_shdict_set_global(d);
+    uint64_t t0 = gw_now_ns();
+    char *e = NULL;
+    if (gw_tok_load_all(cfg->assets_dir, &e) != 0) {
+        *err = gw_sprintf("Failed to initialize tokenizers: %s", e ? e : "unknown error");
+        free(e);
+        return GW_ERROR;
+    }
+    gw_debug("tokenizers loaded in %.1f ms", (double)(gw_now_ns() - t0) / 1e6);
     return GW_OK;
 }
 
@@ -303,4 +312,5 @@ void gw_process_shutdown(void)
     gw_shdict_set_global(NULL);
     if (d)
         gw_shdict_free(d);
+    gw_tok_unload_all();
 }

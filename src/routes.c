@@ -159,7 +159,7 @@ void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
             return method_not_allowed(req);
         return gw_resp_send(req, 200, "text/plain; charset=utf-8", "pong", 4);
     }
-    if (path_is(req, rt->models_path, rt->models_path_len)) {
+    if (path_is(req, rt->models_path, strlen(rt->models_path))) {
         size_t len;
         const char *body = gw_vm_models_json(vm, &len);
         if (!is_get(req))
