@@ -239,7 +239,10 @@ function _M:route(r)
         return bad(r, "stream must be a boolean")
     end
     local ok1, temperature = number_or_nil(r, req, "temperature", null)
-    local ok2, top_p = ok1 and number_or_nil(r, req, "top_p", null)
+    if not ok1 then
+        return
+    end
+    local ok2, top_p = number_or_nil(r, req, "top_p", null)
     if not ok2 then
         return
     end

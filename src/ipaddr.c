@@ -139,27 +139,59 @@ void gw_cidr_list_free(gw_cidr_list_t *l)
     l->n = 0;
 }
 
+/* The first non-blank comma-separated item of a header value. */
+static const char *first_item(const char *v, size_t n, size_t *len)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && v[j] != ',')
+            j++;
+        size_t l;
+        const char *t = gw_trim(v + i, j - i, &l);
+        if (l) {
+            *len = l;
+            return t;
+        }
+        i = j + 1;
+    }
+    return NULL;
+}
+
 void gw_client_ip(const gw_ip_t *peer, const char *xff, size_t xff_len, const char *xri,
                   size_t xri_len, const gw_cidr_list_t *trusted, char *out, size_t cap)
 {
     gw_ip_t best = *peer, cur;
-    if (trusted && gw_cidr_list_contains(trusted, peer)) {
-        if (xff && xff_len) {
-            size_t end = xff_len;
-            while (end > 0) {
-                size_t start = end;
-                while (start > 0 && xff[start - 1] != ',')
-                    start--;
-                if (gw_ip_parse(xff + start, end - start, &cur) != 0)
+    size_t l;
+    if (!trusted || !gw_cidr_list_contains(trusted, peer))
+        goto done;
+    if (xff && first_item(xff, xff_len, &l)) {
+        /* Right to left: skip blank items and trusted hops; the first untrusted address is
+         * the client; garbage means the chain cannot be believed: keep the peer. */
+        size_t end = xff_len;
+        for (;;) {
+            size_t start = end;
+            while (start > 0 && xff[start - 1] != ',')
+                start--;
+            const char *item = gw_trim(xff + start, end - start, &l);
+            if (l) {
+                if (gw_ip_parse(item, l, &cur) != 0) {
+                    best = *peer;
                     break;
+                }
                 best = cur;
                 if (!gw_cidr_list_contains(trusted, &cur))
                     break;
-                end = start > 0 ? start - 1 : 0;
             }
-        } else if (xri && xri_len && gw_ip_parse(xri, xri_len, &cur) == 0) {
-            best = cur;
+            if (start == 0)
+                break;
+            end = start - 1;
         }
+    } else if (xri) {
+        const char *item = first_item(xri, xri_len, &l);
+        if (item && gw_ip_parse(item, l, &cur) == 0)
+            best = cur;
     }
+done:
     gw_ip_format(&best, out, cap);
 }

@@ -336,6 +336,8 @@ int gw_master_main(int argc, char **argv)
     }
     if (dotenv == GW_ENOENT)
         gw_debug("no .env file in the working directory");
+    if (M.cfg.upstream.insecure)
+        gw_warn("UPSTREAM_INSECURE=true: upstream TLS certificates are NOT verified (tests only)");
     if (generated_key) {
         gw_warn("Generated random ADMIN_KEY: %s", generated_key);
         free(generated_key);

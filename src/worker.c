@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "gw.h"
 #include "log.h"
@@ -49,13 +50,43 @@ static int is_api_path(const gw_config_t *cfg, const char *path, size_t len)
     return len >= pl && memcmp(path, cfg->api_prefix, pl) == 0;
 }
 
+/* Several X-Forwarded-For headers count as one list, in order (RFC 7230 section 3.2.2). */
+static const char *forwarded_for(gw_req_t *req, gw_buf_t *joined, size_t *len)
+{
+    const char *first = NULL;
+    size_t n = 0, count = 0;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const gw_header_t *h = &req->headers[i];
+        if (h->name_len != 15 || strncasecmp(req->head.data + h->name_off, "X-Forwarded-For", 15))
+            continue;
+        if (count++ == 0) {
+            first = req->head.data + h->value_off;
+            n = h->value_len;
+            continue;
+        }
+        if (count == 2)
+            gw_buf_append(joined, first, n);
+        gw_buf_putc(joined, ',');
+        gw_buf_append(joined, req->head.data + h->value_off, h->value_len);
+    }
+    if (count > 1) {
+        *len = joined->len;
+        return joined->data;
+    }
+    *len = n;
+    return first;
+}
+
 static void resolve_client_ip(const gw_config_t *cfg, gw_req_t *req)
 {
     size_t xl = 0, rl = 0;
-    const char *xff = gw_req_header(req, "X-Forwarded-For", 15, &xl);
+    gw_buf_t joined;
+    gw_buf_init(&joined);
+    const char *xff = forwarded_for(req, &joined, &xl);
     const char *xri = gw_req_header(req, "X-Real-IP", 9, &rl);
     gw_client_ip(&req->peer, xff, xl, xri, rl, &cfg->trusted_proxies, req->client_ip,
                  sizeof(req->client_ip));
+    gw_buf_dispose(&joined);
 }
 
 static void send_answer(gw_req_t *req)
