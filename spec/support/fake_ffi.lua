@@ -289,7 +289,7 @@ local function shdict_functions(st, C)
         end
         return e
     end
-    local function bad_key(key, klen)
+    local function bad_key(klen)
         return klen == 0 or klen > SD_KEY_MAX
     end
     local function bad_ttl(ttl)
@@ -312,7 +312,7 @@ local function shdict_functions(st, C)
         if st.no_dict then
             return SD_NO_DICT
         end
-        if bad_key(key, klen) then
+        if bad_key(klen) then
             return SD_BAD_KEY
         end
         if (vtype ~= 1 and vtype ~= 2) or bad_ttl(ttl) then
@@ -331,7 +331,7 @@ local function shdict_functions(st, C)
         if st.no_dict then
             return SD_NO_DICT
         end
-        if bad_key(key, klen) then
+        if bad_key(klen) then
             return SD_BAD_KEY
         end
         local e = live(sub(key, 1, klen))
@@ -364,7 +364,7 @@ local function shdict_functions(st, C)
         if st.no_dict then
             return SD_NO_DICT
         end
-        if bad_key(key, klen) then
+        if bad_key(klen) then
             return SD_BAD_KEY
         end
         key = sub(key, 1, klen)
