@@ -135,7 +135,12 @@ local function build_host(opts)
         return true
     end
     function h.status()
-        return cjson.decode(gwffi.status())
+        local st = cjson.decode(gwffi.status())
+        local lr = type(st) == "table" and st.last_reload
+        if type(lr) == "table" and lr.error == cjson.null then
+            lr.error = nil -- documented as string|nil; cjson.null would be a truthy userdata
+        end
+        return st
     end
     return h
 end
