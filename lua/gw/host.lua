@@ -402,6 +402,7 @@ function _M.init(opts)
     for _, phase in ipairs(PHASES) do
         chain[phase] = {}
     end
+    instances = {} -- like chain: a second init must not keep the previous policies
     local names = {}
     for _, entry in ipairs(cfg.policies) do
         local inst, err = load_policy(cfg.policies_dir, entry)
