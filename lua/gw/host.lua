@@ -203,10 +203,6 @@ function req_methods.header(self, name)
     return req_header(self._req, name)
 end
 
-function req_methods.headers(self)
-    return gwffi.req_headers(self._req)
-end
-
 function req_methods.body(self)
     local b = self._body
     if b == nil then
