@@ -34,6 +34,52 @@ for _, ph in ipairs({ "rewrite", "access", "content", "log" }) do
     end
 end]])
 
+describe("gw.ffi over the fake C functions", function()
+    local f, g
+
+    before_each(function()
+        f = fake_ffi.new({ env = { SET = "v", EMPTY = "" } })
+        g = f.module
+    end)
+
+    it("req_headers lowercases names and keeps the first value", function()
+        local req = f.request({ headers = { { "X-A", "1" }, { "x-a", "2" }, { "B", "" } } })
+        assert.same({ ["x-a"] = "1", b = "" }, g.req_headers(req))
+        assert.same({}, g.req_headers(f.request()))
+    end)
+
+    it("req_str and req_header return nil for unknown selectors and headers", function()
+        local req = f.request({ headers = { { "Host", "x" } } })
+        assert.is_nil(g.req_str(req, 99))
+        assert.equal("x", g.req_header(req, "HOST"))
+        assert.is_nil(g.req_header(req, "none"))
+    end)
+
+    it("env treats empty as unset", function()
+        assert.equal("v", g.env("SET"))
+        assert.is_nil(g.env("EMPTY"))
+        assert.is_nil(g.env("MISSING"))
+    end)
+
+    it("parse_int covers the long long range exactly", function()
+        assert.equal(9007199254740992, g.parse_int("9007199254740992"))
+        assert.is_not_nil(g.parse_int("9223372036854775807"))
+        assert.is_nil(g.parse_int("9223372036854775808"))
+        assert.is_not_nil(g.parse_int("-9223372036854775808"))
+        assert.is_nil(g.parse_int("-9223372036854775809"))
+    end)
+
+    it("random_bytes reports a failing source", function()
+        f.state.random = function() return nil end
+        assert.same({ nil, "random source failed" }, { g.random_bytes(4) })
+    end)
+
+    it("log rejects unknown levels like C", function()
+        assert.equal(-3, f.C.gw_ffi_log(9, "x", 1))
+        assert.same({}, f.state.logs)
+    end)
+end)
+
 describe("gw.host", function()
     local dir, f, host, n
 
@@ -765,6 +811,22 @@ end]])
             assert.equal("v", h.shared:get("k"))
             f.state.now = f.state.now + 10
             assert.is_nil(h.shared:get("k"))
+        end)
+
+        it("host.shared returns nil, err for conditions and raises on misuse", function()
+            assert.same({ nil, "empty key" }, { h.shared:set("", 1) })
+            assert.same({ nil, "not a number" }, { (function()
+                h.shared:set("s", "text")
+                return h.shared:incr("s", 1)
+            end)() })
+            assert.has_error(function() h.shared:set({}, 1) end,
+                "bad argument to 'shared:set' (string key expected, got table)")
+            assert.has_error(function() h.shared:set("k", true) end)
+            assert.has_error(function() h.shared:set("k", 1, -1) end)
+            assert.has_error(function() h.shared:incr("k", "1") end)
+            assert.has_error(function() h.shared:keys("", -1) end)
+            f.state.no_dict = true
+            assert.same({ nil, "no shared dict" }, { h.shared:keys("") })
         end)
 
         it("host.ip is gw.ip", function()
