@@ -398,7 +398,9 @@ describe("gw.config", function()
             assert.equal("models", cfg.policies[1].name)
             for _, p in ipairs(cfg.policies) do
                 assert.is_table(p.conf)
-                assert.is_not_nil(io.open("policies/" .. p.name .. ".lua"), p.name)
+                local fh = io.open("policies/" .. p.name .. ".lua")
+                assert.is_not_nil(fh, p.name)
+                fh:close()
             end
         end)
     end)
