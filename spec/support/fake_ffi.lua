@@ -19,9 +19,10 @@
 --                 client_ip }   a request handle (the `req` argument of the request functions)
 --   fake.state          env, now, debug, logs ({level, msg}), persisted ({path, data}),
 --                       reloads, persist_rc, random (function(n) -> n bytes), status_json,
---                       no_dict, dict (key -> {v, exp})
+--                       no_dict, dict (key -> {v, exp}), tokens (function(enc, text) -> n)
 -- A request handle records: path (after set_path), log_model, resp_headers ({name, value}),
--- answered, answer_status, answer_ctype, answer_body; set `started` or `status` to play C.
+-- answered, answer_status, answer_ctype, answer_body, chat (route phase parameters); set
+-- `started` or `status` to play C.
 
 local ffi = require "ffi"
 
@@ -431,6 +432,67 @@ local function shdict_functions(st, C)
     end
 end
 
+-- The tokenizer and chat sections of gw_ffi.h (src/ffi_chat.c). Token counts come from
+-- st.tokens(encoding, text) (default: one token per byte); chat parameters land in req.chat.
+local function chat_functions(st, C)
+    local ENCODINGS = { cl100k_base = true, o200k_base = true, claude = true }
+
+    function C.gw_ffi_tok_count(enc, elen, text, tlen)
+        elen = tonumber(elen)
+        if elen == 0 or elen >= 32 then
+            return GW_EINVAL
+        end
+        enc = sub(enc, 1, elen)
+        if not ENCODINGS[enc] then
+            return GW_ENOENT
+        end
+        return st.tokens(enc, sub(text, 1, tonumber(tlen)))
+    end
+
+    function C.gw_ffi_chat_begin(req, service, model, mlen, echo, elen, enc, enclen, stream,
+                                 include_usage, prompt_tokens)
+        if (service ~= 0 and service ~= 1) or tonumber(mlen) == 0 then
+            return GW_EINVAL
+        end
+        if req.chat then
+            return GW_ESTATE
+        end
+        req.chat = { service = service, model = sub(model, 1, tonumber(mlen)),
+            echo = sub(echo, 1, tonumber(elen)), encoding = sub(enc, 1, tonumber(enclen)),
+            stream = stream ~= 0, include_usage = include_usage ~= 0,
+            prompt_tokens = tonumber(prompt_tokens), messages = {} }
+        return GW_OK
+    end
+
+    function C.gw_ffi_chat_sampling(req, has_temperature, temperature, has_top_p, top_p)
+        local c = req.chat
+        if not c then
+            return GW_ESTATE
+        end
+        c.temperature = has_temperature ~= 0 and temperature or nil
+        c.top_p = has_top_p ~= 0 and top_p or nil
+        return GW_OK
+    end
+
+    function C.gw_ffi_chat_message(req, role, text, len)
+        local c = req.chat
+        if not c or c.service ~= 0 then
+            return GW_ESTATE
+        end
+        c.messages[#c.messages + 1] = { role = role, text = sub(text, 1, tonumber(len)) }
+        return GW_OK
+    end
+
+    function C.gw_ffi_chat_vertex(req, message, mlen, rules, rlen)
+        local c = req.chat
+        if not c or c.service ~= 1 or c.message then
+            return GW_ESTATE
+        end
+        c.message, c.rules = sub(message, 1, tonumber(mlen)), sub(rules, 1, tonumber(rlen))
+        return GW_OK
+    end
+end
+
 -- A deterministic byte source: 0, 1, 2, ... (mod 256), continuing across calls.
 local function counter_bytes()
     local next_byte = 0
@@ -461,9 +523,11 @@ function _M.new(opts)
         status_json = DEFAULT_STATUS,
         no_dict = false,
         dict = {},
+        tokens = function(_, text) return #text end,
     }
     local C = core_functions(st)
     shdict_functions(st, C)
+    chat_functions(st, C)
     local fake = { state = st, C = C }
     fake.module = load_over("gw.ffi", C)
     fake.shared = load_over("gw.shared", C)
