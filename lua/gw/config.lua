@@ -236,6 +236,12 @@ function _M.load(path, quiet, getenv)
             fail(path, tostring(k), "is not a known setting")
         end
     end
+    for k, v in pairs(DEFAULTS) do -- a section or list given as a scalar: say so, not crash
+        if type(v) == "table" and k ~= "policies" and cfg[k] ~= nil and type(cfg[k]) ~= "table"
+        then
+            fail(path, k, "must be a table (got " .. type(cfg[k]) .. ")")
+        end
+    end
     fill(cfg, DEFAULTS)
     for _, s in ipairs(SCHEMA) do
         check(path, s[1], lookup(cfg, s[1]), s[2], s[3], s[4])

@@ -137,7 +137,12 @@ local function build_host(opts)
         return true
     end
     function h.status()
-        return cjson.decode(gwffi.status())
+        local st = cjson.decode(gwffi.status())
+        local lr = type(st) == "table" and st.last_reload
+        if type(lr) == "table" and lr.error == cjson.null then
+            lr.error = nil -- documented as string|nil; cjson.null would be a truthy userdata
+        end
+        return st
     end
     -- exact token count of text with a tokenizer ("cl100k_base", "o200k_base", "claude")
     function h.tokens(encoding, text)
@@ -206,10 +211,6 @@ local req_methods = {}
 
 function req_methods.header(self, name)
     return req_header(self._req, name)
-end
-
-function req_methods.headers(self)
-    return gwffi.req_headers(self._req)
 end
 
 function req_methods.body(self)
@@ -461,6 +462,7 @@ function _M.init(opts)
     for _, phase in ipairs(PHASES) do
         chain[phase] = {}
     end
+    instances = {} -- like chain: a second init must not keep the previous policies
     local names = {}
     for _, entry in ipairs(cfg.policies) do
         local inst, err = load_policy(cfg.policies_dir, entry)

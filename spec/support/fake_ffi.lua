@@ -1,0 +1,584 @@
+-- pieces-gateway: a fake of the C half of the FFI seam, so the real host library (gw.ffi,
+-- gw.shared, gw.config, gw.host) runs under plain busted.
+-- Copyright (C) 2026 pieces-gateway authors
+-- This program is free software: you can redistribute it and/or modify it under the terms of
+-- the GNU General Public License as published by the Free Software Foundation, either version 3
+-- of the License, or (at your option) any later version. See LICENSE.
+--
+-- ffi.C symbols exist only inside the binary. This module implements every gw_ffi_* function of
+-- src/gw_ffi.h in Lua (table `C`, same arguments, out-parameters written into the cdata the
+-- callers pass) and loads the REAL lua/gw/ffi.lua and lua/gw/shared.lua against it, so their
+-- wrappers are exercised too.
+--
+-- local fake = require("fake_ffi").new{ env = { PORT = "80" }, now = 1000 }
+--   fake.C              the gw_ffi_* functions
+--   fake.module         gw.ffi (the real wrappers over fake.C); fake.shared: gw.shared
+--   fake.install()      puts both in package.loaded and forgets gw.config/gw.host, so the next
+--                       require loads them over this fake
+--   fake.request{ method, path, query, body, headers = { {name, value}, ... }, peer_ip,
+--                 client_ip }   a request handle (the `req` argument of the request functions)
+--   fake.state          env, now, debug, logs ({level, msg}), persisted ({path, data}),
+--                       reloads, persist_rc, random (function(n) -> n bytes), status_json,
+--                       no_dict, dict (key -> {v, exp}), tokens (function(enc, text) -> n)
+-- A request handle records: path (after set_path), log_model, resp_headers ({name, value}),
+-- answered, answer_status, answer_ctype, answer_body, chat (route phase parameters); set
+-- `started` or `status` to play C.
+
+local ffi = require "ffi"
+
+local byte, sub, find = string.byte, string.sub, string.find
+
+local _M = {}
+
+local GW_OK, GW_EINVAL, GW_ENOENT, GW_ESTATE = 0, -3, -4, -7
+local SD_NOT_FOUND, SD_EXISTS, SD_NOT_NUMBER, SD_TOO_SMALL = -1, -2, -4, -5
+local SD_BAD_KEY, SD_INVALID, SD_NO_DICT = -6, -7, -8
+local SD_KEY_MAX = 65535
+local TTL_FOREVER = 31 * 365 * 86400
+
+-- Loads a lua/gw module file with `require "ffi"` answered by an ffi whose C is `C`.
+local function load_over(modname, C)
+    local path = assert(package.searchpath(modname, package.path))
+    local chunk = assert(loadfile(path))
+    local proxy = setmetatable({ C = C }, { __index = ffi })
+    local env = setmetatable({
+        require = function(name)
+            if name == "ffi" then
+                return proxy
+            end
+            return require(name)
+        end,
+    }, { __index = _G })
+    setfenv(chunk, env)
+    return chunk(modname)
+end
+
+-- src/env.c gw_parse_int: [+-]digits, the whole (untrimmed) string, within long long.
+local INT64_MAX = "9223372036854775807"
+local function parse_int(s)
+    local sign, digits = s:match("^([+-]?)(%d+)$")
+    if not digits then
+        return nil
+    end
+    local d = digits:gsub("^0+", "")
+    local limit = sign == "-" and "9223372036854775808" or INT64_MAX
+    if #d > #limit or (#d == #limit and d > limit) then
+        return nil
+    end
+    local v = ffi.new("int64_t", 0)
+    for i = 1, #d do
+        local n = byte(d, i) - 48
+        v = sign == "-" and v * 10 - n or v * 10 + n
+    end
+    return v
+end
+
+-- gw_parse_num: strtod over plain decimals only (no blanks, hex, inf, nan), finite, no range
+-- error (strtod sets ERANGE on overflow and underflow).
+local function parse_num(s)
+    if s == "" or find(s, "[^%d%.%+%-eE]") then
+        return nil
+    end
+    local v = tonumber(s)
+    if v == nil or v ~= v or v == math.huge or v == -math.huge then
+        return nil
+    end
+    local mantissa = s:match("^[^eE]*")
+    if (v == 0 and find(mantissa, "[1-9]")) or (v ~= 0 and math.abs(v) < 2.2250738585072014e-308)
+    then
+        return nil
+    end
+    return v
+end
+
+local BOOLS = { ["1"] = 1, t = 1, T = 1, TRUE = 1, ["true"] = 1, True = 1,
+    ["0"] = 0, f = 0, F = 0, FALSE = 0, ["false"] = 0, False = 0 }
+
+-- Writes a Lua string into a `const char *` out-parameter (the string is anchored by the caller
+-- or in `anchor`, as C keeps its memory alive).
+local function put_str(p, len, s)
+    p[0] = s
+    len[0] = #s
+end
+
+local function core_functions(st)
+    local C = {}
+
+    function C.gw_ffi_req_str(req, what, p, len)
+        local v
+        if what == 0 then
+            v = req.method or ""
+        elseif what == 1 then
+            v = req.path or "/"
+        elseif what == 2 then
+            v = req.uri or ""
+        elseif what == 3 then
+            v = req.query or ""
+        elseif what == 4 then
+            v = req.body or ""
+        elseif what == 5 then
+            v = req.peer_ip or ""
+        elseif what == 6 then
+            v = req.client_ip or ""
+        else
+            return GW_EINVAL
+        end
+        put_str(p, len, v)
+        return GW_OK
+    end
+
+    function C.gw_ffi_req_header(req, name, nlen, p, len)
+        local want = sub(name, 1, tonumber(nlen)):lower()
+        for _, h in ipairs(req.headers or {}) do
+            if h[1]:lower() == want then
+                put_str(p, len, h[2])
+                return GW_OK
+            end
+        end
+        return GW_ENOENT
+    end
+
+    function C.gw_ffi_req_header_at(req, i, n, nl, v, vl)
+        local h = (req.headers or {})[tonumber(i) + 1]
+        if not h then
+            return GW_ENOENT
+        end
+        put_str(n, nl, h[1])
+        put_str(v, vl, h[2])
+        return GW_OK
+    end
+
+    function C.gw_ffi_req_set_path(req, p, len)
+        len = tonumber(len)
+        if len == 0 or byte(p, 1) ~= 47 then
+            return GW_EINVAL
+        end
+        req.path = sub(p, 1, len)
+        return GW_OK
+    end
+
+    function C.gw_ffi_req_set_log_model(req, p, len)
+        req.log_model = sub(p, 1, tonumber(len))
+        return GW_OK
+    end
+
+    function C.gw_ffi_resp_header(req, n, nl, v, vl)
+        if req.started then
+            return GW_ESTATE
+        end
+        local list = req.resp_headers
+        list[#list + 1] = { sub(n, 1, tonumber(nl)), sub(v, 1, tonumber(vl)) }
+        return GW_OK
+    end
+
+    function C.gw_ffi_resp_answer(req, status, ctype, ctlen, body, blen)
+        if req.started or req.answered then
+            return GW_ESTATE
+        end
+        if status < 100 or status > 599 then
+            return GW_EINVAL
+        end
+        req.answered = true
+        req.answer_status = status
+        req.answer_ctype = tonumber(ctlen) > 0 and sub(ctype, 1, tonumber(ctlen)) or nil
+        req.answer_body = sub(body, 1, tonumber(blen))
+        return GW_OK
+    end
+
+    function C.gw_ffi_resp_status(req)
+        return req.status or req.answer_status or 0
+    end
+
+    function C.gw_ffi_now()
+        return st.now
+    end
+
+    function C.gw_ffi_log(level, msg, len)
+        if level < 0 or level > 3 then
+            return GW_EINVAL
+        end
+        st.logs[#st.logs + 1] = { level = level, msg = sub(msg, 1, tonumber(len)) }
+        return GW_OK
+    end
+
+    function C.gw_ffi_debug_enabled()
+        return st.debug and 1 or 0
+    end
+
+    function C.gw_ffi_env(name, p, len)
+        local v = st.env[name]
+        if v == nil or v == "" then
+            return GW_ENOENT
+        end
+        put_str(p, len, v)
+        return GW_OK
+    end
+
+    function C.gw_ffi_parse_int(s, out)
+        local v = parse_int(s)
+        if v == nil then
+            return GW_EINVAL
+        end
+        out[0] = v
+        return GW_OK
+    end
+
+    function C.gw_ffi_parse_num(s, out)
+        local v = parse_num(s)
+        if v == nil then
+            return GW_EINVAL
+        end
+        out[0] = v
+        return GW_OK
+    end
+
+    function C.gw_ffi_parse_bool(s, out)
+        local v = BOOLS[s]
+        if v == nil then
+            return GW_EINVAL
+        end
+        out[0] = v
+        return GW_OK
+    end
+
+    function C.gw_ffi_random_bytes(buf, n)
+        n = tonumber(n)
+        local bytes = st.random(n)
+        if bytes == nil then
+            return -1
+        end
+        for i = 1, n do
+            buf[i - 1] = byte(bytes, i)
+        end
+        return GW_OK
+    end
+
+    function C.gw_ffi_persist(path, plen, data, dlen)
+        if st.persist_rc ~= 0 then
+            return st.persist_rc
+        end
+        local list = st.persisted
+        list[#list + 1] = { path = sub(path, 1, tonumber(plen)),
+            data = sub(data, 1, tonumber(dlen)) }
+        return GW_OK
+    end
+
+    function C.gw_ffi_reload()
+        st.reloads = st.reloads + 1
+        return GW_OK
+    end
+
+    function C.gw_ffi_status(buf, cap)
+        local s = st.status_json
+        local n = #s
+        if n < tonumber(cap) then
+            ffi.copy(buf, s) -- with the terminating NUL, as C does
+        end
+        return n
+    end
+
+    return C
+end
+
+-- The shared dictionary of src/shdict.h on the fake clock.
+local function shdict_functions(st, C)
+    local function live(key)
+        local e = st.dict[key]
+        if e and e.exp and e.exp <= st.now then
+            st.dict[key] = nil
+            return nil
+        end
+        return e
+    end
+    local function bad_key(klen)
+        return klen == 0 or klen > SD_KEY_MAX
+    end
+    local function bad_ttl(ttl)
+        return ttl ~= ttl or ttl < 0
+    end
+    local function expiry(ttl)
+        if ttl > 0 and ttl < TTL_FOREVER then
+            return st.now + ttl
+        end
+        return nil
+    end
+    local function value(vtype, num, str, slen)
+        if vtype == 1 then
+            return num
+        end
+        return sub(str, 1, tonumber(slen))
+    end
+    local function store(add, key, klen, vtype, num, str, slen, ttl)
+        klen = tonumber(klen)
+        if st.no_dict then
+            return SD_NO_DICT
+        end
+        if bad_key(klen) then
+            return SD_BAD_KEY
+        end
+        if (vtype ~= 1 and vtype ~= 2) or bad_ttl(ttl) then
+            return SD_INVALID
+        end
+        key = sub(key, 1, klen)
+        if add and live(key) then
+            return SD_EXISTS
+        end
+        st.dict[key] = { v = value(vtype, num, str, slen), exp = expiry(ttl) }
+        return GW_OK
+    end
+
+    function C.gw_ffi_shdict_get(key, klen, vtype, num, buf, len)
+        klen = tonumber(klen)
+        if st.no_dict then
+            return SD_NO_DICT
+        end
+        if bad_key(klen) then
+            return SD_BAD_KEY
+        end
+        local e = live(sub(key, 1, klen))
+        if not e then
+            return SD_NOT_FOUND
+        end
+        if type(e.v) == "number" then
+            vtype[0], num[0] = 1, e.v
+            return GW_OK
+        end
+        if #e.v > tonumber(len[0]) then
+            len[0] = #e.v
+            return SD_TOO_SMALL
+        end
+        ffi.copy(buf, e.v, #e.v)
+        vtype[0], len[0] = 2, #e.v
+        return GW_OK
+    end
+
+    function C.gw_ffi_shdict_set(key, klen, vtype, num, str, slen, ttl)
+        return store(false, key, klen, vtype, num, str, slen, ttl)
+    end
+
+    function C.gw_ffi_shdict_add(key, klen, vtype, num, str, slen, ttl)
+        return store(true, key, klen, vtype, num, str, slen, ttl)
+    end
+
+    function C.gw_ffi_shdict_incr(key, klen, delta, has_init, init, ttl, out)
+        klen = tonumber(klen)
+        if st.no_dict then
+            return SD_NO_DICT
+        end
+        if bad_key(klen) then
+            return SD_BAD_KEY
+        end
+        key = sub(key, 1, klen)
+        local e = live(key)
+        if not e then
+            if has_init == 0 then
+                return SD_NOT_FOUND
+            end
+            if bad_ttl(ttl) then
+                return SD_INVALID
+            end
+            e = { v = init, exp = expiry(ttl) }
+            st.dict[key] = e
+        elseif type(e.v) ~= "number" then
+            return SD_NOT_NUMBER
+        end
+        e.v = e.v + delta -- an existing key keeps its expiry
+        out[0] = e.v
+        return GW_OK
+    end
+
+    function C.gw_ffi_shdict_delete(key, klen)
+        if st.no_dict then
+            return SD_NO_DICT
+        end
+        key = sub(key, 1, tonumber(klen))
+        if st.dict[key] == nil then
+            return SD_NOT_FOUND
+        end
+        st.dict[key] = nil
+        return GW_OK
+    end
+
+    function C.gw_ffi_shdict_keys(prefix, plen, max, buf, len)
+        if st.no_dict then
+            return SD_NO_DICT
+        end
+        prefix = sub(prefix, 1, tonumber(plen))
+        local names = {}
+        for k in pairs(st.dict) do
+            names[#names + 1] = k
+        end
+        table.sort(names)
+        local cap, need, count = tonumber(len[0]), 0, 0
+        for _, k in ipairs(names) do
+            if max > 0 and count >= max then
+                break
+            end
+            if sub(k, 1, #prefix) == prefix and live(k) then
+                if need + 2 + #k <= cap then
+                    buf[need] = #k % 256
+                    buf[need + 1] = math.floor(#k / 256)
+                    ffi.copy(buf + need + 2, k, #k)
+                end
+                need = need + 2 + #k
+                count = count + 1
+            end
+        end
+        len[0] = need
+        if need > cap then
+            return SD_TOO_SMALL
+        end
+        return count
+    end
+end
+
+-- The tokenizer and chat sections of gw_ffi.h (src/ffi_chat.c). Token counts come from
+-- st.tokens(encoding, text) (default: one token per byte); chat parameters land in req.chat.
+local function chat_functions(st, C)
+    local ENCODINGS = { cl100k_base = true, o200k_base = true, claude = true }
+
+    function C.gw_ffi_tok_count(enc, elen, text, tlen)
+        elen = tonumber(elen)
+        if elen == 0 or elen >= 32 then
+            return GW_EINVAL
+        end
+        enc = sub(enc, 1, elen)
+        if not ENCODINGS[enc] then
+            return GW_ENOENT
+        end
+        return st.tokens(enc, sub(text, 1, tonumber(tlen)))
+    end
+
+    function C.gw_ffi_chat_begin(req, service, model, mlen, echo, elen, enc, enclen, stream,
+                                 include_usage, prompt_tokens)
+        if (service ~= 0 and service ~= 1) or tonumber(mlen) == 0 then
+            return GW_EINVAL
+        end
+        if req.chat then
+            return GW_ESTATE
+        end
+        req.chat = { service = service, model = sub(model, 1, tonumber(mlen)),
+            echo = sub(echo, 1, tonumber(elen)), encoding = sub(enc, 1, tonumber(enclen)),
+            stream = stream ~= 0, include_usage = include_usage ~= 0,
+            prompt_tokens = tonumber(prompt_tokens), messages = {} }
+        return GW_OK
+    end
+
+    function C.gw_ffi_chat_sampling(req, has_temperature, temperature, has_top_p, top_p)
+        local c = req.chat
+        if not c then
+            return GW_ESTATE
+        end
+        c.temperature = has_temperature ~= 0 and temperature or nil
+        c.top_p = has_top_p ~= 0 and top_p or nil
+        return GW_OK
+    end
+
+    function C.gw_ffi_chat_message(req, role, text, len)
+        local c = req.chat
+        if not c or c.service ~= 0 then
+            return GW_ESTATE
+        end
+        c.messages[#c.messages + 1] = { role = role, text = sub(text, 1, tonumber(len)) }
+        return GW_OK
+    end
+
+    function C.gw_ffi_chat_vertex(req, message, mlen, rules, rlen)
+        local c = req.chat
+        if not c or c.service ~= 1 or c.message then
+            return GW_ESTATE
+        end
+        c.message, c.rules = sub(message, 1, tonumber(mlen)), sub(rules, 1, tonumber(rlen))
+        return GW_OK
+    end
+end
+
+-- A deterministic byte source: 0, 1, 2, ... (mod 256), continuing across calls.
+local function counter_bytes()
+    local next_byte = 0
+    return function(n)
+        local out = {}
+        for i = 1, n do
+            out[i] = string.char(next_byte)
+            next_byte = (next_byte + 1) % 256
+        end
+        return table.concat(out)
+    end
+end
+
+local DEFAULT_STATUS = '{"policies":["models"],"config_version":1,"workers":1,'
+    .. '"last_reload":{"at":1700000000.000,"ok":true,"error":null}}'
+
+function _M.new(opts)
+    opts = opts or {}
+    local st = {
+        env = opts.env or {},
+        now = opts.now or 1700000000,
+        debug = opts.debug or false,
+        logs = {},
+        persisted = {},
+        reloads = 0,
+        persist_rc = 0,
+        random = counter_bytes(),
+        status_json = DEFAULT_STATUS,
+        no_dict = false,
+        dict = {},
+        tokens = function(_, text) return #text end,
+    }
+    local C = core_functions(st)
+    shdict_functions(st, C)
+    chat_functions(st, C)
+    local fake = { state = st, C = C }
+    fake.module = load_over("gw.ffi", C)
+    fake.shared = load_over("gw.shared", C)
+
+    function fake.install()
+        package.loaded["gw.ffi"] = fake.module
+        package.loaded["gw.shared"] = fake.shared
+        package.loaded["gw.config"] = nil
+        package.loaded["gw.host"] = nil
+    end
+
+    function fake.request(spec)
+        spec = spec or {}
+        local path = spec.path or "/"
+        local query = spec.query or ""
+        return {
+            method = spec.method or "GET",
+            path = path,
+            uri = spec.uri or (query ~= "" and path .. "?" .. query or path),
+            query = query,
+            body = spec.body or "",
+            headers = spec.headers or {},
+            peer_ip = spec.peer_ip or "203.0.113.7",
+            client_ip = spec.client_ip or spec.peer_ip or "203.0.113.7",
+            resp_headers = {},
+        }
+    end
+
+    -- Log lines (text) at or above `level` (0 debug .. 3 error), in order.
+    function fake.lines(level)
+        local out = {}
+        for _, e in ipairs(st.logs) do
+            if e.level >= (level or 0) then
+                out[#out + 1] = e.msg
+            end
+        end
+        return out
+    end
+
+    function fake.logged(pattern, plain)
+        for _, e in ipairs(st.logs) do
+            if find(e.msg, pattern, 1, plain) then
+                return true
+            end
+        end
+        return false
+    end
+
+    return fake
+end
+
+_M.parse_int = parse_int
+_M.parse_num = parse_num
+return _M
