@@ -159,6 +159,25 @@ function _M.new(opts)
     function host.policy(name)
         return h.instances[name]
     end
+    -- A stand-in tokenizer: one token per run of letters/digits and per other non-space
+    -- character (the real counts are tested in C against tiktoken's golden vectors).
+    -- h.token_counter may replace it.
+    function host.tokens(encoding, text)
+        if encoding ~= "cl100k_base" and encoding ~= "o200k_base" and encoding ~= "claude" then
+            return nil, "unknown encoding " .. tostring(encoding)
+        end
+        if h.token_counter then
+            return h.token_counter(encoding, text)
+        end
+        local n = 0
+        for _ in text:gmatch("[%w]+") do
+            n = n + 1
+        end
+        for _ in text:gmatch("[^%w%s]") do
+            n = n + 1
+        end
+        return n
+    end
     function host.persist(path, content)
         assert(type(path) == "string" and type(content) == "string", "persist(path, content)")
         if h.persist_error then
