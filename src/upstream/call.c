@@ -255,6 +255,10 @@ int gw_call_on_data(conn_t *cn, int32_t stream_id, const uint8_t *data, size_t l
         nghttp2_session_consume(cn->sess, stream_id, len);
         return 0;
     }
+    if (c->http_status != 200 || !c->grpc_ct) { /* an error page, not gRPC: drop it */
+        nghttp2_session_consume(cn->sess, stream_id, len);
+        return 0;
+    }
     c->unconsumed += len;
     if (gw_grpc_deframer_feed(&c->df, data, len) != 0) {
         reset_stream(c);
