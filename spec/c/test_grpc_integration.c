@@ -500,6 +500,38 @@ TEST(pause_bounds_memory_then_resume_delivers_all)
     loop_done(loop);
 }
 
+TEST(paused_stream_does_not_stall_its_connection)
+{
+    BEGIN(paused_stream_does_not_stall_its_connection);
+    gw_upstream_t *u = pool(loop, h2c(), NULL, 1, 1); /* everything on one connection */
+    rec_t a = {0}, r[3] = {{0}};
+    recs_t rs = {r, 2}, rd = {&r[2], 1};
+    a.pause_after = 1;
+    start(u, &a, 0, 1, "big-20000000#paused", 0);
+    sleep_loop(loop, 800);
+    CHECK(stats_buffered(u) > 512 * 1024); /* a holds about one stream window */
+    /* 3 MB > the 1 MiB connection window: only completes if a's bytes do not hold it */
+    start(u, &r[0], 0, 1, "big-3000000#neighbour", 0);
+    start(u, &r[1], 1, 1, "chunks-3-1#neighbour", 0);
+    CHECK(run_until(loop, all_done, &rs, 10000));
+    CHECK_EQ_INT(r[0].res.kind, GW_GRPC_OK_STATUS);
+    CHECK_EQ_INT(r[0].bytes, 3000000);
+    CHECK_EQ_INT(r[1].res.kind, GW_GRPC_OK_STATUS);
+    CHECK(!a.done && a.nmsg == 1);
+    gw_grpc_call_cancel(a.call); /* drops its buffer, RST to the mock */
+    CHECK_EQ_INT(stats_buffered(u), 0);
+    CHECK(wait_event(loop, "\"event\":\"cancel\"", "\"model\":\"big-20000000#paused\"", 2000));
+    start(u, &r[2], 0, 1, "big-3000000#after-cancel", 0);
+    CHECK(run_until(loop, all_done, &rd, 10000));
+    CHECK_EQ_INT(r[2].res.kind, GW_GRPC_OK_STATUS);
+    CHECK_EQ_INT(r[2].bytes, 3000000);
+    gw_upstream_counters_t k;
+    gw_upstream_counters(u, &k);
+    CHECK_EQ_INT(k.conns_opened, 1);
+    close_pool(loop, u);
+    loop_done(loop);
+}
+
 TEST(goaway_drains_without_failures)
 {
     BEGIN(goaway_drains_without_failures);
@@ -663,6 +695,7 @@ int main(int argc, char **argv)
     RUN(tls_verification);
     RUN(connect_and_dns_failures);
     RUN(pause_bounds_memory_then_resume_delivers_all);
+    RUN(paused_stream_does_not_stall_its_connection);
     RUN(goaway_drains_without_failures);
     RUN(pool_grows_to_max_and_shrinks_to_min);
     RUN(ping_timeout_on_hung_peer);

@@ -7,12 +7,13 @@
  * of the License, or (at your option) any later version. See LICENSE.
  *
  * Provides: gw_grpc_call_start/cancel/pause, response header and trailer handling, message
- *   delivery with manual flow control (a message's bytes are returned to the peer's window
- *   only when it is delivered, so a paused call stops the stream after one window), result
+ *   delivery with manual flow control (DATA goes back to the connection window on receipt
+ *   and to the stream window only when its message is delivered, so a paused call stops its
+ *   stream after one stream window without stalling the other streams), result
  *   classification, deadlines, transparent retry of refused streams.
  * Uses: nghttp2 (stream half of the callbacks), grpc_frame.c, the pool for queueing.
  * Must never: call a handler after cancel or after on_close; touch a call after its on_close
- *   returned; leave DATA bytes of a finished stream counted against the connection window.
+ *   returned; hold DATA bytes against the connection window.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -110,15 +111,13 @@ static void finish(gw_grpc_call_t *c, int kind, int grpc_status, const char *msg
     free_call(c);
 }
 
-/* RST_STREAM CANCEL, and the stream's unconsumed bytes go back to the connection window. */
+/* RST_STREAM CANCEL (the connection window already has the stream's bytes back). */
 static void reset_stream(gw_grpc_call_t *c)
 {
     conn_t *cn = c->conn;
     if (c->state != CALL_ACTIVE || !cn->sess)
         return;
     nghttp2_submit_rst_stream(cn->sess, NGHTTP2_FLAG_NONE, c->stream_id, NGHTTP2_CANCEL);
-    if (c->unconsumed)
-        nghttp2_session_consume(cn->sess, c->stream_id, c->unconsumed);
     c->unconsumed = 0;
     gw_pool_kick(c->u); /* flush the RST from outside any nghttp2 callback */
 }
@@ -142,7 +141,7 @@ static int deliver(gw_grpc_call_t *c)
             return 1;
         }
         if (c->state == CALL_ACTIVE) {
-            nghttp2_session_consume(c->conn->sess, c->stream_id, wire);
+            nghttp2_session_consume_stream(c->conn->sess, c->stream_id, wire);
             c->unconsumed -= wire;
         }
         c->in_cb = 1;
@@ -259,6 +258,9 @@ int gw_call_on_data(conn_t *cn, int32_t stream_id, const uint8_t *data, size_t l
         nghttp2_session_consume(cn->sess, stream_id, len);
         return 0;
     }
+    /* Connection window back at once, stream window on delivery: a paused call stops its own
+     * stream after one stream window and never stalls its neighbours on the connection. */
+    nghttp2_session_consume_connection(cn->sess, len);
     c->unconsumed += len;
     if (gw_grpc_deframer_feed(&c->df, data, len) != 0) {
         reset_stream(c);
@@ -327,8 +329,6 @@ int gw_call_on_stream_close(conn_t *cn, int32_t stream_id, uint32_t error_code)
 
     if (!c)
         return 0;
-    if (c->unconsumed) /* the stream is gone; its bytes must not shrink the connection */
-        nghttp2_session_consume_connection(cn->sess, c->unconsumed);
     c->unconsumed = 0;
     if (error_code == NGHTTP2_REFUSED_STREAM && retry_refused(c))
         return 0;
