@@ -27,3 +27,12 @@ foreach(v ${variants})
     endif()
     set_tests_properties(${t} PROPERTIES LABELS "${labels}" TIMEOUT 300)
 endforeach()
+
+# The mock itself, checked with a stock grpc-js client and raw node:http2.
+find_program(NODE_BIN NAMES node nodejs)
+if(NODE_BIN)
+    add_test(NAME upstream_mock_selftest
+        COMMAND sh -c "scripts/npm-ci.sh spec/e2e && ${NODE_BIN} --test spec/e2e/mock/"
+        WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+    set_tests_properties(upstream_mock_selftest PROPERTIES LABELS "integration;upstream" TIMEOUT 120)
+endif()

@@ -199,8 +199,8 @@ class CallCtx {
         });
     }
 
-    async big({ total, chunk = 16384 }) {
-        const piece = 'x'.repeat(chunk);
+    async big({ total, chunk = 16384, pattern = 'x' }) {
+        const piece = pattern.repeat(Math.ceil(chunk / pattern.length)).slice(0, chunk);
         let sent = 0, nextMark = 1 << 20;
         while (sent < total && !this.cancelled && !this.done) {
             const n = Math.min(chunk, total - sent);
