@@ -351,12 +351,27 @@ TEST(rst_stream_and_http_status)
     char raw[128];
     snprintf(raw, sizeof(raw), "http://%s", getenv("GW_MOCK_RAW"));
     gw_upstream_t *u = pool(loop, h2c(), NULL, 1, 1), *u503 = pool(loop, raw, NULL, 0, 1);
-    rec_t r[3] = {{0}};
-    recs_t rs = {r, 3};
+    gw_upstream_conf_t small = {0};
+    small.address = h2c();
+    small.max_message = 1000;
+    gw_upstream_t *usmall = pool_conf(loop, &small);
+    rec_t r[5] = {{0}};
+    recs_t rs = {r, 5};
+    gw_upstream_counters_t k;
     start(u, &r[0], 1, 1, "rst", 0);
     start(u, &r[1], 0, 1, "no-end", 0);
     start(u503, &r[2], 0, 1, "x", 0);
+    CHECK_EQ_INT(gw_grpc_call_start(u503, "/x.Refuse/Me", NULL, 0, 0, &handler, &r[3], NULL), 0);
+    start(usmall, &r[4], 0, 1, "big-5000000#too-big", 0);
     CHECK(run_until(loop, all_done, &rs, 5000));
+    CHECK_EQ_INT(r[3].res.kind, GW_GRPC_ERR_REFUSED);
+    CHECK_EQ_INT(r[3].res.grpc_status, 14);
+    gw_upstream_counters(u503, &k);
+    CHECK_EQ_INT(k.calls_retried, 2); /* refused streams are retried twice, then reported */
+    CHECK_EQ_INT(r[4].res.kind, GW_GRPC_ERR_PROTOCOL);
+    CHECK_EQ_INT(r[4].res.grpc_status, 13);
+    CHECK(strstr(r[4].msg, "larger than the limit") != NULL);
+    CHECK(wait_event(loop, "\"event\":\"cancel\"", "\"model\":\"big-5000000#too-big\"", 2000));
     CHECK_EQ_INT(r[0].res.kind, GW_GRPC_ERR_RESET);
     CHECK_EQ_INT(r[0].res.grpc_status, 13);
     CHECK(strstr(r[0].msg, "RST_STREAM") != NULL);
@@ -370,6 +385,7 @@ TEST(rst_stream_and_http_status)
     CHECK_EQ_INT(r[2].res.grpc_status, 14);
     close_pool(loop, u);
     close_pool(loop, u503);
+    close_pool(loop, usmall);
     loop_done(loop);
 }
 

@@ -11,7 +11,8 @@
 //   --limited-port  h2c server advertising SETTINGS_MAX_CONCURRENT_STREAMS = --max-streams
 //   --blackhole-port TCP server that sends one empty HTTP/2 SETTINGS frame, then reads and
 //                   never answers anything (no SETTINGS ACK, no PING ACK): a hung peer
-//   --raw-port      plain Node http2 server answering every request with HTTP 503
+//   --raw-port      plain Node http2 server answering every request with HTTP 503, or
+//                   with RST_STREAM REFUSED_STREAM when the path contains "Refuse"
 //   --events        append every recorded event (request/cancel/progress/goaway) as JSON
 // Port 0 picks a free port. When all servers listen it prints one line:
 //   READY port=N tls=M limited=L blackhole=B raw=R
@@ -54,8 +55,12 @@ function blackhole(host, port) {
 
 function raw503(host, port) {
     const srv = http2.createServer();
-    srv.on('stream', (stream) => {
+    srv.on('stream', (stream, headers) => {
         stream.on('error', () => {});
+        if (String(headers[':path']).includes('Refuse')) { // as if never processed
+            stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+            return;
+        }
         stream.respond({ ':status': 503, 'content-type': 'text/plain' });
         stream.end('service unavailable\n');
     });
