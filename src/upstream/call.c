@@ -380,6 +380,29 @@ static void on_deadline(uv_timer_t *t)
     finish(c, GW_GRPC_ERR_TIMEOUT, 4, msg);
 }
 
+static gw_grpc_call_t *call_new(gw_upstream_t *u, const char *path, const uint8_t *msg,
+                                size_t len)
+{
+    gw_grpc_call_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->path = strdup(path);
+    c->req = malloc(GW_GRPC_PREFIX + len);
+    if (!c->path || !c->req) {
+        free(c->path);
+        free(c->req);
+        free(c);
+        return NULL;
+    }
+    gw_grpc_frame_prefix(c->req, (uint32_t)len);
+    if (len)
+        memcpy(c->req + GW_GRPC_PREFIX, msg, len);
+    c->req_len = GW_GRPC_PREFIX + len;
+    c->u = u;
+    gw_grpc_deframer_init(&c->df, u->conf.max_message);
+    return c;
+}
+
 int gw_grpc_call_start(gw_upstream_t *u, const char *path, const uint8_t *msg, size_t len,
                        uint64_t timeout_ms, const gw_grpc_handler_t *h, void *ud,
                        gw_grpc_call_t **out)
@@ -393,21 +416,11 @@ int gw_grpc_call_start(gw_upstream_t *u, const char *path, const uint8_t *msg, s
         return -EINVAL;
     if (u->closing)
         return -ESHUTDOWN;
-    if (!(c = calloc(1, sizeof(*c))))
+    if (!(c = call_new(u, path, msg, len)))
         return -ENOMEM;
-    c->path = strdup(path);
-    c->req = malloc(GW_GRPC_PREFIX + len);
-    if (!c->path || !c->req)
-        goto fail_alloc;
-    gw_grpc_frame_prefix(c->req, (uint32_t)len);
-    if (len)
-        memcpy(c->req + GW_GRPC_PREFIX, msg, len);
-    c->req_len = GW_GRPC_PREFIX + len;
-    c->u = u;
     c->h = h;
     c->ud = ud;
     c->timeout_ms = timeout_ms;
-    gw_grpc_deframer_init(&c->df, u->conf.max_message);
     if (timeout_ms) {
         uv_timer_init(u->loop, &c->timer);
         c->timer.data = c;
@@ -428,12 +441,6 @@ int gw_grpc_call_start(gw_upstream_t *u, const char *path, const uint8_t *msg, s
     if (out)
         *out = c;
     return 0;
-
-fail_alloc:
-    free(c->path);
-    free(c->req);
-    free(c);
-    return -ENOMEM;
 }
 
 void gw_grpc_call_cancel(gw_grpc_call_t *c)
