@@ -118,14 +118,16 @@ void gw_grpc_call_cancel(gw_grpc_call_t *c);
 void gw_grpc_call_pause(gw_grpc_call_t *c, int paused);
 
 /* Writes the pool state as one JSON object ({"address":..,"connections":N,"streams":N,
- * "queued":N,"conns":[{"id":..,"state":"ready","streams":N,"max_streams":N},..]}) into buf.
+ * "queued":N,"buffered":N,"conns":[{"id":..,"state":"ready","streams":N,"max_streams":N,
+ * "buffered":N},..]}) into buf; buffered = reply bytes received and not yet delivered
+ * (paused calls). connections counts connecting + ready ones; conns lists all.
  * Returns the length written (excluding the NUL), or -ENOSPC if cap is too small. */
 int gw_upstream_stats_json(gw_upstream_t *u, char *buf, size_t cap);
 
 /* Lifetime counters, for tests and metrics. */
 typedef struct {
     uint64_t conns_opened, conns_failed, conns_closed, calls_started, calls_retried,
-        pings_sent;
+        pings_sent, goaways;
     int connections, ready, streams, queued;
 } gw_upstream_counters_t;
 void gw_upstream_counters(gw_upstream_t *u, gw_upstream_counters_t *out);

@@ -7,12 +7,13 @@
  * of the License, or (at your option) any later version. See LICENSE.
  *
  * Provides: gw_grpc_call_start/cancel/pause, response header and trailer handling, message
- *   delivery with manual flow control (a message's bytes are returned to the peer's window
- *   only when it is delivered, so a paused call stops the stream after one window), result
+ *   delivery with manual flow control (DATA goes back to the connection window on receipt
+ *   and to the stream window only when its message is delivered, so a paused call stops its
+ *   stream after one stream window without stalling the other streams), result
  *   classification, deadlines, transparent retry of refused streams.
  * Uses: nghttp2 (stream half of the callbacks), grpc_frame.c, the pool for queueing.
  * Must never: call a handler after cancel or after on_close; touch a call after its on_close
- *   returned; leave DATA bytes of a finished stream counted against the connection window.
+ *   returned; hold DATA bytes against the connection window.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -110,15 +111,13 @@ static void finish(gw_grpc_call_t *c, int kind, int grpc_status, const char *msg
     free_call(c);
 }
 
-/* RST_STREAM CANCEL, and the stream's unconsumed bytes go back to the connection window. */
+/* RST_STREAM CANCEL (the connection window already has the stream's bytes back). */
 static void reset_stream(gw_grpc_call_t *c)
 {
     conn_t *cn = c->conn;
     if (c->state != CALL_ACTIVE || !cn->sess)
         return;
     nghttp2_submit_rst_stream(cn->sess, NGHTTP2_FLAG_NONE, c->stream_id, NGHTTP2_CANCEL);
-    if (c->unconsumed)
-        nghttp2_session_consume(cn->sess, c->stream_id, c->unconsumed);
     c->unconsumed = 0;
     gw_pool_kick(c->u); /* flush the RST from outside any nghttp2 callback */
 }
@@ -142,7 +141,7 @@ static int deliver(gw_grpc_call_t *c)
             return 1;
         }
         if (c->state == CALL_ACTIVE) {
-            nghttp2_session_consume(c->conn->sess, c->stream_id, wire);
+            nghttp2_session_consume_stream(c->conn->sess, c->stream_id, wire);
             c->unconsumed -= wire;
         }
         c->in_cb = 1;
@@ -255,6 +254,13 @@ int gw_call_on_data(conn_t *cn, int32_t stream_id, const uint8_t *data, size_t l
         nghttp2_session_consume(cn->sess, stream_id, len);
         return 0;
     }
+    if (c->http_status != 200 || !c->grpc_ct) { /* an error page, not gRPC: drop it */
+        nghttp2_session_consume(cn->sess, stream_id, len);
+        return 0;
+    }
+    /* Connection window back at once, stream window on delivery: a paused call stops its own
+     * stream after one stream window and never stalls its neighbours on the connection. */
+    nghttp2_session_consume_connection(cn->sess, len);
     c->unconsumed += len;
     if (gw_grpc_deframer_feed(&c->df, data, len) != 0) {
         reset_stream(c);
@@ -323,8 +329,6 @@ int gw_call_on_stream_close(conn_t *cn, int32_t stream_id, uint32_t error_code)
 
     if (!c)
         return 0;
-    if (c->unconsumed) /* the stream is gone; its bytes must not shrink the connection */
-        nghttp2_session_consume_connection(cn->sess, c->unconsumed);
     c->unconsumed = 0;
     if (error_code == NGHTTP2_REFUSED_STREAM && retry_refused(c))
         return 0;
@@ -376,6 +380,29 @@ static void on_deadline(uv_timer_t *t)
     finish(c, GW_GRPC_ERR_TIMEOUT, 4, msg);
 }
 
+static gw_grpc_call_t *call_new(gw_upstream_t *u, const char *path, const uint8_t *msg,
+                                size_t len)
+{
+    gw_grpc_call_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->path = strdup(path);
+    c->req = malloc(GW_GRPC_PREFIX + len);
+    if (!c->path || !c->req) {
+        free(c->path);
+        free(c->req);
+        free(c);
+        return NULL;
+    }
+    gw_grpc_frame_prefix(c->req, (uint32_t)len);
+    if (len)
+        memcpy(c->req + GW_GRPC_PREFIX, msg, len);
+    c->req_len = GW_GRPC_PREFIX + len;
+    c->u = u;
+    gw_grpc_deframer_init(&c->df, u->conf.max_message);
+    return c;
+}
+
 int gw_grpc_call_start(gw_upstream_t *u, const char *path, const uint8_t *msg, size_t len,
                        uint64_t timeout_ms, const gw_grpc_handler_t *h, void *ud,
                        gw_grpc_call_t **out)
@@ -389,21 +416,11 @@ int gw_grpc_call_start(gw_upstream_t *u, const char *path, const uint8_t *msg, s
         return -EINVAL;
     if (u->closing)
         return -ESHUTDOWN;
-    if (!(c = calloc(1, sizeof(*c))))
+    if (!(c = call_new(u, path, msg, len)))
         return -ENOMEM;
-    c->path = strdup(path);
-    c->req = malloc(GW_GRPC_PREFIX + len);
-    if (!c->path || !c->req)
-        goto fail_alloc;
-    gw_grpc_frame_prefix(c->req, (uint32_t)len);
-    if (len)
-        memcpy(c->req + GW_GRPC_PREFIX, msg, len);
-    c->req_len = GW_GRPC_PREFIX + len;
-    c->u = u;
     c->h = h;
     c->ud = ud;
     c->timeout_ms = timeout_ms;
-    gw_grpc_deframer_init(&c->df, u->conf.max_message);
     if (timeout_ms) {
         uv_timer_init(u->loop, &c->timer);
         c->timer.data = c;
@@ -424,12 +441,6 @@ int gw_grpc_call_start(gw_upstream_t *u, const char *path, const uint8_t *msg, s
     if (out)
         *out = c;
     return 0;
-
-fail_alloc:
-    free(c->path);
-    free(c->req);
-    free(c);
-    return -ENOMEM;
 }
 
 void gw_grpc_call_cancel(gw_grpc_call_t *c)

@@ -99,6 +99,8 @@ void gw_conn_shutdown(conn_t *c)
 
 void gw_conn_stream_done(conn_t *c)
 {
+    if (c->u->qhead)
+        gw_pool_kick(c->u); /* a stream slot is free for the queue */
     if (c->nstreams > 0)
         return;
     c->idle_since = uv_now(c->u->loop);
@@ -190,6 +192,7 @@ static int on_h2_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
         break;
     case NGHTTP2_GOAWAY:
         c->goaway = 1;
+        c->u->cnt.goaways++;
         if (c->state == CONN_READY || c->state == CONN_CONNECTING)
             c->state = CONN_DRAINING;
         if (c->nstreams == 0)

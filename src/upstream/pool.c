@@ -333,12 +333,22 @@ void gw_upstream_close(gw_upstream_t *u, void (*on_closed)(void *ud), void *ud)
     gw_pool_kick(u);
 }
 
+static size_t conn_buffered(const conn_t *c)
+{
+    size_t n = 0;
+    for (const gw_grpc_call_t *k = c->calls; k; k = k->next)
+        n += gw_grpc_deframer_pending(&k->df);
+    return n;
+}
+
 int gw_upstream_stats_json(gw_upstream_t *u, char *buf, size_t cap)
 {
-    size_t o = 0;
-    int n, streams = 0, conns = 0;
+    size_t o = 0, buffered = 0;
+    int n, streams = 0, conns = count_conns(u, 1, 1);
     for (conn_t *c = u->conns; c; c = c->next)
-        streams += c->nstreams, conns += c->state != CONN_CLOSING;
+        streams += c->nstreams, buffered += conn_buffered(c);
+    for (const gw_grpc_call_t *k = u->ending; k; k = k->next)
+        buffered += gw_grpc_deframer_pending(&k->df);
 #define EMIT(...)                                                                              \
     do {                                                                                       \
         n = snprintf(buf + o, cap > o ? cap - o : 0, __VA_ARGS__);                             \
@@ -346,12 +356,14 @@ int gw_upstream_stats_json(gw_upstream_t *u, char *buf, size_t cap)
             return -ENOSPC;                                                                    \
         o += (size_t)n;                                                                        \
     } while (0)
-    EMIT("{\"address\":\"%s\",\"connections\":%d,\"streams\":%d,\"queued\":%d,\"conns\":[",
-         u->addr.authority, conns, streams, u->queued);
+    EMIT("{\"address\":\"%s\",\"connections\":%d,\"streams\":%d,\"queued\":%d,"
+         "\"buffered\":%zu,\"conns\":[",
+         u->addr.authority, conns, streams, u->queued, buffered);
     for (conn_t *c = u->conns; c; c = c->next)
-        EMIT("%s{\"id\":%u,\"state\":\"%s\",\"streams\":%d,\"max_streams\":%u}",
+        EMIT("%s{\"id\":%u,\"state\":\"%s\",\"streams\":%d,\"max_streams\":%u,"
+             "\"buffered\":%zu}",
              c == u->conns ? "" : ",", c->id, gw_conn_state_name(c), c->nstreams,
-             c->state == CONN_CONNECTING ? 0 : c->max_streams);
+             c->state == CONN_CONNECTING ? 0 : c->max_streams, conn_buffered(c));
     EMIT("]}");
 #undef EMIT
     return (int)o;

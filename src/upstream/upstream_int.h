@@ -48,7 +48,7 @@ struct gw_grpc_call_s {
     uint64_t timeout_ms;
     uv_timer_t timer;
     gw_grpc_deframer_t df;
-    size_t unconsumed; /* DATA bytes not yet returned to flow control */
+    size_t unconsumed; /* DATA bytes not yet returned to the stream window */
     int retries;
     int http_status, grpc_status;
     char *grpc_message;
