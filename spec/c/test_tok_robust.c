@@ -139,18 +139,22 @@ static char *make_input(int kind, size_t n)
         case 4: s[i] = (char)('0' + rng() % 10); break;       /* one long number */
         case 5: s[i] = "\n \t\r"[rng() % 4]; break;           /* whitespace soup */
         case 6: s[i] = "\xF0\x9F\x98\x80"[i % 4]; break;      /* one emoji repeated */
-        default: s[i] = "\xCC\x81"[i % 2]; break;             /* combining marks only */
+        case 7: s[i] = "\xCC\x81"[i % 2]; break;              /* combining marks only */
+        case 8: s[i] = i + 1 < n ? ' ' : 'x'; break;             /* backtracks \s+(?!\S) */
+        case 9: s[i] = i + 1 < n ? 'A' : 'b'; break;             /* o200k's [Lu]*[Ll]+ */
+        default: s[i] = i % 3 ? '\n' : ' '; break;               /* \s*[\r\n]+ */
         }
     }
     return s;
 }
 
 static const char *KIND[] = {"repeated a", "spaces", "random bytes", "long word", "digits",
-                             "whitespace soup", "emoji", "combining marks"};
+                             "whitespace soup", "emoji", "combining marks", "spaces then x",
+                             "capitals then b", "newline runs"};
 
 TEST(pathological_inputs_are_fast)
 {
-    for (int k = 0; k < 8; k++) {
+    for (int k = 0; k < 11; k++) {
         char *s = make_input(k, BIG);
         for (int e = 0; e < N_ENC; e++) {
             const gw_tok_t *t = gw_tok_get(ENC[e]);
