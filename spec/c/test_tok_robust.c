@@ -36,7 +36,7 @@
 #endif
 
 #define BIG (SLOW_BUILD ? 256 * 1024 : 1024 * 1024)
-#define BIG_SECONDS (SLOW_BUILD ? 3.0 : 0.5)
+#define BIG_SECONDS (SLOW_BUILD ? 4.0 : 1.0) /* typical: 0.35 s, 2-core CI is noisy */
 
 static const char *ENC[] = {"cl100k_base", "o200k_base", "claude"};
 #define N_ENC 3
