@@ -165,9 +165,14 @@ TEST(pathological_inputs_are_fast)
                 fprintf(stderr, "%s / %s: %.3f s for %d bytes\n", KIND[k], ENC[e], dt, BIG);
             CHECK(dt < BIG_SECONDS);
             CHECK(n > 0 && n != GW_TOK_COUNT_ERROR);
+            /* Streamed in small chunks: a quadratic re-scan of the unfinished piece would
+             * show here (16384 feeds of a 256 KiB piece); the count must not change. */
             t0 = now();
-            CHECK_EQ_INT(stream_count(t, s, BIG, 4096), n);
-            CHECK(now() - t0 < 2 * BIG_SECONDS);
+            CHECK_EQ_INT(stream_count(t, s, BIG / 4, 16), gw_tok_count(t, s, BIG / 4));
+            dt = now() - t0;
+            if (getenv("TOK_VERBOSE") || dt > BIG_SECONDS)
+                fprintf(stderr, "%s / %s stream: %.3f s\n", KIND[k], ENC[e], dt);
+            CHECK(dt < BIG_SECONDS);
         }
         free(s);
     }
