@@ -24,7 +24,7 @@
 
 local _M = { name = "chat" }
 
-local type, ipairs, tostring = type, ipairs, tostring
+local type, ipairs, next, tostring = type, ipairs, next, tostring
 local concat = table.concat
 local format = string.format
 
@@ -42,7 +42,7 @@ local function bad(r, msg)
     return nil
 end
 
--- content: string, null/absent, or an array of parts whose text parts are concatenated
+-- content: string, null/absent, or an array (not an object) of parts whose texts are joined
 local function flatten(r, content, where, null)
     if content == nil or content == null then
         return ""
@@ -50,7 +50,7 @@ local function flatten(r, content, where, null)
     if type(content) == "string" then
         return content
     end
-    if type(content) ~= "table" then
+    if type(content) ~= "table" or (content[1] == nil and next(content) ~= nil) then
         return bad(r, where .. " must be a string, null or an array of content parts")
     end
     local out = {}
