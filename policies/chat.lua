@@ -13,7 +13,8 @@
 --   Vertex: consecutive same-role messages merged with "\n" (system messages in between do
 --           not break a run); message = "<role>:<c>" joined by ";\r\n" plus ";\r\n";
 --           rules = "system:" .. systems joined by "\n" .. ";\r\n"
--- Usage: GPT prompt = sum(3 + tokens(content) + tokens(role) [+ 1 + tokens(name)]) + 3;
+-- Usage: GPT prompt = sum(3 + tokens(content) + tokens(role) [+ 1 + tokens(name) if name is a
+-- non-empty string, as the original's Go check `Name != ""`]) + 3;
 -- Vertex prompt = Claude tokens of "\n\nSystem:<s>" .. "\n\n<role>:<c>"... [.. "\n\nAssistant:"].
 -- For POST {P}/tokenize: {"model", "messages"} (prompt tokens) or {"model", "input"} (plain
 -- count) -> {"model", "encoding", "tokens"}.
@@ -89,7 +90,8 @@ local function check_messages(r, list, null)
         if not content then
             return nil
         end
-        out[i] = { role = m.role, content = content, name = type(m.name) == "string" and m.name }
+        local name = type(m.name) == "string" and m.name ~= "" and m.name
+        out[i] = { role = m.role, content = content, name = name }
     end
     return out
 end
