@@ -186,7 +186,8 @@ local function decode_body(r, json)
 end
 
 local function model_not_found(r, name)
-    r.resp:error(404, "model_not_found", format("Model '%s' does not exist", tostring(name)))
+    name = type(name) == "string" and name or "" -- missing/null: "Model '' does not exist"
+    r.resp:error(404, "model_not_found", format("Model '%s' does not exist", name))
 end
 
 function _M:tokenize(r, req, catalog, null)
@@ -262,7 +263,7 @@ function _M:route(r)
     if not entry then
         entry = catalog:default_model()
         if not entry then
-            return model_not_found(r, echo or "")
+            return model_not_found(r, echo)
         end
         echo = echo or entry.id
     end
