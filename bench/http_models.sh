@@ -14,14 +14,15 @@
 # interleaved, RUNS times each; the medians and the ratios gateway/nginx are printed.
 # Usage: bench/http_models.sh   (DURATION=8 RUNS=3 by default; see bench/lib/common.sh)
 set -euo pipefail
-# shellcheck source=lib/common.sh
+# shellcheck source=bench/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 
 need_tools wrk nginx curl taskset ss awk
 need_gateway
 
 start_gateway plain RATE_LIMIT_ENABLED=false
-gw_url="http://127.0.0.1:$GW_PORT_plain/v1/models"
+gw_pid=$STARTED_PID
+gw_url="http://127.0.0.1:$STARTED_PORT/v1/models"
 mkdir -p "$BENCH_TMP/www/v1"
 body_of "$gw_url" >"$BENCH_TMP/www/v1/models"
 
@@ -35,18 +36,19 @@ cat >"$BENCH_TMP/nginx-static.conf" <<CONF
     }
 CONF
 start_nginx static "$BENCH_TMP/nginx-static.conf"
-ngx_url="http://127.0.0.1:$NGX_PORT_static/v1/models"
+ngx_pid=$STARTED_PID
+ngx_url="http://127.0.0.1:$STARTED_PORT/v1/models"
 
 bench_info
 same_body gateway "$gw_url" nginx "$ngx_url"
 
-warm "$GW_PID_plain" "$gw_url"
-warm "$NGX_PID_static" "$ngx_url"
+warm "$gw_pid" "$gw_url"
+warm "$ngx_pid" "$ngx_url"
 : >"$BENCH_TMP/gw.txt"
 : >"$BENCH_TMP/ngx.txt"
 for i in $(seq 1 "$RUNS"); do
-    measure "$GW_PID_plain" "$gw_url" | tee -a "$BENCH_TMP/gw.txt" | sed "s/^/  run $i gateway: /"
-    measure "$NGX_PID_static" "$ngx_url" | tee -a "$BENCH_TMP/ngx.txt" | sed "s/^/  run $i nginx:   /"
+    measure "$gw_pid" "$gw_url" | tee -a "$BENCH_TMP/gw.txt" | sed "s/^/  run $i gateway: /"
+    measure "$ngx_pid" "$ngx_url" | tee -a "$BENCH_TMP/ngx.txt" | sed "s/^/  run $i nginx:   /"
 done
 
 gw_rps=$(cut -d' ' -f1 "$BENCH_TMP/gw.txt" | median)

@@ -20,7 +20,7 @@
 # RUNS times each; medians and the ratio gateway/nginx+lua are printed (target: CPU <= 0.8x).
 # Usage: bench/policy_chain.sh   (DURATION=8 RUNS=3 by default; see bench/lib/common.sh)
 set -euo pipefail
-# shellcheck source=lib/common.sh
+# shellcheck source=bench/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 
 need_tools wrk nginx curl taskset ss awk
@@ -33,13 +33,16 @@ LIMIT=1000000000
 AUTH=(-H "Authorization: Bearer $KEY")
 
 start_gateway plain RATE_LIMIT_ENABLED=false
+plain_pid=$STARTED_PID plain_port=$STARTED_PORT
 start_gateway chain API_KEY="$KEY" IP_BLACKLIST="$BLACK" RATE_LIMIT_ENABLED=true \
     RATE_LIMIT="$LIMIT" RATE_LIMIT_WINDOW=60 BLACKLIST_MODE=single
-plain_url="http://127.0.0.1:$GW_PORT_plain/v1/models"
-chain_url="http://127.0.0.1:$GW_PORT_chain/v1/models"
+chain_pid=$STARTED_PID chain_port=$STARTED_PORT
+plain_url="http://127.0.0.1:$plain_port/v1/models"
+chain_url="http://127.0.0.1:$chain_port/v1/models"
 mkdir -p "$BENCH_TMP/www/v1"
 body_of "$chain_url" "${AUTH[@]}" >"$BENCH_TMP/www/v1/models"
 
+# shellcheck disable=SC2034 # read by start_nginx
 NGINX_MAIN="load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
 cat >"$BENCH_TMP/nginx-lua.conf" <<CONF
@@ -143,7 +146,8 @@ cat >"$BENCH_TMP/nginx-lua.conf" <<CONF
     }
 CONF
 start_nginx lua "$BENCH_TMP/nginx-lua.conf"
-ngx_url="http://127.0.0.1:$NGX_PORT_lua/v1/models"
+ngx_pid=$STARTED_PID
+ngx_url="http://127.0.0.1:$STARTED_PORT/v1/models"
 
 bench_info
 same_body "gateway chain" "$chain_url" "nginx+lua" "$ngx_url" "${AUTH[@]}"
@@ -156,18 +160,18 @@ for h in "" "Authorization: Basic abc" "Authorization: Bearer nope"; do
 done
 echo "  gateway chain and nginx+lua: the same three 401 answers"
 
-warm "$GW_PID_chain" "$chain_url" "${AUTH[@]}"
-warm "$GW_PID_plain" "$plain_url" "${AUTH[@]}"
-warm "$NGX_PID_lua" "$ngx_url" "${AUTH[@]}"
+warm "$chain_pid" "$chain_url" "${AUTH[@]}"
+warm "$plain_pid" "$plain_url" "${AUTH[@]}"
+warm "$ngx_pid" "$ngx_url" "${AUTH[@]}"
 : >"$BENCH_TMP/chain.txt"
 : >"$BENCH_TMP/plain.txt"
 : >"$BENCH_TMP/ngx.txt"
 for i in $(seq 1 "$RUNS"); do
-    measure "$GW_PID_chain" "$chain_url" "${AUTH[@]}" | tee -a "$BENCH_TMP/chain.txt" |
+    measure "$chain_pid" "$chain_url" "${AUTH[@]}" | tee -a "$BENCH_TMP/chain.txt" |
         sed "s/^/  run $i gateway chain: /"
-    measure "$GW_PID_plain" "$plain_url" "${AUTH[@]}" | tee -a "$BENCH_TMP/plain.txt" |
+    measure "$plain_pid" "$plain_url" "${AUTH[@]}" | tee -a "$BENCH_TMP/plain.txt" |
         sed "s/^/  run $i gateway plain: /"
-    measure "$NGX_PID_lua" "$ngx_url" "${AUTH[@]}" | tee -a "$BENCH_TMP/ngx.txt" |
+    measure "$ngx_pid" "$ngx_url" "${AUTH[@]}" | tee -a "$BENCH_TMP/ngx.txt" |
         sed "s/^/  run $i nginx+lua:     /"
 done
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # STARTED_* are read by the scripts
 # pieces-gateway: shared helpers of the bench/*.sh scripts (sourced, not run).
 # Copyright (C) 2026 pieces-gateway authors
 # This program is free software: you can redistribute it and/or modify it under the terms of
@@ -83,9 +84,9 @@ free_port() {
 
 # wait_http URL [curl args...]: until the server answers (any status), 10 s at most.
 wait_http() {
-    local url=$1 i
+    local url=$1
     shift
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         if curl -s -o /dev/null --max-time 1 "$@" "$url"; then
             return 0
         fi
@@ -95,7 +96,7 @@ wait_http() {
 }
 
 # start_gateway NAME [VAR=value...]: one worker pinned to SERVER_CPU, access log off.
-# Sets GW_PID_<NAME> and GW_PORT_<NAME>.
+# Sets STARTED_PID and STARTED_PORT.
 start_gateway() {
     local name=$1
     shift
@@ -110,7 +111,7 @@ start_gateway() {
         "$BENCH_ROOT/gateway.lua" >"$dir/gateway.lua"
     grep -q 'access_log = false' "$dir/gateway.lua" || die "cannot derive the bench config"
     (
-        cd "$dir"
+        cd "$dir" || exit 1
         exec env -i PATH="$PATH" HOME="$dir" PORT="$port" HOST=127.0.0.1 WORKERS=1 \
             ADMIN_KEY=bench-admin-key BLACKLIST_FILE="$dir/blacklist.txt" \
             GPT_GRPC_ADDR=127.0.0.1:9 VERTEX_GRPC_ADDR=127.0.0.1:9 MIN_POOL_SIZE=1 "$@" \
@@ -120,13 +121,13 @@ start_gateway() {
     BENCH_PIDS+=("$pid")
     wait_http "http://127.0.0.1:$port/ping" ||
         { cat "$dir/out.log" >&2; die "gateway '$name' did not start"; }
-    printf -v "GW_PID_$name" '%s' "$pid"
-    printf -v "GW_PORT_$name" '%s' "$port"
+    STARTED_PID=$pid
+    STARTED_PORT=$port
 }
 
 # start_nginx NAME CONF_BODY_FILE: CONF_BODY_FILE holds the http{} server parts; @PORT@ and
 # @TMP@ are substituted. Extra main-context lines (load_module) come from $NGINX_MAIN.
-# Sets NGX_PID_<NAME> (the master; its one worker is found through /proc children).
+# Sets STARTED_PID (the master; its one worker is found through /proc children), STARTED_PORT.
 start_nginx() {
     local name=$1 body=$2 dir port
     dir=$BENCH_TMP/nginx-$name
@@ -162,8 +163,8 @@ CONF
     BENCH_PIDS+=("$pid")
     wait_http "http://127.0.0.1:$port/" ||
         { cat "$dir/out.log" "$dir/logs/error.log" >&2; die "nginx '$name' did not start"; }
-    printf -v "NGX_PID_$name" '%s' "$pid"
-    printf -v "NGX_PORT_$name" '%s' "$port"
+    STARTED_PID=$pid
+    STARTED_PORT=$port
 }
 
 # utime+stime (clock ticks) of PID, its threads and its direct children.
@@ -207,7 +208,10 @@ measure() {
     fi
     reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
     rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
-    [ -n "$reqs" ] && [ "$reqs" -gt 0 ] || { echo "$out" >&2; die "no requests completed"; }
+    if [ -z "$reqs" ] || [ "$reqs" -eq 0 ]; then
+        echo "$out" >&2
+        die "no requests completed"
+    fi
     awk -v r="$rps" -v n="$reqs" -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v w="$((w1 - w0))" \
         -v e="$((n1 - n0))" 'BEGIN { printf "%.0f %.2f %d %.0f %.0f\n", r, d * 1e6 / hz / n, n,
             100 * d / hz * 1e9 / e, 100 * w / e }'
