@@ -18,7 +18,7 @@ RUNS=${RUNS:-3}
 CONNS=${CONNS:-64}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
-GW_BIN=${GW_BIN:-$BENCH_ROOT/build/pieces-gateway}
+GW_BIN=$(realpath -m "${GW_BIN:-$BENCH_ROOT/build/pieces-gateway}") # the gateway runs in a temp dir
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 CLK_TCK=$(getconf CLK_TCK)
 
