@@ -13,7 +13,8 @@
 --   Vertex: consecutive same-role messages merged with "\n" (system messages in between do
 --           not break a run); message = "<role>:<c>" joined by ";\r\n" plus ";\r\n";
 --           rules = "system:" .. systems joined by "\n" .. ";\r\n"
--- Usage: GPT prompt = sum(3 + tokens(content) + tokens(role) [+ 1 + tokens(name)]) + 3;
+-- Usage: GPT prompt = sum(3 + tokens(content) + tokens(role) [+ 1 + tokens(name) if name is a
+-- non-empty string, as the original's Go check `Name != ""`]) + 3;
 -- Vertex prompt = Claude tokens of "\n\nSystem:<s>" .. "\n\n<role>:<c>"... [.. "\n\nAssistant:"].
 -- For POST {P}/tokenize: {"model", "messages"} (prompt tokens) or {"model", "input"} (plain
 -- count) -> {"model", "encoding", "tokens"}.
@@ -24,7 +25,7 @@
 
 local _M = { name = "chat" }
 
-local type, ipairs, tostring = type, ipairs, tostring
+local type, ipairs, next, tostring = type, ipairs, next, tostring
 local concat = table.concat
 local format = string.format
 
@@ -42,7 +43,7 @@ local function bad(r, msg)
     return nil
 end
 
--- content: string, null/absent, or an array of parts whose text parts are concatenated
+-- content: string, null/absent, or an array (not an object) of parts whose texts are joined
 local function flatten(r, content, where, null)
     if content == nil or content == null then
         return ""
@@ -50,7 +51,7 @@ local function flatten(r, content, where, null)
     if type(content) == "string" then
         return content
     end
-    if type(content) ~= "table" then
+    if type(content) ~= "table" or (content[1] == nil and next(content) ~= nil) then
         return bad(r, where .. " must be a string, null or an array of content parts")
     end
     local out = {}
@@ -89,7 +90,8 @@ local function check_messages(r, list, null)
         if not content then
             return nil
         end
-        out[i] = { role = m.role, content = content, name = type(m.name) == "string" and m.name }
+        local name = type(m.name) == "string" and m.name ~= "" and m.name
+        out[i] = { role = m.role, content = content, name = name }
     end
     return out
 end
@@ -184,7 +186,8 @@ local function decode_body(r, json)
 end
 
 local function model_not_found(r, name)
-    r.resp:error(404, "model_not_found", format("Model '%s' does not exist", tostring(name)))
+    name = type(name) == "string" and name or "" -- missing/null: "Model '' does not exist"
+    r.resp:error(404, "model_not_found", format("Model '%s' does not exist", name))
 end
 
 function _M:tokenize(r, req, catalog, null)
@@ -260,7 +263,7 @@ function _M:route(r)
     if not entry then
         entry = catalog:default_model()
         if not entry then
-            return model_not_found(r, echo or "")
+            return model_not_found(r, echo)
         end
         echo = echo or entry.id
     end

@@ -233,6 +233,46 @@ TEST(stream_multiway_splits)
     CHECK_EQ_INT(bad, 0);
 }
 
+/* Random strings over an alphabet of the characters the regexes and NFKC treat specially,
+ * streamed with random splits: the count must equal the one-shot count (itself golden-checked). */
+static const char *ALPHABET[] = {
+    " ", "  ", "\n", "\r", "\t", "\r\n", "\xC2\xA0", "\xE3\x80\x80", "\xE1\xA0\x8E", "a", "Z",
+    "'", "s", "S", "t", "re", "VE", "ll", "d", "m", "1", "23", "\xD9\xA3", "/", ".", "!", "<", ">",
+    "<EO", "T>", "<META", "_START>", "_END>", "<SOS>", "<|endoftext|>", "e\xCC\x81", "\xCC\x81",
+    "\xCC\xA3", "\xEF\xBD\xB6", "\xEF\xBE\x9E", "\xE1\x84\x80", "\xE1\x85\xA1",
+    "\xE1\x86\xA8", "\xEA\xB0\x80", "\xE3\x84\xB1", "\xE3\x85\x8F", "\xEF\xAC\x81",
+    "\xE2\x91\xA0", "\xF0\x9F\x98\x80", "\xE2\x80\x8D", "\xC5\xBF", "\xC7\x85", "\xE4\xB8\xAD",
+    "\xFF", "\xE2\x82", "\xF0\x9F",
+};
+
+TEST(stream_random_differential)
+{
+    int bad = 0;
+    size_t n_alpha = sizeof ALPHABET / sizeof *ALPHABET;
+    for (int round = 0; round < 1500; round++) {
+        gcase_t c = {.name = "random"};
+        uint8_t buf[512];
+        size_t len = 0, parts = 1 + rng() % 40;
+        for (size_t i = 0; i < parts; i++) {
+            const char *a = ALPHABET[rng() % n_alpha];
+            memcpy(buf + len, a, strlen(a));
+            len += strlen(a);
+        }
+        c.text = buf;
+        c.len = len;
+        for (int e = 0; e < N_ENC; e++) {
+            c.n[e] = gw_tok_count(gw_tok_get(ENC[e]), (const char *)buf, len);
+            size_t cuts[8], k = 0;
+            for (size_t at = 1 + rng() % 6; at < len && k < 8; at += 1 + rng() % 6)
+                cuts[k++] = at;
+            bad += stream_mismatch(&c, e, cuts, k, bad < 10);
+            size_t one = rng() % (len + 1);
+            bad += stream_mismatch(&c, e, &one, 1, bad < 10);
+        }
+    }
+    CHECK_EQ_INT(bad, 0);
+}
+
 #define N_THREADS 4
 
 static void *worker(void *arg)
@@ -274,6 +314,7 @@ int main(void)
     RUN(golden_ids);
     RUN(stream_every_split);
     RUN(stream_multiway_splits);
+    RUN(stream_random_differential);
     RUN(concurrent_threads);
     free_golden();
     gw_tok_unload_all();

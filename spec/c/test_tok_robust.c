@@ -36,7 +36,7 @@
 #endif
 
 #define BIG (SLOW_BUILD ? 256 * 1024 : 1024 * 1024)
-#define BIG_SECONDS (SLOW_BUILD ? 3.0 : 0.5)
+#define BIG_SECONDS (SLOW_BUILD ? 4.0 : 1.0) /* typical: 0.35 s, 2-core CI is noisy */
 
 static const char *ENC[] = {"cl100k_base", "o200k_base", "claude"};
 #define N_ENC 3
@@ -139,18 +139,22 @@ static char *make_input(int kind, size_t n)
         case 4: s[i] = (char)('0' + rng() % 10); break;       /* one long number */
         case 5: s[i] = "\n \t\r"[rng() % 4]; break;           /* whitespace soup */
         case 6: s[i] = "\xF0\x9F\x98\x80"[i % 4]; break;      /* one emoji repeated */
-        default: s[i] = "\xCC\x81"[i % 2]; break;             /* combining marks only */
+        case 7: s[i] = "\xCC\x81"[i % 2]; break;              /* combining marks only */
+        case 8: s[i] = i + 1 < n ? ' ' : 'x'; break;             /* backtracks \s+(?!\S) */
+        case 9: s[i] = i + 1 < n ? 'A' : 'b'; break;             /* o200k's [Lu]*[Ll]+ */
+        default: s[i] = i % 3 ? '\n' : ' '; break;               /* \s*[\r\n]+ */
         }
     }
     return s;
 }
 
 static const char *KIND[] = {"repeated a", "spaces", "random bytes", "long word", "digits",
-                             "whitespace soup", "emoji", "combining marks"};
+                             "whitespace soup", "emoji", "combining marks", "spaces then x",
+                             "capitals then b", "newline runs"};
 
 TEST(pathological_inputs_are_fast)
 {
-    for (int k = 0; k < 8; k++) {
+    for (int k = 0; k < 11; k++) {
         char *s = make_input(k, BIG);
         for (int e = 0; e < N_ENC; e++) {
             const gw_tok_t *t = gw_tok_get(ENC[e]);
@@ -161,9 +165,14 @@ TEST(pathological_inputs_are_fast)
                 fprintf(stderr, "%s / %s: %.3f s for %d bytes\n", KIND[k], ENC[e], dt, BIG);
             CHECK(dt < BIG_SECONDS);
             CHECK(n > 0 && n != GW_TOK_COUNT_ERROR);
+            /* Streamed in small chunks: a quadratic re-scan of the unfinished piece would
+             * show here (16384 feeds of a 256 KiB piece); the count must not change. */
             t0 = now();
-            CHECK_EQ_INT(stream_count(t, s, BIG, 4096), n);
-            CHECK(now() - t0 < 2 * BIG_SECONDS);
+            CHECK_EQ_INT(stream_count(t, s, BIG / 4, 16), gw_tok_count(t, s, BIG / 4));
+            dt = now() - t0;
+            if (getenv("TOK_VERBOSE") || dt > BIG_SECONDS)
+                fprintf(stderr, "%s / %s stream: %.3f s\n", KIND[k], ENC[e], dt);
+            CHECK(dt < BIG_SECONDS);
         }
         free(s);
     }

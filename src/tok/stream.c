@@ -76,7 +76,7 @@ static int repair(gw_tok_stream_t *s, tok_buf_t *dst, const uint8_t *p, size_t n
         size_t take = n < 4 ? n : 4;
         memcpy(tmp, s->pend, s->npend);
         memcpy(tmp + s->npend, p, take);
-        size_t used = tok_utf8_sanitize(dst, tmp, s->npend + take, final);
+        size_t used = tok_utf8_sanitize(dst, tmp, s->npend + take, final && take == n);
         if (used == (size_t)-1)
             return -ENOMEM;
         if (used < s->npend) { /* still incomplete (so used == 0): all of chunk joins pend */

@@ -87,6 +87,9 @@ size_t tok_bpe(const tok_vocab_t *v, const uint8_t *p, size_t n, uint32_t *out);
 
 /* --- utf8.c ------------------------------------------------------------------------------------ */
 
+/* Length of the leading ASCII run of s[0..n). */
+size_t tok_ascii_run(const uint8_t *s, size_t n);
+
 /* Length of the longest valid UTF-8 prefix of s[0..n). */
 size_t tok_utf8_valid_prefix(const uint8_t *s, size_t n);
 
@@ -104,6 +107,8 @@ void tok_buf_dispose(tok_buf_t *b);
  * If final is 0, a trailing incomplete-but-valid sequence is not consumed; returns the number
  * of input bytes consumed (always n when final), or (size_t)-1 on allocation failure. */
 size_t tok_utf8_sanitize(tok_buf_t *out, const uint8_t *s, size_t n, int final);
+
+/* --- nfkc.c ----------------------------------------------------------------------------------- */
 
 /* NFKC of the valid UTF-8 s[0..n), appended to out. 0 or negative errno. */
 int tok_nfkc_append(tok_buf_t *out, const uint8_t *s, size_t n);

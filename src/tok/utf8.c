@@ -1,13 +1,13 @@
 /*
- * pieces-gateway: UTF-8 repair (WHATWG), NFKC and safe NFKC split points, byte buffers.
+ * pieces-gateway: UTF-8 repair (WHATWG) and byte buffers.
  * Copyright (C) 2026 pieces-gateway authors
  *
  * This program is free software: you can redistribute it and/or modify it under the terms of
  * the GNU General Public License as published by the Free Software Foundation, either version 3
  * of the License, or (at your option) any later version. See LICENSE.
  *
- * Provides: tok_utf8_valid_prefix, tok_utf8_sanitize, tok_nfkc_append, tok_nfkc_boundary and
- * the tok_buf_* helpers. Uses: libutf8proc (NFKC, character properties).
+ * Provides: tok_utf8_valid_prefix, tok_utf8_sanitize, tok_ascii_run and the tok_buf_* helpers.
+ * Uses: libc only.
  * Invalid input rule: each maximal subpart of an ill-formed sequence becomes one U+FFFD, which
  * is what the WHATWG UTF-8 decoder (JS TextDecoder, Buffer#toString) does, so the engine sees
  * the same text as the JS references. The decoder is a streaming one: a sequence cut at the
@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <utf8proc.h>
 
 #include "tok_internal.h"
 
@@ -100,7 +99,7 @@ static int utf8_step(const uint8_t *s, size_t n)
     return need + 1;
 }
 
-static size_t ascii_run(const uint8_t *s, size_t n)
+size_t tok_ascii_run(const uint8_t *s, size_t n)
 {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -118,7 +117,7 @@ size_t tok_utf8_valid_prefix(const uint8_t *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
-        i += ascii_run(s + i, n - i);
+        i += tok_ascii_run(s + i, n - i);
         if (i >= n)
             break;
         int k = utf8_step(s + i, n - i);
@@ -148,65 +147,4 @@ size_t tok_utf8_sanitize(tok_buf_t *out, const uint8_t *s, size_t n, int final)
         i += k == 0 ? n - i : (size_t)-k;
     }
     return i;
-}
-
-/* --- NFKC ------------------------------------------------------------------------------------ */
-
-int tok_nfkc_append(tok_buf_t *out, const uint8_t *s, size_t n)
-{
-    if (ascii_run(s, n) == n)
-        return tok_buf_append(out, s, n); /* ASCII is its own NFKC */
-    utf8proc_uint8_t *dst = NULL;
-    utf8proc_ssize_t len = utf8proc_map(s, (utf8proc_ssize_t)n, &dst,
-                                        UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT);
-    if (len < 0)
-        return len == UTF8PROC_ERROR_NOMEM ? -ENOMEM : -EINVAL;
-    int rc = tok_buf_append(out, dst, (size_t)len);
-    free(dst);
-    return rc;
-}
-
-/* True if nothing before c can compose with c or reorder across it, whatever follows: the
- * first character of c's compatibility decomposition is a starter (ccc 0) that is not a
- * combining mark (every ccc-0 second element of a canonical composition is category M) and
- * not a conjoining Hangul vowel or trailing consonant (algorithmic composition). */
-static int nfkc_safe(utf8proc_int32_t c)
-{
-    if (c < 0x80)
-        return 1;
-    if (utf8proc_get_property(c)->combining_class != 0)
-        return 0;
-    utf8proc_int32_t d[32];
-    int last = 0;
-    utf8proc_ssize_t k = utf8proc_decompose_char(c, d, 32, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT,
-                                                 &last);
-    if (k < 1 || k > 32)
-        return 0;
-    utf8proc_int32_t f = d[0];
-    if ((f >= 0x1160 && f <= 0x11FF) || (f >= 0xD7B0 && f <= 0xD7FF))
-        return 0;
-    const utf8proc_property_t *pr = utf8proc_get_property(f);
-    if (pr->combining_class != 0)
-        return 0;
-    return pr->category != UTF8PROC_CATEGORY_MN && pr->category != UTF8PROC_CATEGORY_MC &&
-           pr->category != UTF8PROC_CATEGORY_ME;
-}
-
-size_t tok_nfkc_boundary(const uint8_t *s, size_t n, size_t from)
-{
-    size_t i = n;
-    while (i > from && i > 0) {
-        size_t start = i - 1;
-        while (start > 0 && (s[start] & 0xC0) == 0x80)
-            start--;
-        utf8proc_int32_t c;
-        if (utf8proc_iterate(s + start, (utf8proc_ssize_t)(i - start), &c) < 0)
-            return 0;
-        if (start == 0)
-            return 0;
-        if (start >= from && nfkc_safe(c))
-            return start;
-        i = start;
-    }
-    return 0;
 }
