@@ -259,7 +259,7 @@ test('a policy that raises gets 500 and the worker keeps serving', async (t) => 
     'end',
     'return _M', ''].join('\n'));
   const cfg = path.join(dir, 'gw.lua');
-  fs.writeFileSync(cfg, 'local env = ...\nreturn { listen = { port = env.int("PORT", 1) }, workers = 1, policies_dir = env.str("POLICIES_DIR", "x"),\n  policies = { { name = "models" }, { name = "boom" } } }\n');
+  fs.writeFileSync(cfg, 'local env = ...\nreturn { listen = { port = env.int("PORT", 1) }, workers = 1, policies_dir = env.str("POLICIES_DIR", "x"),\n  assets_dir = env.str("ASSETS_DIR", "x"), policies = { { name = "models" }, { name = "boom" } } }\n');
   const gw = await startGateway({ dir, config: cfg, env: { POLICIES_DIR: pol } });
   t.after(() => gw.stop());
   for (let i = 0; i < 3; i++) {

@@ -80,8 +80,10 @@ class Gateway {
     while (Date.now() < deadline) {
       if (this.proc.exitCode !== null) break;
       try {
+        // any HTTP answer means it listens (a banned client gets 403, a limited one 429)
         const r = await fetch(`${this.url}/ping`);
-        if (r.status === 200) return this;
+        await r.arrayBuffer();
+        if (r.status > 0) return this;
       } catch (e) { /* not listening yet */ }
       await sleep(25);
     }
