@@ -72,7 +72,7 @@ end
 
 function _M.new(conf, host)
     local self = setmetatable({ by_id = {}, list = {}, default = nil }, { __index = _M })
-    local data = {}
+    local data, q = {}, host.json.encode
     for i, m in ipairs(MODELS) do
         local entry = {
             id = m[1], owned_by = m[2], created = m[3], name = m[4],
@@ -82,12 +82,12 @@ function _M.new(conf, host)
         }
         self.by_id[entry.id] = entry
         self.list[i] = entry
-        data[i] = {
-            id = entry.id, object = "model", created = entry.created, owned_by = entry.owned_by,
-            details = { name = entry.name, max_tokens = entry.max_tokens },
-        }
+        -- written by hand so the key order is the same in every worker and every run
+        data[i] = string.format('{"id":%s,"object":"model","created":%d,"owned_by":%s,'
+            .. '"details":{"name":%s,"max_tokens":{"total":%d,"input":%d,"output":%d}}}',
+            q(entry.id), entry.created, q(entry.owned_by), q(entry.name), m[5], m[6], m[7])
     end
-    self.json = host.json.encode({ object = "list", data = data })
+    self.json = '{"object":"list","data":[' .. table.concat(data, ",") .. "]}"
     local dm = conf.default_model or ""
     if dm ~= "" then
         self.default = self:resolve(dm)

@@ -62,6 +62,8 @@ struct gw_conn_s {
     int pumping;         /* inside conn_pump */
     int eof;             /* the client half-closed */
     int limit_status;    /* 413 or 431 when a callback stopped the parser on a limit */
+    uint64_t deadline;   /* loop ms when the current timeout expires; 0 = none */
+    uint64_t timer_due;  /* when the uv timer fires; 0 = not running */
     gw_buf_t pending;
     size_t head_bytes;
     gw_ip_t peer;
@@ -91,9 +93,22 @@ static void on_write(uv_write_t *wr, int status);
 
 /* ---------- timers ---------- */
 
+/* One lazy timer per connection: arm_timer only moves the deadline, and restarts the uv timer
+ * only when the deadline comes earlier than the timer's due time; a timer that fires early
+ * re-arms itself for the remainder. This keeps timer calls off the per-request path. */
 static void on_timer(uv_timer_t *t)
 {
     gw_conn_t *c = t->data;
+    c->timer_due = 0;
+    if (!c->deadline)
+        return;
+    uint64_t now = uv_now(t->loop);
+    if (now < c->deadline) {
+        c->timer_due = c->deadline;
+        uv_timer_start(&c->timer, on_timer, c->deadline - now, 0);
+        return;
+    }
+    c->deadline = 0;
     if (c->state == ST_HEAD || c->state == ST_BODY) {
         if (c->req) {
             c->close_after = 1;
@@ -109,10 +124,15 @@ static void on_timer(uv_timer_t *t)
 static void arm_timer(gw_conn_t *c, double seconds)
 {
     if (seconds <= 0) {
-        uv_timer_stop(&c->timer);
+        c->deadline = 0;
         return;
     }
-    uv_timer_start(&c->timer, on_timer, (uint64_t)(seconds * 1000.0), 0);
+    uint64_t ms = (uint64_t)(seconds * 1000.0);
+    c->deadline = uv_now(c->timer.loop) + ms;
+    if (c->timer_due == 0 || c->timer_due > c->deadline) {
+        c->timer_due = c->deadline;
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+    }
 }
 
 /* ---------- requests ---------- */
@@ -318,7 +338,7 @@ static int on_message_complete(llhttp_t *p)
     gw_conn_t *c = p->data;
     c->req->keep_alive = llhttp_should_keep_alive(p);
     c->state = ST_ACTIVE;
-    uv_timer_stop(&c->timer);
+    c->deadline = 0;
     return HPE_PAUSED;
 }
 
@@ -343,6 +363,31 @@ static void conn_write(gw_conn_t *c, const char *a, size_t alen, const char *b, 
 {
     if (c->state == ST_CLOSING)
         return;
+    if (c->req)
+        c->req->bytes_sent += alen + blen;
+    /* Fast path: write straight from the caller's buffers when nothing is queued. */
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
+        uv_buf_t bufs[2] = {uv_buf_init((char *)a, (unsigned)alen),
+                            uv_buf_init((char *)b, (unsigned)blen)};
+        int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, blen ? 2 : 1);
+        if (n == (int)(alen + blen))
+            return;
+        if (n < 0 && n != UV_EAGAIN) {
+            conn_close(c);
+            return;
+        }
+        if (n > 0) {
+            size_t done = (size_t)n;
+            if (done >= alen) {
+                b += done - alen;
+                blen -= done - alen;
+                alen = 0;
+            } else {
+                a += done;
+                alen -= done;
+            }
+        }
+    }
     write_req_t *w = gw_malloc(sizeof(*w) + alen + blen);
     w->conn = c;
     w->len = alen + blen;
@@ -350,8 +395,6 @@ static void conn_write(gw_conn_t *c, const char *a, size_t alen, const char *b, 
     if (blen)
         memcpy(w->data + alen, b, blen);
     uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
-    if (c->req)
-        c->req->bytes_sent += w->len;
     if (uv_write(&w->w, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
         free(w);
         conn_close(c);
@@ -415,17 +458,39 @@ static const char *date_header(void)
     return cached;
 }
 
+static void put_uint(gw_buf_t *h, unsigned long long v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    gw_buf_append(h, tmp + i, sizeof(tmp) - i);
+}
+
 static void build_head(gw_req_t *r, gw_buf_t *h, int status, const char *ctype, long long clen)
 {
     gw_conn_t *c = r->conn;
     if (c->srv->draining || !r->keep_alive)
         c->close_after = 1;
-    gw_buf_printf(h, "HTTP/1.1 %d %s\r\n", status, gw_http_status_text(status));
+    gw_buf_reserve(h, 512);
+    gw_buf_puts(h, "HTTP/1.1 ");
+    put_uint(h, (unsigned long long)status);
+    gw_buf_putc(h, ' ');
+    gw_buf_puts(h, gw_http_status_text(status));
+    gw_buf_puts(h, "\r\n");
     gw_buf_puts(h, date_header());
-    if (ctype)
-        gw_buf_printf(h, "Content-Type: %s\r\n", ctype);
-    if (clen >= 0)
-        gw_buf_printf(h, "Content-Length: %lld\r\n", clen);
+    if (ctype) {
+        gw_buf_puts(h, "Content-Type: ");
+        gw_buf_puts(h, ctype);
+        gw_buf_puts(h, "\r\n");
+    }
+    if (clen >= 0) {
+        gw_buf_puts(h, "Content-Length: ");
+        put_uint(h, (unsigned long long)clen);
+        gw_buf_puts(h, "\r\n");
+    }
     else if (status != 204 && status != 304)
         gw_buf_puts(h, "Transfer-Encoding: chunked\r\n");
     gw_buf_append(h, cors_headers, sizeof(cors_headers) - 1);
@@ -607,6 +672,8 @@ static void conn_close_graceful(gw_conn_t *c)
     c->state = ST_CLOSING;
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = 0;
+    c->deadline = 0;
+    c->timer_due = 1;
     uv_timer_start(&c->timer, on_linger_timer, 10000, 0);
     uv_shutdown_t *sh = gw_malloc(sizeof(*sh));
     sh->data = c;

@@ -84,6 +84,12 @@ void gw_log_set_debug(int on) { atomic_store(&debug_on, on); }
 int gw_log_debug_enabled(void) { return atomic_load_explicit(&debug_on, memory_order_relaxed); }
 void gw_log_set_access_stdout(int on) { atomic_store(&access_stdout, on); }
 
+int gw_log_access_enabled(void)
+{
+    return atomic_load_explicit(&access_stdout, memory_order_relaxed) ||
+           atomic_load_explicit(&log_fd, memory_order_relaxed) >= 0;
+}
+
 /* "YYYY/MM/DD HH:MM:SS " (20 bytes), cached per thread for the current second. */
 static size_t timestamp(char *out)
 {

@@ -25,6 +25,8 @@ void gw_log_set_debug(int on);
 int gw_log_debug_enabled(void);
 /* Access log on stdout (default on); the log file always gets access lines. */
 void gw_log_set_access_stdout(int on);
+/* Whether an access line would go anywhere (callers skip formatting it otherwise). */
+int gw_log_access_enabled(void);
 void gw_log(gw_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void gw_log_write(gw_log_level_t level, const char *msg, size_t len);
 void gw_log_close(void);

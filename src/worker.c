@@ -134,6 +134,8 @@ void gw_worker_on_complete(gw_req_t *req, void *ud)
         req->vm = NULL;
         gw_vm_unref(vm);
     }
+    if (!gw_log_access_enabled())
+        return;
     char dur[48];
     gw_log_format_duration(dur, sizeof(dur), gw_now_ns() - req->start_ns);
     size_t ul;

@@ -43,7 +43,7 @@ int gw_ffi_chat_vertex(void *req, const char *message, size_t mlen, const char *
 
 local C = ffi.C
 local ffi_string = ffi.string
-local tonumber = tonumber
+local tonumber, type = tonumber, type
 
 local _M = { C = C }
 
@@ -56,6 +56,16 @@ local sl = ffi.new("size_t[2]")
 local ll = ffi.new("long long[1]")
 local dbl = ffi.new("double[1]")
 local int1 = ffi.new("int[1]")
+
+-- The request handle arrives from C as a light userdata; LuaJIT cannot compile FFI calls that
+-- take a light userdata, so the host casts it once per request into a void * cdata.
+local void_ptr = ffi.typeof("void *")
+function _M.cast_req(req)
+    if type(req) == "userdata" then
+        return ffi.cast(void_ptr, req)
+    end
+    return req
+end
 
 function _M.req_str(req, what)
     if C.gw_ffi_req_str(req, what, sp, sl) ~= 0 then

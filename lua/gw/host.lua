@@ -291,6 +291,8 @@ local resp_mt = {
     end,
 }
 
+local cast_req = gwffi.cast_req
+
 local function new_r(req)
     local r = { ctx = {}, shared = host.shared, log = host.log, now = host.now }
     r.req = setmetatable({ _req = req }, req_mt)
@@ -373,6 +375,7 @@ end
 local route_paths = {}
 
 function _M.handle(req, id)
+    req = cast_req(req)
     local r = new_r(req)
     run_in_coroutine(run_pre, r)
     publish_ctx(r, req)
@@ -411,6 +414,7 @@ local function push_upstream(r, req)
 end
 
 function _M.route(req, id)
+    req = cast_req(req)
     local r = active[id]
     if not r then
         r = new_r(req)
@@ -434,6 +438,7 @@ local function run_log(r)
 end
 
 function _M.log(req, id)
+    req = cast_req(req)
     local r = active[id]
     if r then
         active[id] = nil
