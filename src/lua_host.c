@@ -15,6 +15,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -220,7 +221,8 @@ static int call_req(gw_vm_t *vm, int ref, gw_req_t *req, char **err)
 {
     lua_State *L = vm->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-    lua_pushlightuserdata(L, req);
+    /* As a number: LuaJIT compiles ffi.cast(number -> void *), not light userdata. */
+    lua_pushnumber(L, (lua_Number)(uintptr_t)req);
     lua_pushnumber(L, (lua_Number)req->id);
     return pcall(L, 2, 0, err);
 }

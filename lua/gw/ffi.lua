@@ -57,11 +57,12 @@ local ll = ffi.new("long long[1]")
 local dbl = ffi.new("double[1]")
 local int1 = ffi.new("int[1]")
 
--- The request handle arrives from C as a light userdata; LuaJIT cannot compile FFI calls that
--- take a light userdata, so the host casts it once per request into a void * cdata.
+-- The request handle arrives from C as a number (the pointer's value: LuaJIT compiles neither
+-- FFI calls taking a light userdata nor casts of one); the host turns it into a void * cdata
+-- once per request.
 local void_ptr = ffi.typeof("void *")
 function _M.cast_req(req)
-    if type(req) == "userdata" then
+    if type(req) == "number" then
         return ffi.cast(void_ptr, req)
     end
     return req

@@ -453,6 +453,14 @@ end
 -- opts.quiet: 0 print everything, 1 no config warnings, 2 nothing but errors while loading
 function _M.init(opts)
     local quiet = opts.quiet or 0
+    local jit_log = os.getenv("GW_JIT_LOG") -- development: LuaJIT's trace log to this file
+    if jit_log and jit_log ~= "" and (opts.worker_id or 0) >= 0 then
+        package.path = package.path .. ";/usr/share/luajit-2.1.0-beta3/?.lua"
+        local ok, v = pcall(require, "jit.v")
+        if ok then
+            v.on(jit_log)
+        end
+    end
     cfg = config.load(opts.config_path, quiet >= 1)
     muted = quiet >= 2
     route_paths = {
