@@ -29,4 +29,14 @@ if(NODE)
         set_tests_properties(e2e_${n} PROPERTIES LABELS e2e TIMEOUT 300 ENVIRONMENT
             "GW_BIN=$<TARGET_FILE:pieces-gateway>;GW_BIN_ASAN=$<$<TARGET_EXISTS:pieces-gateway-asan>:$<TARGET_FILE:pieces-gateway-asan>>;GW_ROOT=${PROJECT_SOURCE_DIR}")
     endforeach()
+    # The same suites against the ASan+UBSan build of the binary (leaks and UB fail the test).
+    if(TARGET pieces-gateway-asan)
+        foreach(n core chat)
+            add_test(NAME e2e_${n}_asan
+                     COMMAND ${NODE} --test --test-reporter=spec ${PROJECT_SOURCE_DIR}/spec/e2e/${n}.test.js
+                     WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+            set_tests_properties(e2e_${n}_asan PROPERTIES LABELS "e2e;asan" TIMEOUT 400 ENVIRONMENT
+                "GW_BIN=$<TARGET_FILE:pieces-gateway-asan>;GW_ROOT=${PROJECT_SOURCE_DIR};ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=4:halt_on_error=1;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+        endforeach()
+    endif()
 endif()

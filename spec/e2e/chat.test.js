@@ -446,6 +446,7 @@ test('a slow reader does not make the gateway grow', async (t) => {
   const sent = progress.length ? progress.at(-1).bytes : 0;
   assert.ok(sent > 1_000_000, `the stream was flowing (sent ${sent} bytes)`);
   assert.ok(sent < 20_000_000, `upstream stopped by flow control (sent ${sent} bytes)`);
+  console.log(`slow reader: upstream sent ${sent} bytes while paused; RSS ${base} -> peak ${peak} KB`);
   assert.ok(peak - base < 24 * 1024, `RSS grew by ${peak - base} KB`);
   // now read it all: the stream completes
   let got = 0;

@@ -43,6 +43,8 @@ function baseEnv(dir, port, extra = {}) {
     BLACKLIST_FILE: path.join(dir, 'blacklist.txt'),
     RATE_LIMIT_ENABLED: 'false',
     ADMIN_KEY: 'admin-test-key',
+    ASAN_OPTIONS: process.env.ASAN_OPTIONS,
+    UBSAN_OPTIONS: process.env.UBSAN_OPTIONS,
     ...extra,
   };
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
@@ -96,6 +98,10 @@ class Gateway {
     const timer = setTimeout(() => this.proc.kill('SIGKILL'), 15000);
     const res = await this.exited;
     clearTimeout(timer);
+    // a sanitizer report (ASan builds) is a failure of whatever test ran this gateway
+    if (/(AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:)/.test(this.stderr)) {
+      throw new Error(`sanitizer report from the gateway:\n${this.stderr.slice(-4000)}`);
+    }
     return res;
   }
 
