@@ -88,6 +88,7 @@ return {
             temperature = env.num("GPT_DEFAULT_TEMPERATURE", nil),
             top_p = env.num("GPT_DEFAULT_TOP_P", nil),
         } },
+        { name = "tokenize" },
         { name = "admin", conf = {
             key = env.str("ADMIN_KEY", ""),
             file = env.str("BLACKLIST_FILE", "blacklist.txt"),

@@ -27,28 +27,10 @@
 --   file   the blacklist file, env BLACKLIST_FILE (default: the blacklist policy's file, else
 --          "blacklist.txt")
 
-local bit = require "bit"
-
-local bor, bxor = bit.bor, bit.bxor
-local byte = string.byte
-
 local _M = { name = "admin" }
 
 local ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!@#$%^&*"
 local LENGTHS = "0123456789abcdefghijklmnopqrstuvw" -- 33 symbols: a length of 32 + index
-
--- Constant-time for a given key: the loop runs #key times whatever the token is.
-local function equal(token, key)
-    local n, m = #key, #token
-    local diff = (n == m) and 0 or 1
-    if m == 0 then
-        token, m = "\0", 1
-    end
-    for i = 1, n do
-        diff = bor(diff, bxor(byte(key, i), byte(token, (i - 1) % m + 1)))
-    end
-    return diff == 0
-end
 
 local function generate_key(host)
     local k = host.random_string(1, LENGTHS)
@@ -116,7 +98,7 @@ function _M:content(r)
     if not header or header:sub(1, 7) ~= "Bearer " then
         return r.resp:error(401, "unauthorized", "Unauthorized")
     end
-    if not equal(header:sub(8), self.key) then
+    if not self.host.secure_equal(header:sub(8), self.key) then
         return r.resp:error(403, "forbidden", "Forbidden")
     end
     local route = ROUTES[path]

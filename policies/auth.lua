@@ -20,26 +20,7 @@
 --   keys   array of strings, or one comma-separated string; env API_KEY (comma list allowed).
 --          Empty (the default): no auth.
 
-local bit = require "bit"
-
-local bor, bxor = bit.bor, bit.bxor
-local byte = string.byte
-
 local _M = { name = "auth" }
-
--- Constant-time for a given key: the loop runs #key times whatever the token is.
-local function equal(token, key)
-    local n, m = #key, #token
-    local diff = (n == m) and 0 or 1
-    if m == 0 then
-        token, m = "\0", 1
-    end
-    for i = 1, n do
-        diff = bor(diff, bxor(byte(key, i), byte(token, (i - 1) % m + 1)))
-    end
-    return diff == 0
-end
-_M.equal = equal
 
 local function key_list(keys)
     if type(keys) == "string" then -- "k1, k2": split and trim
@@ -72,7 +53,7 @@ function _M.new(conf, host)
     if #keys == 0 then
         host.log.info("API_KEY is empty: API routes need no authentication")
     end
-    return setmetatable({ keys = keys }, { __index = _M })
+    return setmetatable({ keys = keys, equal = host.secure_equal }, { __index = _M })
 end
 
 function _M:access(r)
@@ -89,7 +70,7 @@ function _M:access(r)
     end
     local token, found = header:sub(8), nil
     for i = 1, #keys do
-        if equal(token, keys[i]) and not found then
+        if self.equal(token, keys[i]) and not found then
             found = i
         end
     end

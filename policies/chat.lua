@@ -1,4 +1,4 @@
--- pieces-gateway policy: chat completions and tokenize (route phase).
+-- pieces-gateway policy: chat completions (route phase).
 -- Copyright (C) 2026 pieces-gateway authors
 -- This program is free software: you can redistribute it and/or modify it under the terms of
 -- the GNU General Public License as published by the Free Software Foundation, either version 3
@@ -16,8 +16,7 @@
 -- Usage: GPT prompt = sum(3 + tokens(content) + tokens(role) [+ 1 + tokens(name) if name is a
 -- non-empty string, as the original's Go check `Name != ""`]) + 3;
 -- Vertex prompt = Claude tokens of "\n\nSystem:<s>" .. "\n\n<role>:<c>"... [.. "\n\nAssistant:"].
--- For POST {P}/tokenize: {"model", "messages"} (prompt tokens) or {"model", "input"} (plain
--- count) -> {"model", "encoding", "tokens"}.
+-- POST {P}/tokenize is answered by policies/tokenize.lua with this policy's helpers.
 --
 -- Config:
 --   temperature, top_p (env GPT_DEFAULT_TEMPERATURE, GPT_DEFAULT_TOP_P; default unset): sent
@@ -190,27 +189,6 @@ local function model_not_found(r, name)
     r.resp:error(404, "model_not_found", format("Model '%s' does not exist", name))
 end
 
-function _M:tokenize(r, req, catalog, null)
-    local entry = catalog:resolve(req.model)
-    if not entry then
-        return model_not_found(r, req.model)
-    end
-    local n
-    if req.input ~= nil then
-        if type(req.input) ~= "string" then
-            return bad(r, "input must be a string")
-        end
-        n = self.host.tokens(entry.encoding, req.input)
-    else
-        local msgs = check_messages(r, req.messages, null)
-        if not msgs then
-            return
-        end
-        n = self:prompt_tokens(entry, msgs)
-    end
-    r.resp:exit(200, { model = req.model, encoding = entry.encoding, tokens = n })
-end
-
 local function number_or_nil(r, req, key, null)
     local v = req[key]
     if v == nil or v == null then
@@ -223,6 +201,9 @@ local function number_or_nil(r, req, key, null)
 end
 
 function _M:route(r)
+    if r.req.path:sub(-9) == "/tokenize" then
+        return -- policies/tokenize.lua
+    end
     local json = self.host.json
     local null = json.null
     local catalog = self.host.policy("models")
@@ -231,9 +212,6 @@ function _M:route(r)
         return
     end
     r.ctx.model = type(req.model) == "string" and req.model or r.ctx.route_model
-    if r.req.path:sub(-9) == "/tokenize" then
-        return self:tokenize(r, req, catalog, null)
-    end
     local msgs = check_messages(r, req.messages, null)
     if not msgs then
         return
@@ -283,5 +261,9 @@ function _M:route(r)
     end
     r.upstream = up
 end
+
+-- shared with policies/tokenize.lua
+_M.decode_body, _M.check_messages, _M.model_not_found = decode_body, check_messages, model_not_found
+_M.bad = bad
 
 return _M

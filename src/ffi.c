@@ -165,6 +165,16 @@ int gw_ffi_random_bytes(unsigned char *buf, size_t n)
     return GW_OK;
 }
 
+/* 1 when equal. The time depends on the length of b (the secret) only, never on where the
+ * bytes differ. */
+int gw_ffi_secure_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+    volatile unsigned char diff = alen != blen;
+    for (size_t i = 0; i < blen; i++)
+        diff |= (unsigned char)(b[i] ^ (alen ? a[i % alen] : 0));
+    return diff == 0;
+}
+
 int gw_ffi_persist(const char *path, size_t plen, const char *data, size_t dlen)
 {
     return gw_persist(path, plen, data, dlen);

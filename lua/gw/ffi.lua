@@ -27,6 +27,7 @@ int gw_ffi_parse_int(const char *s, long long *out);
 int gw_ffi_parse_num(const char *s, double *out);
 int gw_ffi_parse_bool(const char *s, int *out);
 int gw_ffi_random_bytes(unsigned char *buf, size_t n);
+int gw_ffi_secure_equal(const char *a, size_t alen, const char *b, size_t blen);
 int gw_ffi_persist(const char *path, size_t plen, const char *data, size_t dlen);
 int gw_ffi_reload(void);
 int gw_ffi_status(char *buf, size_t cap);

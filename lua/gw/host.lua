@@ -132,6 +132,10 @@ local function build_host(opts)
         end
         return true
     end
+    -- constant-time comparison of a client token with a secret (time depends on #secret only)
+    function h.secure_equal(token, secret)
+        return C.gw_ffi_secure_equal(token, #token, secret, #secret) == 1
+    end
     function h.reload()
         C.gw_ffi_reload()
         return true

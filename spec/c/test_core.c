@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "env.h"
 #include "gw.h"
+#include "gw_ffi.h"
 #include "gw_test.h"
 #include "ipaddr.h"
 #include "log.h"
@@ -233,6 +234,17 @@ TEST(client_ip_shared_vectors)
     CHECK(n >= 20);
 }
 
+TEST(secure_equal)
+{
+    CHECK(gw_ffi_secure_equal("abc", 3, "abc", 3) == 1);
+    CHECK(gw_ffi_secure_equal("abd", 3, "abc", 3) == 0);
+    CHECK(gw_ffi_secure_equal("ab", 2, "abc", 3) == 0);
+    CHECK(gw_ffi_secure_equal("abcabc", 6, "abc", 3) == 0);
+    CHECK(gw_ffi_secure_equal("", 0, "abc", 3) == 0);
+    CHECK(gw_ffi_secure_equal("", 0, "", 0) == 1);
+    CHECK(gw_ffi_secure_equal("a", 1, "", 0) == 0);
+}
+
 TEST(durations)
 {
     char b[48];
@@ -281,6 +293,7 @@ int main(void)
     RUN(ip_normalize);
     RUN(cidr);
     RUN(client_ip_shared_vectors);
+    RUN(secure_equal);
     RUN(durations);
     RUN(atomic_write);
     return TEST_REPORT();

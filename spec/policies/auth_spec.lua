@@ -107,16 +107,20 @@ describe("auth policy", function()
         assert.matches("keys%[2%]", err)
     end)
 
-    describe("equal", function()
-        local equal = require("auth").equal
-        it("is a plain equality on bytes", function()
-            assert.is_true(equal("abc", "abc"))
-            assert.is_false(equal("abd", "abc"))
-            assert.is_false(equal("ab", "abc"))
-            assert.is_false(equal("abcabc", "abc"))
-            assert.is_false(equal("", "abc"))
-            assert.is_true(equal("", ""))
-            assert.is_false(equal("a", ""))
+    describe("comparison", function()
+        it("checks every key with the host's constant-time secure_equal, no early exit", function()
+            h = fake.new({})
+            local calls = {}
+            local real = h.host.secure_equal
+            h.host.secure_equal = function(token, secret)
+                calls[#calls + 1] = { token, secret }
+                return real(token, secret)
+            end
+            chain = { assert(h.load("auth", { keys = { "k1", "k2", "k3" } })) }
+            local r = send("Bearer k1")
+            assert.equal(200, r.resp.status)
+            assert.same({ { "k1", "k1" }, { "k1", "k2" }, { "k1", "k3" } }, calls)
+            assert.equal(1, r.ctx.api_key_index)
         end)
     end)
 end)

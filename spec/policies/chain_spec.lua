@@ -94,7 +94,7 @@ describe("policy chain of gateway.lua", function()
             names[i] = p.name
         end
         assert.same({ "models", "ip_rules", "rate_limit", "model_route", "foolproof", "auth",
-            "blacklist", "chat", "admin" }, names)
+            "blacklist", "chat", "tokenize", "admin" }, names)
     end)
 
     it("serves with the defaults: no auth, 60/min, headers", function()

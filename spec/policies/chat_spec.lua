@@ -1,4 +1,4 @@
--- pieces-gateway: spec of policies/chat.lua, the route phase of chat completions and tokenize
+-- pieces-gateway: spec of policies/chat.lua and policies/tokenize.lua (route phase)
 -- (seed-behavior.md §4.1, §4.2, §5.2, §8.1, §8.2, §9).
 -- Copyright (C) 2026 pieces-gateway authors
 -- This program is free software: you can redistribute it and/or modify it under the terms of
@@ -19,7 +19,7 @@ describe("chat policy", function()
         h = fake.new({ api_prefix = prefix })
         assert(h.load("models", { default_model = default_model or "" }))
         chat = assert(h.load("chat", conf or {}))
-        chain = { chat }
+        chain = { chat, assert(h.load("tokenize", {})) }
         -- deterministic tokenizer: the length of the text; every call recorded
         calls = {}
         h.token_counter = function(encoding, text)
@@ -460,7 +460,7 @@ describe("chat policy", function()
         it("counts plain input with the model's encoding", function()
             local r = tokenize({ model = "gpt-4o-mini", input = "hello world" })
             assert.equal(200, r.resp.status)
-            assert.equal("chat", r.resp.answered_by)
+            assert.equal("tokenize", r.resp.answered_by)
             assert.equal("application/json", r.resp.content_type)
             assert.same({ model = "gpt-4o-mini", encoding = "o200k_base", tokens = 11 },
                 h.body(r))

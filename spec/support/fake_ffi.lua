@@ -241,6 +241,10 @@ local function core_functions(st)
         return GW_OK
     end
 
+    function C.gw_ffi_secure_equal(a, alen, b, blen)
+        return (ffi.string(a, alen) == ffi.string(b, blen)) and 1 or 0
+    end
+
     function C.gw_ffi_random_bytes(buf, n)
         n = tonumber(n)
         local bytes = st.random(n)

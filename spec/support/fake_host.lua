@@ -159,6 +159,10 @@ function _M.new(opts)
     function host.policy(name)
         return h.instances[name]
     end
+    function host.secure_equal(token, secret)
+        assert(type(token) == "string" and type(secret) == "string", "secure_equal(token, secret)")
+        return token == secret
+    end
     -- A stand-in tokenizer: one token per run of letters/digits and per other non-space
     -- character (the real counts are tested in C against tiktoken's golden vectors).
     -- h.token_counter may replace it.
