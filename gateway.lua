@@ -14,6 +14,7 @@ return {
     policies_dir = env.str("POLICIES_DIR", "policies"),
     assets_dir = env.str("ASSETS_DIR", "assets"),
     log_file = env.str("LOG_FILE", ""),
+    access_log = env.bool("ACCESS_LOG", true), -- access lines on stdout (LOG_FILE always gets them)
     debug = env.bool("DEBUG", false),
     trusted_proxies = env.list("TRUSTED_PROXIES",
         { "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7" }),

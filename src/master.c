@@ -16,6 +16,7 @@
  * told to build their own and swap. A failure keeps the old policies everywhere.
  */
 #include <getopt.h>
+#include <libgen.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -140,13 +141,22 @@ static void on_debounce(uv_timer_t *t)
     gw_request_reload("file changed");
 }
 
+static char *cfg_dir, *cfg_base;
+
 static void on_fs_event(uv_fs_event_t *h, const char *file, int events, int status)
 {
     GW_UNUSED(events);
     GW_UNUSED(status);
-    GW_UNUSED(h);
-    if (file && (strstr(file, ".tmp") || file[0] == '.' || strchr(file, '~')))
-        return;
+    /* The config file's directory is watched (editors replace files by renaming), so only
+     * events naming gateway.lua count there; under policies/ only *.lua files count. */
+    if (h == &M.watch_cfg) {
+        if (!file || strcmp(file, cfg_base) != 0)
+            return;
+    } else {
+        size_t n = file ? strlen(file) : 0;
+        if (n < 5 || strcmp(file + n - 4, ".lua") != 0 || file[0] == '.')
+            return;
+    }
     uv_timer_start(&M.debounce, on_debounce, 200, 0);
 }
 
@@ -155,10 +165,15 @@ static void start_watch(void)
     uv_timer_init(M.loop, &M.debounce);
     uv_fs_event_init(M.loop, &M.watch_dir);
     uv_fs_event_init(M.loop, &M.watch_cfg);
+    char *a = gw_strdup(M.cfg.config_path), *b = gw_strdup(M.cfg.config_path);
+    cfg_dir = gw_strdup(dirname(a));
+    cfg_base = gw_strdup(basename(b));
+    free(a);
+    free(b);
     if (uv_fs_event_start(&M.watch_dir, on_fs_event, M.cfg.policies_dir, 0) != 0)
         gw_warn("cannot watch %s for changes", M.cfg.policies_dir);
-    if (uv_fs_event_start(&M.watch_cfg, on_fs_event, M.cfg.config_path, 0) != 0)
-        gw_warn("cannot watch %s for changes", M.cfg.config_path);
+    if (uv_fs_event_start(&M.watch_cfg, on_fs_event, cfg_dir, 0) != 0)
+        gw_warn("cannot watch %s for changes", cfg_dir);
 }
 
 /* ---------- shutdown ---------- */
@@ -372,6 +387,8 @@ int gw_master_main(int argc, char **argv)
         _exit(0); /* grace period over: do not wait for busy workers */
     gw_process_shutdown();
     gw_config_dispose(&M.cfg);
+    free(cfg_dir);
+    free(cfg_base);
     gw_log_close();
     return 0;
 }

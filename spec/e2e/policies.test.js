@@ -251,6 +251,21 @@ test('hot reload under load: new behaviour within a second, no failed request', 
   const st3 = await (await get(gw, '/admin/policies', { Authorization: 'Bearer adm' })).json();
   assert.match(st3.last_reload.error, /tagger\.lua:3: bad conf/);
   assert.equal((await get(gw, '/v1/models')).headers.get('x-policy-version'), '2');
+
+  // gateway.lua replaced the way editors do (write a temp file, rename): reloaded too
+  fs.writeFileSync(path.join(pol, 'tagger.lua'), policyWithVersion('3'));
+  fs.writeFileSync(`${cfg}.new`, fs.readFileSync(cfg, 'utf8').replace('{ name = "tagger" },', ''));
+  fs.renameSync(`${cfg}.new`, cfg);
+  const t1 = Date.now();
+  let gone = false;
+  while (Date.now() - t1 < 2000) {
+    if ((await get(gw, '/v1/models')).headers.get('x-policy-version') === null) { gone = true; break; }
+    await sleep(50);
+  }
+  assert.ok(gone, 'the policy removed from gateway.lua is gone');
+  const st4 = await (await get(gw, '/admin/policies', { Authorization: 'Bearer adm' })).json();
+  assert.equal(st4.last_reload.ok, true);
+  assert.ok(!st4.policies.includes('tagger'));
 });
 
 test('SIGHUP reloads; shared state (counters, bans) survives reloads', async (t) => {
