@@ -113,7 +113,7 @@ start_gateway() {
     (
         cd "$dir" || exit 1
         exec env -i PATH="$PATH" HOME="$dir" PORT="$port" HOST=127.0.0.1 WORKERS=1 \
-            ADMIN_KEY=bench-admin-key BLACKLIST_FILE="$dir/blacklist.txt" \
+            ADMIN_KEY=bench-admin-key BLACKLIST_FILE="$dir/blacklist.txt" ACCESS_LOG=false \
             GPT_GRPC_ADDR=127.0.0.1:9 VERTEX_GRPC_ADDR=127.0.0.1:9 MIN_POOL_SIZE=1 "$@" \
             taskset -c "$SERVER_CPU" "$GW_BIN" -c "$dir/gateway.lua"
     ) >"$dir/out.log" 2>&1 &
