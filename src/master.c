@@ -257,23 +257,38 @@ static void init_loop(void)
     start_watch();
 }
 
+/* Workers load their VMs in parallel; any failure stops the ones that started. */
 static int start_workers(void)
 {
     M.workers = gw_calloc((size_t)M.n_workers, sizeof(gw_worker_t *));
-    for (int i = 0; i < M.n_workers; i++) {
-        char *err = NULL;
-        if (gw_worker_start(i, &M.cfg, &M.workers[i], &err) != 0) {
+    int spawned = 0, failed = 0;
+    char *err = NULL;
+    for (; spawned < M.n_workers; spawned++)
+        if (gw_worker_spawn(spawned, &M.cfg, &M.workers[spawned], &err) != 0)
+            break;
+    if (spawned < M.n_workers) {
+        gw_error("worker %d failed to start: %s", spawned, err);
+        free(err);
+        failed = 1;
+    }
+    for (int i = 0; i < spawned; i++) {
+        if (gw_worker_wait_ready(M.workers[i], &err) != 0) {
             gw_error("worker %d failed to start: %s", i, err);
             free(err);
-            for (int j = 0; j < i; j++)
-                gw_worker_stop(M.workers[j]);
-            for (int j = 0; j < i; j++)
-                gw_worker_join(M.workers[j]);
-            M.n_workers = 0;
-            return GW_ERROR;
+            M.workers[i] = NULL;
+            failed = 1;
         }
     }
-    return GW_OK;
+    if (!failed)
+        return GW_OK;
+    for (int i = 0; i < spawned; i++)
+        if (M.workers[i])
+            gw_worker_stop(M.workers[i]);
+    for (int i = 0; i < spawned; i++)
+        if (M.workers[i])
+            gw_worker_join(M.workers[i]);
+    M.n_workers = 0;
+    return GW_ERROR;
 }
 
 static void log_banner(void)

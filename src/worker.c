@@ -248,7 +248,7 @@ static void worker_main(void *arg)
     gw_process_worker_exited(w->id);
 }
 
-int gw_worker_start(int id, const gw_config_t *cfg, gw_worker_t **out, char **err)
+int gw_worker_spawn(int id, const gw_config_t *cfg, gw_worker_t **out, char **err)
 {
     gw_worker_t *w = gw_calloc(1, sizeof(*w));
     w->id = id;
@@ -261,6 +261,12 @@ int gw_worker_start(int id, const gw_config_t *cfg, gw_worker_t **out, char **er
         free(w);
         return GW_ERROR;
     }
+    *out = w;
+    return GW_OK;
+}
+
+int gw_worker_wait_ready(gw_worker_t *w, char **err)
+{
     uv_sem_wait(&w->ready);
     if (w->start_rc != 0) {
         *err = w->start_err ? w->start_err : gw_strdup("worker failed to start");
@@ -269,7 +275,6 @@ int gw_worker_start(int id, const gw_config_t *cfg, gw_worker_t **out, char **er
         free(w);
         return GW_ERROR;
     }
-    *out = w;
     return GW_OK;
 }
 

@@ -20,8 +20,10 @@
 
 typedef struct gw_worker_s gw_worker_t;
 
-/* Start a worker thread; returns once it listens with its VM loaded, or fails with *err. */
-int gw_worker_start(int id, const gw_config_t *cfg, gw_worker_t **out, char **err);
+/* Start a worker thread (it loads its VM and listens in the background). */
+int gw_worker_spawn(int id, const gw_config_t *cfg, gw_worker_t **out, char **err);
+/* Wait until a spawned worker listens (0), or failed to start (*err; the worker is freed). */
+int gw_worker_wait_ready(gw_worker_t *w, char **err);
 /* Graceful stop: stop accepting, finish in-flight requests (no new keep-alive). */
 void gw_worker_stop(gw_worker_t *w);
 /* Build a fresh VM and swap it in between requests; errors keep the old VM. */
