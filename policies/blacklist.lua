@@ -129,7 +129,7 @@ function _M:load()
                 local ok, err = self:add_entry(e)
                 if ok then
                     added = added + 1
-                elseif err then
+                elseif err and err ~= "exists" then -- "exists": loaded before (a reload)
                     bad = bad + 1
                     self.logger.warn("blacklist: %s: skipped entry: %s", self.file, err)
                 end

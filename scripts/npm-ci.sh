@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # pieces-gateway: install the pinned npm packages of a folder (npm ci with its committed
 # lockfile), only when node_modules is missing or older than the lockfile.
 # Copyright (C) 2026 pieces-gateway authors. GPL-3.0-or-later, see LICENSE.

@@ -153,8 +153,9 @@ static void on_fs_event(uv_fs_event_t *h, const char *file, int events, int stat
         if (!file || strcmp(file, cfg_base) != 0)
             return;
     } else {
+        /* *.lua, or a Kubernetes ConfigMap swap (its "..data" link) */
         size_t n = file ? strlen(file) : 0;
-        if (n < 5 || strcmp(file + n - 4, ".lua") != 0 || file[0] == '.')
+        if (n < 4 || (strcmp(file + n - 4, ".lua") != 0 && strncmp(file, "..data", 6) != 0))
             return;
     }
     uv_timer_start(&M.debounce, on_debounce, 200, 0);
@@ -372,15 +373,16 @@ int gw_master_main(int argc, char **argv)
         gw_warn("Generated random ADMIN_KEY: %s", generated_key);
         free(generated_key);
     }
+    gw_persist_start(); /* policies may persist files while they load (the blacklist) */
     if (validate(config, 1, &names, &err) != 0) {
         gw_error("configuration error: %s", err);
         free(err);
+        gw_persist_stop();
         return 1;
     }
     M.n_workers = M.cfg.workers > 0 ? M.cfg.workers : (int)uv_available_parallelism();
     gw_status_set_policies(names, M.n_workers);
     free(names);
-    gw_persist_start();
     init_loop();
     if (start_workers() != 0) {
         close_all();
