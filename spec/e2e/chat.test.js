@@ -240,6 +240,23 @@ test('request mapping', async (t) => {
     assert.equal(req.top_p, 0);
   });
 
+  await t.test('hand-checked usage with the real tokenizers', async () => {
+    const count = async (model, input) =>
+      (await (await post(gw, { model, input }, { path: '/v1/tokenize' })).json()).tokens;
+    // GPT (cl100k): per message 3 + content + role, name: 1 + name, then 3 to prime the reply
+    const msgs = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello there', name: 'ann' }];
+    const expected = 3 + (3 + await count('gpt-4', 'Be brief.') + await count('gpt-4', 'system')) +
+      (3 + await count('gpt-4', 'Hello there') + await count('gpt-4', 'user') + 1 + await count('gpt-4', 'ann'));
+    const g = await (await post(gw, { model: 'gpt-4', messages: msgs })).json();
+    assert.equal(g.usage.prompt_tokens, expected);
+    assert.equal(expected, 3 + (3 + 3 + 1) + (3 + 2 + 1 + 1 + 1), 'hand count: "Be brief." = 3, "Hello there" = 2');
+    assert.equal(g.usage.completion_tokens, await count('gpt-4', 'Hello, world'));
+    // Vertex: the Claude tokens of the seed's prompt string, completion + 3
+    const v = await (await post(gw, { model: 'gemini-pro', messages: msgs })).json();
+    assert.equal(v.usage.prompt_tokens, await count('gemini-pro', '\n\nSystem:Be brief.\n\nuser:Hello there\n\nAssistant:'));
+    assert.equal(v.usage.completion_tokens, await count('gemini-pro', 'Hello, world') + 3);
+  });
+
   await t.test('prompt usage follows the published rules', async () => {
     // tokenize endpoint and chat agree on the prompt count
     const tk = await (await post(gw, { model: 'gpt-4o', messages }, { path: '/v1/tokenize' })).json();

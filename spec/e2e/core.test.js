@@ -355,6 +355,20 @@ test('environment overrides and .env', async (t) => {
   });
 });
 
+test('a vocabulary that does not match SHA256SUMS: the gateway refuses to start, naming it', async () => {
+  const dir = tmpDir();
+  const assets = path.join(dir, 'assets');
+  fs.cpSync(path.join(ROOT, 'assets'), assets, { recursive: true });
+  const f = path.join(assets, 'o200k_base.tiktoken');
+  fs.chmodSync(f, 0o644);
+  fs.appendFileSync(f, 'AAAA 999999\n');
+  const gw = new (require('./lib/gateway').Gateway)({ dir, env: { ASSETS_DIR: assets } });
+  await assert.rejects(gw.start(), /o200k_base\.tiktoken/);
+  const res = await gw.exited;
+  assert.equal(res.code, 1);
+  assert.match(gw.stderr, /Failed to initialize tokenizers: .*o200k_base\.tiktoken/);
+});
+
 test('SIGTERM lets an in-flight request finish, then exits 0', async () => {
   const gw = await startGateway({ env: { SHUTDOWN_GRACE: '5' } });
   const sock = net.connect(gw.port, '127.0.0.1');

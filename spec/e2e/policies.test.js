@@ -280,3 +280,40 @@ test('SIGHUP reloads; shared state (counters, bans) survives reloads', async (t)
   assert.equal(v2, v + 1);
   assert.equal((await get(gw, '/v1/models')).status, 429, 'the counter survived the reload');
 });
+
+test('100 reloads under load: zero failed requests', async (t) => {
+  const { mock, env } = await withMock(t);
+  mock.on('gpt', [{ text: 'a' }, { text: 'b', delay: 5 }, { code: 204 }]);
+  const gw = await startGateway({ env: { ...env, WORKERS: '2', ADMIN_KEY: 'adm' } });
+  t.after(() => gw.stop());
+  let stop = false;
+  const failures = [];
+  let done = 0;
+  const worker = async () => {
+    while (!stop) {
+      try {
+        const r = await get(gw, '/v1/models');
+        await r.arrayBuffer();
+        if (r.status !== 200) failures.push(r.status);
+        const s = await post(gw, '/v1/chat/completions', { model: 'gpt-4', messages: USER, stream: true });
+        const text = await s.text();
+        if (s.status !== 200 || !text.endsWith('data: [DONE]\n\n')) failures.push(`stream ${s.status}`);
+        done += 2;
+      } catch (e) { failures.push(e.message); }
+    }
+  };
+  const workers = [worker(), worker(), worker(), worker()];
+  const v0 = (await (await get(gw, '/admin/policies', { Authorization: 'Bearer adm' })).json()).config_version;
+  for (let i = 0; i < 100; i++) {
+    const r = await fetch(`${gw.url}/admin/reload`, { method: 'POST', headers: { Authorization: 'Bearer adm' } });
+    assert.equal(r.status, 200);
+    await sleep(20);
+  }
+  await sleep(300);
+  stop = true;
+  await Promise.all(workers);
+  const v1 = (await (await get(gw, '/admin/policies', { Authorization: 'Bearer adm' })).json()).config_version;
+  assert.deepEqual(failures, []);
+  assert.ok(done > 100, `${done} requests during the reloads`);
+  assert.ok(v1 - v0 >= 50, `${v1 - v0} reloads recorded`);
+});
