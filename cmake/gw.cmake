@@ -5,9 +5,10 @@
 #   Builds the static library NAME and, when GW_SANITIZERS is ON, NAME_asan compiled with
 #   AddressSanitizer + UndefinedBehaviorSanitizer (linked to the _asan variants of LIBS that
 #   are our own libraries).
-# gw_c_test(NAME SOURCES ... [LIBS ...] [ARGS ...] [LABELS ...])
-#   Builds a C unit-test executable and registers it with ctest, plus NAME_asan when
-#   GW_SANITIZERS is ON.
+# gw_c_test(NAME SOURCES ... [LIBS ...] [ARGS ...] [LABELS ...] [WRAPPER cmd...] [TIMEOUT s])
+#   Builds a C test executable and registers it with ctest (run through WRAPPER when given,
+#   e.g. a script that starts a mock server first), plus NAME_asan when GW_SANITIZERS is ON.
+#   Tests get the label "unit" unless a WRAPPER is given.
 
 set(GW_SAN_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
 set(GW_OWN_LIBS "" CACHE INTERNAL "")
@@ -49,7 +50,7 @@ function(gw_library name)
 endfunction()
 
 function(gw_c_test name)
-    cmake_parse_arguments(A "" "" "SOURCES;LIBS;ARGS;LABELS" ${ARGN})
+    cmake_parse_arguments(A "" "TIMEOUT" "SOURCES;LIBS;ARGS;LABELS;WRAPPER" ${ARGN})
     set(variants plain)
     if(GW_SANITIZERS)
         list(APPEND variants _asan)
@@ -66,9 +67,16 @@ function(gw_c_test name)
             target_compile_options(${name}${v} PRIVATE ${GW_SAN_FLAGS} -O1)
             target_link_options(${name}${v} PRIVATE ${GW_SAN_FLAGS})
         endif()
-        add_test(NAME ${name}${v} COMMAND ${name}${v} ${A_ARGS}
+        add_test(NAME ${name}${v} COMMAND ${A_WRAPPER} $<TARGET_FILE:${name}${v}> ${A_ARGS}
                  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-        set(labels unit ${A_LABELS})
+        if(A_WRAPPER)
+            set(labels ${A_LABELS})
+        else()
+            set(labels unit ${A_LABELS})
+        endif()
+        if(A_TIMEOUT)
+            set_tests_properties(${name}${v} PROPERTIES TIMEOUT ${A_TIMEOUT})
+        endif()
         if(v STREQUAL "_asan")
             list(APPEND labels asan)
             set_tests_properties(${name}${v} PROPERTIES ENVIRONMENT
