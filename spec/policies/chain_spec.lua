@@ -3,51 +3,12 @@
 local fake = require "fake_host"
 local models_stub = require "models_stub"
 
--- The `env` helper of gateway.lua over a table (empty = unset, like the original service).
+-- gateway.lua's real `env` readers (lua/gw/config.lua, over the fake FFI) reading a table.
 local function fake_env(vars)
-    local function raw(name)
-        local v = vars[name]
-        if v == nil or v == "" then
-            return nil
-        end
-        return v
-    end
-    local env = {}
-    function env.str(name, default)
-        local v = raw(name)
-        return v and v:match("^%s*(.-)%s*$") or default
-    end
-    function env.int(name, default)
-        local v = tonumber(raw(name) or "")
-        return (v and v % 1 == 0) and v or default
-    end
-    function env.num(name, default)
-        return tonumber(raw(name) or "") or default
-    end
-    function env.bool(name, default)
-        local v = raw(name)
-        if v == "1" or v == "t" or v == "T" or v == "TRUE" or v == "true" or v == "True" then
-            return true
-        elseif v == "0" or v == "f" or v == "F" or v == "FALSE" or v == "false" or v == "False" then
-            return false
-        end
-        return default
-    end
-    function env.list(name, default)
-        local v = raw(name)
-        if not v then
-            return default
-        end
-        local out = {}
-        for item in (v .. ","):gmatch("([^,]*),") do
-            item = item:match("^%s*(.-)%s*$")
-            if item ~= "" then
-                out[#out + 1] = item
-            end
-        end
-        return out
-    end
-    return env
+    require("fake_ffi").new().install()
+    return require("gw.config").env_readers(function() end, function(name)
+        return vars[name]
+    end)
 end
 
 local T0 = 60 * 28333334
