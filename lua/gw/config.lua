@@ -251,6 +251,15 @@ function _M.load(path, quiet, getenv)
     end
     validate_policies(path, cfg.policies)
     cfg.api_prefix = _M.normalize_prefix(cfg.api_prefix, warn)
+    -- relative policy and asset directories are relative to gateway.lua, not to the cwd
+    local base = path:match("^(.*)/[^/]*$")
+    if base and base ~= "" and base ~= "." then
+        for _, k in ipairs({ "policies_dir", "assets_dir" }) do
+            if cfg[k]:sub(1, 1) ~= "/" then
+                cfg[k] = base .. "/" .. cfg[k]
+            end
+        end
+    end
     cfg.listen_host, cfg.port = cfg.listen.host, cfg.listen.port
     return cfg
 end
