@@ -201,8 +201,10 @@ return _M]] }, { "e" })
         end)
 
         it("serves the real catalog when policies/models.lua is enabled", function()
+            local cwd = io.popen("pwd"):read("*l")
             local ok, info = pcall(host.init, { config_path = write("gw-models.lua",
-                'return { policies = { { name = "models" } } }') })
+                'return { policies_dir = "' .. cwd .. '/policies", '
+                .. 'policies = { { name = "models" } } }') })
             assert.is_true(ok, info)
             local doc = cjson.decode(info.models_json)
             assert.equal(14, #doc.data)
