@@ -326,7 +326,7 @@ async function main() {
     const sampler = PID ? setInterval(() => {
         const [r, a] = rssKb(PID);
         st.samples++;
-        if (r >= st.rssPeak) { st.rssPeak = r; st.openAtPeak = open; }
+        if (r > st.rssPeak) { st.rssPeak = r; st.openAtPeak = open; }
         if (a > st.anonPeak) st.anonPeak = a;
     }, SAMPLE_MS) : null;
     const t0 = now();

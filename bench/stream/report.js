@@ -36,7 +36,8 @@ function agg(mode, model, conc) {
         cpu: m('cpu_us_per_stream'), cpuNs: m('cpu_us_per_stream_schedstat'), cpuPct: m('cpu_use_pct'), wait: m('run_queue_wait_pct'),
         rss: Math.max(...rs.map((r) => r.rss_peak_kb || 0)),
         anon: Math.max(...rs.map((r) => r.anon_peak_kb || 0)),
-        openAtPeak: Math.max(...rs.map((r) => r.open_at_peak || 0)),
+        // streams open when the highest RSS sample of the run first reached its peak
+        openAtPeak: rs.reduce((b, r) => ((r.rss_peak_kb || 0) > b[0] ? [r.rss_peak_kb, r.open_at_peak] : b), [-1, 0])[1],
     };
 }
 
@@ -107,7 +108,7 @@ console.log('\ntargets (docs TARGETS.md)                                  measur
 for (const v of verdicts) console.log(`  ${v[0].padEnd(56)} ${v[1].padStart(11)} ${v[2].padStart(11)} ${v[3].padStart(8)}  ${v[4]}`);
 if (ghip) console.log(`  RSS at the highest concurrency (C=${hi}, paced): ${f(mb(ghip.rss), 1, 0)} MB (anon ${f(mb(ghip.anon), 1, 0)} MB), ${ghip.openAtPeak} streams open at the peak`);
 
-const res = (a, k) => (a ? a[k] : 'na');
+const res = (a, k) => (a && a[k] !== null ? +a[k].toFixed(1) : 'na');
 console.log(`RESULT stream cpu_us_c50=${res(g50t, 'cpu')} cpu_us_c50_paced=${res(g50p, 'cpu')}` +
     ` ttfb_added_p99_ms_c50_paced=${g50p && d50p ? (g50p.p99 - d50p.p99).toFixed(3) : 'na'}` +
     ` rss_kb_c500=${res(g500p, 'rss')} rss_kb_c${hi}=${res(ghip, 'rss')} rss_idle_kb=${idleRss}` +
