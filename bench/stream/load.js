@@ -314,7 +314,7 @@ async function runGrpc() {
 // ---- main ----------------------------------------------------------------------------------
 async function main() {
     const loop = MODE === 'grpc' ? await runGrpc() : await runGw();
-    const st = { rssIdle: 0, anonIdle: 0, rssPeak: 0, anonPeak: 0, openAtPeak: 0, samples: 0,
+    const st = { rssIdle: 0, anonIdle: 0, rssPeak: 0, anonPeak: 0, openAtPeak: -1, samples: 0,
         ticks0: 0, run0: 0, wait0: 0 };
     if (PID) {
         [st.rssIdle, st.anonIdle] = rssKb(PID);

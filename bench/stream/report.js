@@ -37,7 +37,7 @@ function agg(mode, model, conc) {
         rss: Math.max(...rs.map((r) => r.rss_peak_kb || 0)),
         anon: Math.max(...rs.map((r) => r.anon_peak_kb || 0)),
         // streams open when the highest RSS sample of the run first reached its peak
-        openAtPeak: rs.reduce((b, r) => ((r.rss_peak_kb || 0) > b[0] ? [r.rss_peak_kb, r.open_at_peak] : b), [-1, 0])[1],
+        openAtPeak: rs.reduce((b, r) => ((r.rss_peak_kb || 0) > b[0] ? [r.rss_peak_kb, r.open_at_peak] : b), [-1, -1])[1],
     };
 }
 
@@ -65,7 +65,7 @@ function table(title, model) {
         const perStream = (g.rss - idleRss) / c;
         console.log(`  ${String(c).padStart(6)} ${f(g.sps, 0, 9)}  | ${f(g.p50, 2, 8)}${f(g.p99, 2, 8)}${d ? f(d.p50, 2, 8) + f(d.p99, 2, 8) : '     n/a     n/a'}` +
             `${d ? f(g.p50 - d.p50, 2, 8) + f(g.p99 - d.p99, 2, 8) : '     n/a     n/a'} | ${f(g.cpu, 1, 6)} (${f(g.cpuNs, 1, 7)}) ${f(g.cpuPct, 0, 5)}  ${f(g.wait, 0, 6)}  |` +
-            ` ${f(mb(g.rss), 1, 8)} (${f(mb(g.anon), 1, 5)}) ${String(g.openAtPeak).padStart(6)} ${f(perStream, 2, 9)}      |` +
+            ` ${f(mb(g.rss), 1, 8)} (${f(mb(g.anon), 1, 5)}) ${(g.openAtPeak < 0 ? '-' : String(g.openAtPeak)).padStart(6)} ${f(perStream, 2, 9)}      |` +
             ` ${String(g.streams + (d ? d.streams : 0)).padStart(7)} ${String(g.failures + (d ? d.failures : 0)).padStart(5)}`);
     }
 }
