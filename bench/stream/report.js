@@ -76,7 +76,8 @@ console.log(`gateway RSS: ${f(mb(Number(o['fresh-rss'])), 1, 0)} MB just started
     `${f(mb(idleRss), 1, 0)} MB (anon ${f(mb(idleAnon), 1, 0)} MB) idle after the warm-up (the "idle" of per-stream memory)`);
 table(`throughput: model ${tput} -> mock scenario ${o['tput-scenario']} (20 chunks back to back)`, tput);
 table(`paced: model ${paced} -> mock scenario ${o['paced-scenario']} (5 ms before each of the 20 chunks)`, paced);
-console.log('\n  medians of the runs; RSS peaks are the maximum of VmRSS sampled every 50 ms; "added" = gateway - mock direct;');
+console.log('\n  open @peak: streams open when the RSS first reached the peak ("-": the RSS did not grow during the run);');
+console.log('  medians of the runs; RSS peaks are the maximum of VmRSS sampled every 50 ms; "added" = gateway - mock direct;');
 console.log('  gw CPU-us/stream: utime+stime of /proc/<pid>/stat (10 ms ticks: coarse when few streams ran) and the same from');
 console.log('  /proc/<pid>/task/*/schedstat (ns). mock direct = the grpc-js client (heavier than the raw HTTP client of the');
 console.log('  gateway runs, on the same core as the mock): a negative "added" means that client costs more than the gateway hop.');
