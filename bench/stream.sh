@@ -12,9 +12,10 @@
 #   back to back  gpt-4o-mini -> mock scenario chunks-20-0 (throughput, CPU per stream)
 #   paced         gpt-4o      -> mock scenario chunks-20-5 (5 ms before each chunk: streams stay
 #                 open ~100 ms, for memory per open stream and TTFB at light upstream load)
-# and each time the same load straight against the mock with a grpc-js client calling
-# PredictWithStream (TTFB = the first message), so the gateway's added latency is the
-# difference. Measured at the client (bench/stream/load.js): streams/s, TTFB p50/p99 (request
+# and each time the same load straight against the mock, with a grpc-js client calling
+# PredictWithStream and with a lighter raw node:http2 client sending the same gRPC frames
+# (TTFB = the first message), so the gateway's added latency is the difference (the clients
+# differ in cost and share CPU 1 with the mock: see the notes printed with the tables). Measured at the client (bench/stream/load.js): streams/s, TTFB p50/p99 (request
 # written -> first "data:" byte); from /proc/<gateway>: CPU-us per stream (utime+stime over the
 # run / streams completed), VmRSS peak (sampled every 50 ms), run-queue wait. Every stream must
 # be a 200 with exactly 20 content chunks "c0 ".."c19 " and end with "data: [DONE]"; any failure
@@ -123,14 +124,16 @@ for c in $CONCURRENCY; do
             fi
             alive
             d=$(load grpc "$mock_port" "$c" "$model" "$DURATION")
-            printf '%s\n%s\n' "$g" "$d" >>"$results"
-            awk -v c="$c" -v r="$run" -v m="$model" -v g="$g" -v d="$d" 'BEGIN {
+            h=$(load h2 "$mock_port" "$c" "$model" "$DURATION")
+            printf '%s\n%s\n%s\n' "$g" "$d" "$h" >>"$results"
+            awk -v c="$c" -v r="$run" -v m="$model" -v g="$g" -v d="$d" -v h="$h" 'BEGIN {
                 n = split(g, a, /[,:{}"]+/); for (i = 1; i < n; i++) G[a[i]] = a[i + 1]
                 n = split(d, b, /[,:{}"]+/); for (i = 1; i < n; i++) D[b[i]] = b[i + 1]
-                printf "  C=%-5d run %d %-12s gateway %7.0f streams/s TTFB p99 %7.2f ms %6.1f CPU-us/stream RSS %6.1f MB fail %d | mock direct %7.0f streams/s TTFB p99 %7.2f ms fail %d\n",
+                n = split(h, e, /[,:{}"]+/); for (i = 1; i < n; i++) H[e[i]] = e[i + 1]
+                printf "  C=%-5d run %d %-11s gateway %5.0f/s TTFB p99 %7.2f ms %6.1f CPU-us/stream RSS %5.1f MB fail %d | mock direct: grpc-js %5.0f/s p99 %7.2f ms fail %d, raw h2 %5.0f/s p99 %7.2f ms fail %d\n",
                     c, r, m, G["streams_per_s"], G["ttfb_p99_ms"], G["cpu_us_per_stream"],
                     G["rss_peak_kb"] / 1024, G["failures"], D["streams_per_s"], D["ttfb_p99_ms"],
-                    D["failures"] }'
+                    D["failures"], H["streams_per_s"], H["ttfb_p99_ms"], H["failures"] }'
         done
     done
 done

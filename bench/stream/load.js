@@ -311,9 +311,105 @@ async function runGrpc() {
     };
 }
 
+// ---- h2 mode: node:http2 with hand-made gRPC frames straight to the mock -------------------
+// A lighter client than grpc-js (no call objects, no protobuf library), closer in cost to the
+// raw HTTP/1.1 client of gw mode: the "upstream's own" TTFB with less client overhead.
+function pbString(field, str) {
+    const b = Buffer.from(str);
+    return Buffer.concat([Buffer.from([(field << 3) | 2]), varint(b.length), b]);
+}
+function pbBytes(field, b) { return Buffer.concat([Buffer.from([(field << 3) | 2]), varint(b.length), b]); }
+function varint(n) {
+    const out = [];
+    while (n > 127) { out.push((n & 127) | 128); n >>>= 7; }
+    out.push(n);
+    return Buffer.from(out);
+}
+// fields of one protobuf message: [[field, wiretype, value (number or Buffer)]]
+function pbFields(buf) {
+    const out = [];
+    let i = 0;
+    const rv = () => { let v = 0, m = 1, c; do { c = buf[i++]; v += (c & 127) * m; m *= 128; } while (c & 128); return v; };
+    while (i < buf.length) {
+        const key = rv(), f = Math.floor(key / 8), w = key & 7;
+        if (w === 0) out.push([f, w, rv()]);
+        else if (w === 2) { const n = rv(); out.push([f, w, buf.subarray(i, i + n)]); i += n; }
+        else if (w === 1) { out.push([f, w, null]); i += 8; }
+        else if (w === 5) { out.push([f, w, null]); i += 4; }
+        else throw new Error(`wire type ${w}`);
+    }
+    return out;
+}
+const field = (fs_, n) => { const x = fs_.find((e) => e[0] === n); return x ? x[2] : undefined; };
+
+async function runH2() {
+    const http2 = require('node:http2');
+    const msg = Buffer.concat([pbString(1, MODEL), pbBytes(2, Buffer.concat([Buffer.from([0x08, 1]), pbString(2, 'hi')]))]);
+    const frame = Buffer.alloc(5 + msg.length);
+    frame.writeUInt32BE(msg.length, 1);
+    msg.copy(frame, 5);
+    const session = http2.connect(`http://127.0.0.1:${PORT}`);
+    session.on('error', (e) => fail(`h2 session: ${e.message}`));
+    await new Promise((resolve, reject) => { session.once('connect', resolve); session.once('error', reject); });
+    const headers = {
+        ':method': 'POST', ':path': '/runtime.aot.machine_learning.parents.gpt.GPTInferenceService/PredictWithStream',
+        'content-type': 'application/grpc', te: 'trailers',
+    };
+    const one = () => new Promise((resolve) => {
+        const t0 = now();
+        let first = 0, n = 0, ended = 0, bad = null, gst = null, buf = Buffer.alloc(0);
+        const req = session.request(headers);
+        req.on('response', (h) => { if (h['grpc-status'] !== undefined) gst = h['grpc-status']; });
+        req.on('trailers', (h) => { gst = h['grpc-status']; });
+        req.on('data', (d) => {
+            if (!first) first = now();
+            buf = buf.length ? Buffer.concat([buf, d]) : d;
+            while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
+                const len = buf.readUInt32BE(1);
+                const r = pbFields(buf.subarray(5, 5 + len));
+                buf = buf.subarray(5 + len);
+                const code = field(r, 2);
+                if (code === 204) ended++;
+                else if (code === 200) {
+                    const body = field(r, 4), mw = body && field(pbFields(body), 4);
+                    const m = mw && field(pbFields(mw), 2), t = m && field(pbFields(m), 2);
+                    const text = t ? t.toString() : undefined;
+                    if (!bad && text !== `c${n} `) bad = `message ${n} is ${JSON.stringify(text)}`;
+                    n++;
+                } else if (!bad) bad = `response_code ${code}`;
+            }
+        });
+        req.on('error', (e) => { if (!bad) bad = `h2 stream: ${e.message}`; });
+        req.on('close', () => {
+            if (gst !== '0') fail(`grpc-status ${gst}${bad ? `, ${bad}` : ''}`);
+            else if (bad) fail(bad);
+            else if (n !== CHUNKS || ended !== 1) fail(`${n} messages and ${ended} end frames`);
+            else {
+                good++;
+                recordTtfb(first - t0);
+            }
+            resolve();
+        });
+        req.end(frame);
+    });
+    await one();
+    good = 0; nTtfb = 0;
+    return async (stopAt) => {
+        await Promise.all(Array.from({ length: CONC }, async () => {
+            while (now() < stopAt()) {
+                open++;
+                if (open > openMax) openMax = open;
+                await one();
+                open--;
+            }
+        }));
+        session.close();
+    };
+}
+
 // ---- main ----------------------------------------------------------------------------------
 async function main() {
-    const loop = MODE === 'grpc' ? await runGrpc() : await runGw();
+    const loop = MODE === 'grpc' ? await runGrpc() : MODE === 'h2' ? await runH2() : await runGw();
     const st = { rssIdle: 0, anonIdle: 0, rssPeak: 0, anonPeak: 0, openAtPeak: -1, samples: 0,
         ticks0: 0, run0: 0, wait0: 0 };
     if (PID) {

@@ -51,22 +51,28 @@ const allReasons = {};
 
 function table(title, model) {
     console.log(`\n${title}`);
-    console.log('       C  streams/s | TTFB ms:  gateway         mock direct     added           | gw CPU-us/stream  gw CPU  gw wait | RSS peak MB (anon)  open  per-stream KB | streams  fail');
-    console.log('                    |         p50     p99     p50     p99     p50     p99 | stat  (schedstat) use %   %       |                     @peak  (peak-idle)/C |');
+    console.log('       C  streams/s | TTFB ms: gateway    mock direct: grpc-js    raw h2   added vs grpc-js  vs raw h2      | gw CPU-us/stream  gw CPU  gw wait | RSS peak MB (anon)  open  per-stream KB | streams  fail');
+    console.log('                    |         p50     p99     p50     p99     p50     p99     p50     p99     p50     p99 | stat  (schedstat) use %   %       |                     @peak  (peak-idle)/C |');
+    const two = (a, k1, k2) => (a ? f(a[k1], 2, 8) + f(a[k2], 2, 8) : '     n/a     n/a');
+    const diff = (g, d) => (d ? f(g.p50 - d.p50, 2, 8) + f(g.p99 - d.p99, 2, 8) : '     n/a     n/a');
     for (const c of concs) {
         const g = agg('gw', model, c);
         const d = agg('grpc', model, c);
+        const h = agg('h2', model, c);
         if (!g) continue;
-        for (const a of [g, d]) {
+        let streams = 0, fails = 0;
+        for (const [a, who] of [[g, 'gateway'], [d, 'mock direct grpc-js'], [h, 'mock direct raw h2']]) {
             if (!a) continue;
             totalFailures += a.failures;
-            for (const [k, v] of Object.entries(a.reasons)) allReasons[`${a === g ? 'gateway' : 'mock direct'} C=${c} ${model}: ${k}`] = v;
+            streams += a.streams;
+            fails += a.failures;
+            for (const [k, v] of Object.entries(a.reasons)) allReasons[`${who} C=${c} ${model}: ${k}`] = v;
         }
         const perStream = (g.rss - idleRss) / c;
-        console.log(`  ${String(c).padStart(6)} ${f(g.sps, 0, 9)}  | ${f(g.p50, 2, 8)}${f(g.p99, 2, 8)}${d ? f(d.p50, 2, 8) + f(d.p99, 2, 8) : '     n/a     n/a'}` +
-            `${d ? f(g.p50 - d.p50, 2, 8) + f(g.p99 - d.p99, 2, 8) : '     n/a     n/a'} | ${f(g.cpu, 1, 6)} (${f(g.cpuNs, 1, 7)}) ${f(g.cpuPct, 0, 5)}  ${f(g.wait, 0, 6)}  |` +
+        console.log(`  ${String(c).padStart(6)} ${f(g.sps, 0, 9)}  | ${two(g, 'p50', 'p99')}${two(d, 'p50', 'p99')}${two(h, 'p50', 'p99')}` +
+            `${diff(g, d)}${diff(g, h)} | ${f(g.cpu, 1, 6)} (${f(g.cpuNs, 1, 7)}) ${f(g.cpuPct, 0, 5)}  ${f(g.wait, 0, 6)}  |` +
             ` ${f(mb(g.rss), 1, 8)} (${f(mb(g.anon), 1, 5)}) ${(g.openAtPeak < 0 ? '-' : String(g.openAtPeak)).padStart(6)} ${f(perStream, 2, 9)}      |` +
-            ` ${String(g.streams + (d ? d.streams : 0)).padStart(7)} ${String(g.failures + (d ? d.failures : 0)).padStart(5)}`);
+            ` ${String(streams).padStart(7)} ${String(fails).padStart(5)}`);
     }
 }
 
@@ -79,8 +85,9 @@ table(`paced: model ${paced} -> mock scenario ${o['paced-scenario']} (5 ms befor
 console.log('\n  open @peak: streams open when the RSS first reached the peak ("-": the RSS did not grow during the run);');
 console.log('  medians of the runs; RSS peaks are the maximum of VmRSS sampled every 50 ms; "added" = gateway - mock direct;');
 console.log('  gw CPU-us/stream: utime+stime of /proc/<pid>/stat (10 ms ticks: coarse when few streams ran) and the same from');
-console.log('  /proc/<pid>/task/*/schedstat (ns). mock direct = the grpc-js client (heavier than the raw HTTP client of the');
-console.log('  gateway runs, on the same core as the mock): a negative "added" means that client costs more than the gateway hop.');
+console.log('  /proc/<pid>/task/*/schedstat (ns). mock direct: grpc-js = @grpc/grpc-js PredictWithStream; raw h2 = node:http2 with');
+console.log('  hand-made gRPC frames (lighter, closer in cost to the raw HTTP/1.1 client of the gateway runs). Both share CPU 1');
+console.log('  with the mock, so a negative "added" means that client costs more than the gateway hop, not a faster upstream.');
 console.log('  gw wait % = time the gateway was runnable but CPU 0 was busy with something else (high = disturbed run).');
 
 // ---- targets -------------------------------------------------------------------------------
@@ -95,23 +102,26 @@ function target(name, value, limit, unit, cmp = '<=') {
     verdicts.push([name, `${value.toFixed(2)} ${unit}`, `${cmp} ${limit} ${unit}`,
         limit ? `${(value / limit).toFixed(2)}x` : '', ok ? 'met' : 'MISSED']);
 }
-const g50t = agg('gw', tput, 50), d50t = agg('grpc', tput, 50);
-const g50p = agg('gw', paced, 50), d50p = agg('grpc', paced, 50);
+const g50t = agg('gw', tput, 50), d50t = agg('grpc', tput, 50), h50t = agg('h2', tput, 50);
+const g50p = agg('gw', paced, 50), d50p = agg('grpc', paced, 50), h50p = agg('h2', paced, 50);
 const g500p = agg('gw', paced, 500);
 const ghip = agg('gw', paced, hi);
 target('gateway CPU per stream, C=50, back to back', g50t && g50t.cpu, 150, 'us');
 target('gateway CPU per stream, C=50, paced', g50p && g50p.cpu, 150, 'us');
-target('TTFB added at p99, C=50, paced', g50p && d50p && g50p.p99 - d50p.p99, 1, 'ms', '<');
-target('TTFB added at p99, C=50, back to back', g50t && d50t && g50t.p99 - d50t.p99, 1, 'ms', '<');
+target('TTFB added at p99 vs grpc-js, C=50, paced', g50p && d50p && g50p.p99 - d50p.p99, 1, 'ms', '<');
+target('TTFB added at p99 vs raw h2, C=50, paced', g50p && h50p && g50p.p99 - h50p.p99, 1, 'ms', '<');
+target('TTFB added at p99 vs grpc-js, C=50, back to back', g50t && d50t && g50t.p99 - d50t.p99, 1, 'ms', '<');
+target('TTFB added at p99 vs raw h2, C=50, back to back', g50t && h50t && g50t.p99 - h50t.p99, 1, 'ms', '<');
 target('RSS with 500 open streams (paced)', g500p && mb(g500p.rss), 20, 'MB');
 target(`memory per open stream at C=${hi} (paced; target at 10k)`, ghip && (ghip.rss - idleRss) / hi, 10, 'KB');
 console.log('\ntargets (docs TARGETS.md)                                  measured      target       ratio  verdict');
 for (const v of verdicts) console.log(`  ${v[0].padEnd(56)} ${v[1].padStart(11)} ${v[2].padStart(11)} ${v[3].padStart(8)}  ${v[4]}`);
-if (ghip) console.log(`  RSS at the highest concurrency (C=${hi}, paced): ${f(mb(ghip.rss), 1, 0)} MB (anon ${f(mb(ghip.anon), 1, 0)} MB), ${ghip.openAtPeak} streams open at the peak`);
+if (ghip) console.log(`  RSS at the highest concurrency (C=${hi}, paced): ${f(mb(ghip.rss), 1, 0)} MB (anon ${f(mb(ghip.anon), 1, 0)} MB), ${ghip.openAtPeak < 0 ? 'no growth during the run' : `${ghip.openAtPeak} streams open at the peak`}`);
 
 const res = (a, k) => (a && a[k] !== null ? +a[k].toFixed(1) : 'na');
 console.log(`RESULT stream cpu_us_c50=${res(g50t, 'cpu')} cpu_us_c50_paced=${res(g50p, 'cpu')}` +
     ` ttfb_added_p99_ms_c50_paced=${g50p && d50p ? (g50p.p99 - d50p.p99).toFixed(3) : 'na'}` +
+    ` ttfb_added_p99_ms_c50_paced_rawh2=${g50p && h50p ? (g50p.p99 - h50p.p99).toFixed(3) : 'na'}` +
     ` rss_kb_c500=${res(g500p, 'rss')} rss_kb_c${hi}=${res(ghip, 'rss')} rss_idle_kb=${idleRss}` +
     ` failures=${totalFailures}`);
 
