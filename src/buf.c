@@ -82,6 +82,17 @@ void gw_buf_printf(gw_buf_t *b, const char *fmt, ...)
     va_end(ap);
 }
 
+void gw_buf_put_uint(gw_buf_t *b, unsigned long long v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    gw_buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is invalid. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
 {

@@ -30,6 +30,8 @@ void gw_buf_puts(gw_buf_t *b, const char *s);
 void gw_buf_putc(gw_buf_t *b, char c);
 void gw_buf_printf(gw_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void gw_buf_vprintf(gw_buf_t *b, const char *fmt, va_list ap);
+/* Append an unsigned integer in decimal (no printf). */
+void gw_buf_put_uint(gw_buf_t *b, unsigned long long v);
 /* Append s as the inside of a JSON string (quotes not added); invalid UTF-8 becomes U+FFFD. */
 void gw_buf_json_escape(gw_buf_t *b, const char *s, size_t n);
 /* Drop the first n bytes. */

@@ -62,6 +62,8 @@ typedef struct chat_s {
     int paused;
     gw_tok_stream_t *tok;
     char *fail_msg;    /* a bad answer seen in on_message (502) */
+    gw_buf_t scratch;  /* one SSE event being built (reused) */
+    gw_buf_t pre, mid; /* the constant parts of every chunk of this stream */
 } chat_t;
 
 /* ---------- parameters (filled by the FFI seam) ---------- */
@@ -92,12 +94,20 @@ gw_chat_params_t *gw_chat_params(gw_req_t *req, int create)
 
 /* ---------- small helpers ---------- */
 
+/* chatcmpl-<28 hex>; random bytes come from a per-thread pool refilled by getrandom. */
 static void random_id(char *out)
 {
     static const char hex[] = "0123456789abcdef";
+    static __thread unsigned char pool[256];
+    static __thread size_t avail;
     unsigned char r[14];
-    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-        memset(r, 0x5a, sizeof(r));
+    if (avail < sizeof(r)) {
+        if (getrandom(pool, sizeof(pool), 0) != (ssize_t)sizeof(pool))
+            memset(pool, 0x5a, sizeof(pool));
+        avail = sizeof(pool);
+    }
+    memcpy(r, pool + sizeof(pool) - avail, sizeof(r));
+    avail -= sizeof(r);
     memcpy(out, "chatcmpl-", 9);
     for (int i = 0; i < 14; i++) {
         out[9 + 2 * i] = hex[r[i] >> 4];
@@ -143,6 +153,9 @@ static void on_timer_closed(uv_handle_t *h)
     free(c->up_id);
     free(c->fail_msg);
     gw_buf_dispose(&c->text);
+    gw_buf_dispose(&c->scratch);
+    gw_buf_dispose(&c->pre);
+    gw_buf_dispose(&c->mid);
     if (c->tok)
         gw_tok_stream_free(c->tok);
     free(c);
@@ -240,22 +253,33 @@ static void on_drain(gw_req_t *req)
     }
 }
 
+/* The parts of a content chunk around `created` and the delta, rendered once per stream. */
+static void chunk_parts(chat_t *c)
+{
+    gw_buf_printf(&c->pre, "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":",
+                  c->id);
+    gw_buf_puts(&c->mid, ",\"model\":\"");
+    gw_buf_json_escape(&c->mid, c->p->echo, strlen(c->p->echo));
+    gw_buf_puts(&c->mid, "\",\"choices\":[{\"index\":0,\"delta\":{");
+}
+
 static void sse_content(chat_t *c, const char *text, size_t len, uint64_t created, int role)
 {
     sse_start(c);
-    gw_buf_t b;
-    gw_buf_init(&b);
-    gw_buf_puts(&b, "data: ");
-    put_head(&b, c, "chat.completion.chunk", created);
-    gw_buf_puts(&b, "\"choices\":[{\"index\":0,\"delta\":{");
+    gw_buf_t *b = &c->scratch;
+    if (!c->pre.len)
+        chunk_parts(c);
+    gw_buf_reset(b);
+    gw_buf_append(b, c->pre.data, c->pre.len);
+    gw_buf_put_uint(b, created);
+    gw_buf_append(b, c->mid.data, c->mid.len);
     if (role && !c->role_sent)
-        gw_buf_puts(&b, "\"role\":\"assistant\",");
+        gw_buf_puts(b, "\"role\":\"assistant\",");
     c->role_sent = 1;
-    gw_buf_puts(&b, "\"content\":\"");
-    gw_buf_json_escape(&b, text, len);
-    gw_buf_puts(&b, "\"},\"finish_reason\":null}]}\n\n");
-    gw_resp_write(c->req, b.data, b.len);
-    gw_buf_dispose(&b);
+    gw_buf_puts(b, "\"content\":\"");
+    gw_buf_json_escape(b, text, len);
+    gw_buf_puts(b, "\"},\"finish_reason\":null}]}\n\n");
+    gw_resp_write(c->req, b->data, b->len);
     if (c->tok)
         gw_tok_stream_feed(c->tok, text, len);
     c->saw_text = 1;
@@ -535,6 +559,9 @@ void gw_chat_start(gw_chat_env_t *env, gw_req_t *req)
     c->req = req;
     c->p = p;
     gw_buf_init(&c->text);
+    gw_buf_init(&c->scratch);
+    gw_buf_init(&c->pre);
+    gw_buf_init(&c->mid);
     uv_timer_init(env->loop, &c->retry_timer);
     uv_timer_init(env->loop, &c->limit_timer);
     c->retry_timer.data = c->limit_timer.data = c;

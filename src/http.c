@@ -45,6 +45,10 @@ struct gw_http_server_s {
     void (*on_drained)(void *ud);
     void *drain_ud;
     struct gw_conn_s *conns; /* intrusive list of open connections */
+    uv_check_t flusher;      /* writes the chunks buffered during this loop iteration */
+    uv_idle_t kick;          /* active while output is buffered: the loop must not block in
+                                poll before the flusher ran (output made by a timer) */
+    struct gw_conn_s *dirty; /* connections with buffered output */
 };
 
 struct gw_conn_s {
@@ -69,6 +73,9 @@ struct gw_conn_s {
     gw_ip_t peer;
     void (*drain_cb)(gw_req_t *r);
     size_t drain_low;
+    gw_buf_t out;        /* chunked output not written yet (coalesced per loop iteration) */
+    int dirty;
+    struct gw_conn_s *dirty_next;
     struct gw_conn_s *next, *prev;
 };
 
@@ -344,6 +351,17 @@ static int on_message_complete(llhttp_t *p)
 
 /* ---------- writing ---------- */
 
+/* A producer waiting for the client (gw_resp_on_drain) resumes once the queue is low. */
+static void check_drain(gw_conn_t *c)
+{
+    if (c->drain_cb && c->req && c->state != ST_CLOSING &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + c->out.len <= c->drain_low) {
+        void (*cb)(gw_req_t *) = c->drain_cb;
+        c->drain_cb = NULL;
+        cb(c->req);
+    }
+}
+
 static void on_write(uv_write_t *wr, int status)
 {
     write_req_t *w = (write_req_t *)wr;
@@ -351,12 +369,7 @@ static void on_write(uv_write_t *wr, int status)
     free(w);
     if (status < 0 || c->state == ST_CLOSING)
         return;
-    if (c->drain_cb && c->req &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <= c->drain_low) {
-        void (*cb)(gw_req_t *) = c->drain_cb;
-        c->drain_cb = NULL;
-        cb(c->req);
-    }
+    check_drain(c);
 }
 
 static void conn_write(gw_conn_t *c, const char *a, size_t alen, const char *b, size_t blen)
@@ -403,7 +416,59 @@ static void conn_write(gw_conn_t *c, const char *a, size_t alen, const char *b, 
 
 size_t gw_resp_queued(const gw_req_t *r)
 {
-    return uv_stream_get_write_queue_size((const uv_stream_t *)&r->conn->tcp);
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&r->conn->tcp) + r->conn->out.len;
+}
+
+/* Chunked responses: bytes are appended to c->out and written once per loop iteration (by the
+ * server's check handle, after the I/O callbacks ran), so the chunks produced from one
+ * upstream read leave in one write; the last chunk is written at once with the response end. */
+static void conn_flush(gw_conn_t *c)
+{
+    if (!c->out.len)
+        return;
+    gw_buf_t out = c->out;
+    gw_buf_init(&c->out);
+    conn_write(c, out.data, out.len, NULL, 0);
+    gw_buf_dispose(&out);
+    check_drain(c);
+}
+
+static void on_kick(uv_idle_t *h) { GW_UNUSED(h); }
+
+static void mark_dirty(gw_conn_t *c)
+{
+    if (c->dirty)
+        return;
+    c->dirty = 1;
+    c->dirty_next = c->srv->dirty;
+    if (!c->srv->dirty)
+        uv_idle_start(&c->srv->kick, on_kick);
+    c->srv->dirty = c;
+}
+
+static void unmark_dirty(gw_conn_t *c)
+{
+    if (!c->dirty)
+        return;
+    for (gw_conn_t **p = &c->srv->dirty; *p; p = &(*p)->dirty_next)
+        if (*p == c) {
+            *p = c->dirty_next;
+            break;
+        }
+    c->dirty = 0;
+}
+
+static void on_flush(uv_check_t *h)
+{
+    gw_http_server_t *s = h->data;
+    while (s->dirty) {
+        gw_conn_t *c = s->dirty;
+        s->dirty = c->dirty_next;
+        c->dirty = 0;
+        if (c->state != ST_CLOSING)
+            conn_flush(c);
+    }
+    uv_idle_stop(&s->kick);
 }
 
 void gw_resp_on_drain(gw_req_t *r, void (*cb)(gw_req_t *r), size_t low_water)
@@ -458,17 +523,6 @@ static const char *date_header(void)
     return cached;
 }
 
-static void put_uint(gw_buf_t *h, unsigned long long v)
-{
-    char tmp[24];
-    size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    gw_buf_append(h, tmp + i, sizeof(tmp) - i);
-}
-
 static void build_head(gw_req_t *r, gw_buf_t *h, int status, const char *ctype, long long clen)
 {
     gw_conn_t *c = r->conn;
@@ -476,7 +530,7 @@ static void build_head(gw_req_t *r, gw_buf_t *h, int status, const char *ctype, 
         c->close_after = 1;
     gw_buf_reserve(h, 512);
     gw_buf_puts(h, "HTTP/1.1 ");
-    put_uint(h, (unsigned long long)status);
+    gw_buf_put_uint(h, (unsigned long long)status);
     gw_buf_putc(h, ' ');
     gw_buf_puts(h, gw_http_status_text(status));
     gw_buf_puts(h, "\r\n");
@@ -488,7 +542,7 @@ static void build_head(gw_req_t *r, gw_buf_t *h, int status, const char *ctype, 
     }
     if (clen >= 0) {
         gw_buf_puts(h, "Content-Length: ");
-        put_uint(h, (unsigned long long)clen);
+        gw_buf_put_uint(h, (unsigned long long)clen);
         gw_buf_puts(h, "\r\n");
     }
     else if (status != 204 && status != 304)
@@ -558,26 +612,27 @@ void gw_resp_start(gw_req_t *r, int status, const char *ctype)
     r->started = 1;
     r->chunked = 1;
     r->status = status;
-    gw_buf_t h;
-    gw_buf_init(&h);
-    build_head(r, &h, status, ctype, -1);
-    conn_write(r->conn, h.data, h.len, NULL, 0);
-    gw_buf_dispose(&h);
+    build_head(r, &r->conn->out, status, ctype, -1);
+    mark_dirty(r->conn);
 }
 
 void gw_resp_write(gw_req_t *r, const char *data, size_t len)
 {
-    if (!r->started || r->finished || len == 0 || r->head_only)
+    if (!r->started || r->finished || len == 0 || r->head_only || r->conn->state == ST_CLOSING)
         return;
-    char hdr[24];
-    int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
-    gw_buf_t b;
-    gw_buf_init(&b);
-    gw_buf_append(&b, hdr, (size_t)n);
-    gw_buf_append(&b, data, len);
-    gw_buf_append(&b, "\r\n", 2);
-    conn_write(r->conn, b.data, b.len, NULL, 0);
-    gw_buf_dispose(&b);
+    static const char hex[] = "0123456789abcdef";
+    char size[20];
+    size_t i = sizeof(size);
+    size[--i] = '\n';
+    size[--i] = '\r';
+    for (size_t v = len; v; v >>= 4)
+        size[--i] = hex[v & 15];
+    gw_buf_t *out = &r->conn->out;
+    gw_buf_reserve(out, sizeof(size) + len + 2);
+    gw_buf_append(out, size + i, sizeof(size) - i);
+    gw_buf_append(out, data, len);
+    gw_buf_append(out, "\r\n", 2);
+    mark_dirty(r->conn);
 }
 
 void gw_resp_end(gw_req_t *r)
@@ -585,9 +640,12 @@ void gw_resp_end(gw_req_t *r)
     if (!r->started || r->finished)
         return;
     r->finished = 1;
+    gw_conn_t *c = r->conn;
     if (!r->head_only)
-        conn_write(r->conn, "0\r\n\r\n", 5, NULL, 0);
-    conn_finish_request(r->conn);
+        gw_buf_append(&c->out, "0\r\n\r\n", 5);
+    unmark_dirty(c);
+    conn_flush(c);
+    conn_finish_request(c);
 }
 
 /* ---------- connection lifecycle ---------- */
@@ -606,7 +664,9 @@ static void on_handle_closed(uv_handle_t *h)
         c->next->prev = c->prev;
     s->n_conns--;
     atomic_fetch_sub(&open_connections, 1);
+    unmark_dirty(c);
     gw_buf_dispose(&c->pending);
+    gw_buf_dispose(&c->out);
     free(c);
     if (s->draining && s->n_conns == 0 && s->on_drained) {
         void (*cb)(void *) = s->on_drained;
@@ -899,6 +959,8 @@ static int bind_reuseport(const char *host, int port, int *out_fd, char **err)
     return GW_OK;
 }
 
+static void on_failed_listener_closed(uv_handle_t *h) { free(h->data); }
+
 int gw_http_server_start(uv_loop_t *loop, const char *host, int port, const gw_http_conf_t *conf,
                          gw_http_server_t **out, char **err)
 {
@@ -923,10 +985,15 @@ int gw_http_server_start(uv_loop_t *loop, const char *host, int port, const gw_h
         rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
     if (rc != 0) {
         *err = gw_sprintf("cannot listen on %s:%d: %s", host, port, uv_strerror(rc));
-        uv_close((uv_handle_t *)&s->listener, (uv_close_cb)free);
-        s->listener.data = s;
+        uv_close((uv_handle_t *)&s->listener, on_failed_listener_closed);
         return GW_ERROR;
     }
+    uv_check_init(loop, &s->flusher);
+    s->flusher.data = s;
+    uv_check_start(&s->flusher, on_flush);
+    uv_unref((uv_handle_t *)&s->flusher);
+    uv_idle_init(loop, &s->kick);
+    uv_unref((uv_handle_t *)&s->kick);
     s->listening = 1;
     *out = s;
     return GW_OK;
@@ -958,6 +1025,10 @@ void gw_http_server_drain(gw_http_server_t *s, void (*on_drained)(void *ud), voi
 
 void gw_http_server_free(gw_http_server_t *s)
 {
+    if (!uv_is_closing((uv_handle_t *)&s->flusher)) {
+        uv_close((uv_handle_t *)&s->flusher, NULL);
+        uv_close((uv_handle_t *)&s->kick, NULL);
+    }
     s->draining = 1;
     s->on_drained = NULL;
     for (gw_conn_t *c = s->conns, *next; c; c = next) {
