@@ -327,8 +327,11 @@ local function run_phase(r, phase)
     end
 end
 
+local PRE_PHASES = { "rewrite", "access", "content" }
+
 local function run_pre(r)
-    for _, phase in ipairs({ "rewrite", "access", "content" }) do
+    for i = 1, 3 do
+        local phase = PRE_PHASES[i]
         if #chain[phase] > 0 then
             run_phase(r, phase)
             if r._answered then
