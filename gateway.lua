@@ -1,4 +1,9 @@
 -- pieces-gateway configuration.
+-- Copyright (C) 2026 pieces-gateway authors
+-- This program is free software: you can redistribute it and/or modify it under the terms of
+-- the GNU General Public License as published by the Free Software Foundation, either version 3
+-- of the License, or (at your option) any later version. See LICENSE.
+--
 -- This file returns a plain table. It runs in a sandbox with one helper, `env`, that reads
 -- environment variables (a .env file in the working directory is read first; the real
 -- environment wins):

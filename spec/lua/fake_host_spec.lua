@@ -1,4 +1,8 @@
 -- The fake host itself: its dictionary, clock and request objects must follow
+-- Copyright (C) 2026 pieces-gateway authors
+-- This program is free software: you can redistribute it and/or modify it under the terms of
+-- the GNU General Public License as published by the Free Software Foundation, either version 3
+-- of the License, or (at your option) any later version. See LICENSE.
 -- docs/policy-api.md, or every policy spec built on it proves nothing.
 local fake = require "fake_host"
 

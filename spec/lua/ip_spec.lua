@@ -1,3 +1,9 @@
+-- pieces-gateway: spec/lua/ip_spec.lua
+-- Copyright (C) 2026 pieces-gateway authors
+-- This program is free software: you can redistribute it and/or modify it under the terms of
+-- the GNU General Public License as published by the Free Software Foundation, either version 3
+-- of the License, or (at your option) any later version. See LICENSE.
+
 local ip = require "gw.ip"
 
 describe("gw.ip", function()

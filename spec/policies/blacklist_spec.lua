@@ -1,3 +1,9 @@
+-- pieces-gateway: spec/policies/blacklist_spec.lua
+-- Copyright (C) 2026 pieces-gateway authors
+-- This program is free software: you can redistribute it and/or modify it under the terms of
+-- the GNU General Public License as published by the Free Software Foundation, either version 3
+-- of the License, or (at your option) any later version. See LICENSE.
+
 local fake = require "fake_host"
 
 local T0 = 1700000040 -- 2023-11-14T22:14:00Z

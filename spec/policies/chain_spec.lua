@@ -1,4 +1,8 @@
 -- The shipped policies together, configured by gateway.lua's `policies` list from a fake
+-- Copyright (C) 2026 pieces-gateway authors
+-- This program is free software: you can redistribute it and/or modify it under the terms of
+-- the GNU General Public License as published by the Free Software Foundation, either version 3
+-- of the License, or (at your option) any later version. See LICENSE.
 -- environment, run in gateway.lua's order (the `models` entry is the spec stub).
 local fake = require "fake_host"
 local models_stub = require "models_stub"

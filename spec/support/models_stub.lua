@@ -1,4 +1,8 @@
 -- A stub of the `models` policy interface used by other policies' specs:
+-- Copyright (C) 2026 pieces-gateway authors
+-- This program is free software: you can redistribute it and/or modify it under the terms of
+-- the GNU General Public License as published by the Free Software Foundation, either version 3
+-- of the License, or (at your option) any later version. See LICENSE.
 -- `:ids()` (the 14 catalog ids, in file order) and `:resolve(name)` -> entry | nil, with the
 -- claude `-YYYYMMDD` -> `@YYYYMMDD` normalisation.
 local IDS = {
