@@ -10,9 +10,17 @@
 --   Authorization not starting with "Bearer "  -> 401 `unauthorized` "Unauthorized"
 --   token different from the admin key         -> 403 `forbidden` "Forbidden" (constant time)
 -- Endpoints:
---   GET  /admin/blacklist  the raw bytes of the blacklist file, `Content-Type: text/plain`,
---                          `Content-Disposition: attachment; filename=blacklist.txt`;
---                          404 text "404 page not found" when the file is missing
+--   GET  /admin/blacklist  the blacklist file, served like Go's http.ServeFile: 200, its raw
+--       bytes, `Content-Type: text/plain`, `Accept-Ranges: bytes`, `Last-Modified` (the mtime;
+--       none for the epoch), `Content-Disposition: attachment; filename=blacklist.txt`; 404
+--       text "404 page not found" when it is missing. If-Modified-Since >= the mtime (whole
+--       seconds) -> 304 without body (ignored when unparsable or with If-None-Match; If-None-
+--       Match `*` -> 304: no ETag is sent). One Range (bytes=a-b, a-, -n) -> 206 `Content-Range:
+--       bytes a-b/size`; none satisfiable (start >= size, or -0) -> 416 `Content-Range: bytes
+--       */size` "invalid range: failed to overlap" (200 for an empty file); malformed -> 416
+--       "invalid range". Several ranges: the whole file (200), no multipart/byteranges. If-Range:
+--       a date equal to Last-Modified keeps the Range, anything else drops it. Dates: IMF-fixdate
+--       only (RFC 850/asctime count as unparsable). If-Match, If-Unmodified-Since: ignored.
 --   POST /admin/reload     host.reload() (every worker reloads its policies), then 200
 --                          {"status":"reloading"}
 --   GET  /admin/policies   200, the JSON of host.status(): loaded policies, config version and
@@ -62,13 +70,136 @@ function _M.new(conf, host)
     return setmetatable({ key = key, file = file, host = host }, { __index = _M })
 end
 
-local function blacklist(self, r)
-    local content = self.host.read_file(self.file)
-    if not content then
-        return r.resp:exit(404, "404 page not found\n", "text/plain; charset=utf-8")
+local floor, min, tonumber = math.floor, math.min, tonumber
+local DAYS = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" }
+local MONTHS, MONTH = {}, {}
+for m in ("JanFebMarAprMayJunJulAugSepOctNovDec"):gmatch("...") do
+    MONTHS[#MONTHS + 1] = m
+    MONTH[m] = #MONTHS
+end
+
+local function http_date(t) -- IMF-fixdate, locale independent
+    local d = os.date("!*t", t)
+    return ("%s, %02d %s %04d %02d:%02d:%02d GMT"):format(DAYS[d.wday], d.day, MONTHS[d.month],
+        d.year, d.hour, d.min, d.sec)
+end
+
+-- Unix seconds of an IMF-fixdate, or nil.
+local function parse_http_date(s)
+    local d, mon, y, hh, mm, ss = (s or ""):match(
+        "^%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+    local m = MONTH[mon]
+    d, y, hh, mm, ss = tonumber(d), tonumber(y), tonumber(hh), tonumber(mm), tonumber(ss)
+    if not m or d < 1 or d > 31 or hh > 23 or mm > 59 or ss > 59 then
+        return nil
     end
-    r.resp:set_header("Content-Disposition", "attachment; filename=blacklist.txt")
-    return r.resp:exit(200, content, "text/plain")
+    if m <= 2 then -- days from the civil date (proleptic Gregorian), March-based years
+        y = y - 1
+    end
+    local era = floor(y / 400)
+    local yoe = y - era * 400
+    local doy = floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1
+    local days = era * 146097 + yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy - 719468
+    return days * 86400 + hh * 3600 + mm * 60 + ss
+end
+
+local TRIM = "^[ \t]*(.-)[ \t]*$"
+local INVALID, NO_OVERLAP = "invalid range", "invalid range: failed to overlap"
+
+-- Go's parseRange: the satisfiable ranges ({ first, last }), or nil and the 416 text.
+local function parse_range(s, size)
+    if s:sub(1, 6) ~= "bytes=" then
+        return nil, INVALID
+    end
+    local ranges, no_overlap = {}, false
+    for ra in (s:sub(7) .. ","):gmatch("([^,]*),") do
+        ra = ra:match(TRIM)
+        local a, b = ra:match("^([^-]*)-(.*)$")
+        if ra ~= "" then
+            if not a then
+                return nil, INVALID
+            end
+            a, b = a:match(TRIM), b:match(TRIM)
+            local first, last = tonumber(a:match("^%d+$")), tonumber(b:match("^%d+$"))
+            if (a == "" and not last) or (a ~= "" and not first) then
+                return nil, INVALID
+            elseif a == "" then -- suffix: the last `last` bytes
+                first, last = size - min(last, size), size - 1
+            elseif first < size and b ~= "" then -- Go checks the end only for a start < size
+                if not last or last < first then
+                    return nil, INVALID
+                end
+                last = min(last, size - 1)
+            else
+                last = size - 1
+            end
+            if first >= size or last < first then -- bytes=-0 too (Go: an empty range)
+                no_overlap = true
+            else
+                ranges[#ranges + 1] = { first, last }
+            end
+        end
+    end
+    if no_overlap and #ranges == 0 then
+        return nil, NO_OVERLAP
+    end
+    return ranges
+end
+
+local function not_found(r)
+    return r.resp:exit(404, "404 page not found\n", "text/plain; charset=utf-8")
+end
+
+local function not_modified(req, mtime)
+    local inm = req:header("If-None-Match")
+    if inm and inm ~= "" then
+        return inm:find("^[ \t,]*%*") ~= nil
+    end
+    local ims = parse_http_date(req:header("If-Modified-Since"))
+    return mtime ~= nil and ims ~= nil and mtime <= ims
+end
+
+local function blacklist(self, r)
+    local host, req, resp = self.host, r.req, r.resp
+    local info = host.file_info(self.file)
+    if not info then
+        return not_found(r)
+    end
+    local mtime = floor(info.mtime)
+    mtime = mtime > 0 and mtime or nil -- Go: the epoch means "unknown"
+    local modified = not not_modified(req, mtime)
+    local content = modified and host.read_file(self.file)
+    if modified and not content then
+        return not_found(r)
+    end
+    resp:set_header("Content-Disposition", "attachment; filename=blacklist.txt")
+    if mtime then
+        resp:set_header("Last-Modified", http_date(mtime))
+    end
+    if not modified then
+        return resp:exit(304)
+    end
+    local size, range, if_range = #content, req:header("Range"), req:header("If-Range")
+    if if_range and if_range ~= "" and (not mtime or parse_http_date(if_range) ~= mtime) then
+        range = nil
+    end
+    if range then
+        local ranges, err = parse_range(range, size)
+        if not ranges and not (err == NO_OVERLAP and size == 0) then
+            if err == NO_OVERLAP then
+                resp:set_header("Content-Range", "bytes */" .. size)
+            end
+            return resp:exit(416, err .. "\n", "text/plain; charset=utf-8")
+        end
+        if ranges and #ranges == 1 then
+            local first, last = ranges[1][1], ranges[1][2]
+            resp:set_header("Accept-Ranges", "bytes")
+            resp:set_header("Content-Range", ("bytes %d-%d/%d"):format(first, last, size))
+            return resp:exit(206, content:sub(first + 1, last + 1), "text/plain")
+        end
+    end
+    resp:set_header("Accept-Ranges", "bytes")
+    return resp:exit(200, content, "text/plain")
 end
 
 local function reload(self, r)

@@ -10,9 +10,12 @@
  * Never: calls back into Lua, or sends on the socket while Lua is running (answers are
  * recorded in the request and sent by C after the Lua call returns).
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 
 #include "env.h"
 #include "gw.h"
@@ -187,3 +190,20 @@ int gw_ffi_reload(void)
 }
 
 int gw_ffi_status(char *buf, size_t cap) { return gw_status_json(buf, cap); }
+
+int gw_ffi_file_info(const char *path, size_t plen, long long *size, double *mtime)
+{
+    char buf[PATH_MAX];
+    if (plen == 0 || plen >= sizeof(buf) || memchr(path, '\0', plen))
+        return GW_EINVAL;
+    memcpy(buf, path, plen);
+    buf[plen] = '\0';
+    struct stat st;
+    if (stat(buf, &st) != 0)
+        return errno == ENOENT || errno == ENOTDIR ? GW_ENOENT : GW_ERROR;
+    if (!S_ISREG(st.st_mode))
+        return GW_EINVAL;
+    *size = (long long)st.st_size;
+    *mtime = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
+    return GW_OK;
+}

@@ -42,6 +42,10 @@ int gw_ffi_secure_equal(const char *a, size_t alen, const char *b, size_t blen);
 int gw_ffi_persist(const char *path, size_t plen, const char *data, size_t dlen);
 int gw_ffi_reload(void);
 int gw_ffi_status(char *buf, size_t cap);
+/* stat(2) of a regular file: its size and modification time (unix seconds with the fraction).
+ * 0; GW_ENOENT when it does not exist; GW_EINVAL when it is not a regular file or the path is
+ * empty, too long or holds a NUL; GW_ERROR otherwise (e.g. permission denied). */
+int gw_ffi_file_info(const char *path, size_t plen, long long *size, double *mtime);
 
 /* --- shared dictionary --- */
 /* The process-wide dictionary (src/shdict.h). Status: 0, or negative GW_SHDICT_*. Value type

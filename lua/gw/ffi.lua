@@ -31,6 +31,7 @@ int gw_ffi_secure_equal(const char *a, size_t alen, const char *b, size_t blen);
 int gw_ffi_persist(const char *path, size_t plen, const char *data, size_t dlen);
 int gw_ffi_reload(void);
 int gw_ffi_status(char *buf, size_t cap);
+int gw_ffi_file_info(const char *path, size_t plen, long long *size, double *mtime);
 long long gw_ffi_tok_count(const char *enc, size_t elen, const char *text, size_t tlen);
 int gw_ffi_chat_begin(void *req, int service, const char *model, size_t mlen, const char *echo,
                       size_t elen, const char *enc, size_t enclen, int stream, int include_usage,
@@ -133,6 +134,15 @@ function _M.random_bytes(n)
         return nil, "random source failed"
     end
     return ffi_string(buf, n)
+end
+
+-- size, mtime of a regular file, or nil and the GW_E* status of gw_ffi_file_info
+function _M.file_info(path)
+    local rc = C.gw_ffi_file_info(path, #path, ll, dbl)
+    if rc ~= 0 then
+        return nil, rc
+    end
+    return tonumber(ll[0]), dbl[0]
 end
 
 function _M.status()

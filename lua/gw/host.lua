@@ -76,6 +76,23 @@ local function read_file(path)
     return data
 end
 
+local FILE_INFO_ERRORS = { [-4] = "No such file or directory", [-3] = "not a regular file" }
+
+-- { size = bytes, mtime = unix seconds (float) } of a regular file, or nil, "<path>: <reason>"
+local function file_info(path)
+    if type(path) ~= "string" then
+        error("file_info(path): path must be a string", 2)
+    end
+    if path == "" or path:find("\0", 1, true) then
+        return nil, "invalid path"
+    end
+    local size, mtime = gwffi.file_info(path)
+    if not size then
+        return nil, path .. ": " .. (FILE_INFO_ERRORS[mtime] or "cannot stat")
+    end
+    return { size = size, mtime = mtime }
+end
+
 local function random_string(n, alphabet)
     alphabet = alphabet or "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
     local out, k = {}, #alphabet
@@ -119,6 +136,7 @@ local function build_host(opts)
         worker_id = opts.worker_id or 0,
         json = json,
         read_file = read_file,
+        file_info = file_info,
         random_string = random_string,
         ip = optional("gw.ip"),
         shared = optional("gw.shared"),

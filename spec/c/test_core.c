@@ -1,15 +1,17 @@
 /*
  * pieces-gateway: unit tests for the Lua-free core helpers: buffers, .env and value parsing,
- * IP/CIDR handling and client-IP resolution, duration formatting, atomic file writes.
+ * IP/CIDR handling and client-IP resolution, duration formatting, atomic file writes, file_info.
  * Copyright (C) 2026 pieces-gateway authors
  *
  * This program is free software: you can redistribute it and/or modify it under the terms of
  * the GNU General Public License as published by the Free Software Foundation, either version 3
  * of the License, or (at your option) any later version. See LICENSE.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -284,6 +286,36 @@ TEST(atomic_write)
     free(bad);
 }
 
+TEST(file_info)
+{
+    char dir[] = "/tmp/gw-test-dir-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *path = gw_sprintf("%s/ban.txt", dir);
+    char *err = NULL;
+    CHECK(gw_write_file_atomic(path, "12345", 5, &err) == 0);
+    struct timespec times[2] = {{1700000000, 250000000}, {1700000000, 250000000}};
+    CHECK(utimensat(AT_FDCWD, path, times, 0) == 0);
+    long long size = -1;
+    double mtime = -1;
+    CHECK(gw_ffi_file_info(path, strlen(path), &size, &mtime) == GW_OK);
+    CHECK(size == 5);
+    CHECK(mtime == 1700000000.25);
+    /* the length counts, not a NUL: "<dir>/ban.txtXYZ" cut to the path */
+    char *longer = gw_sprintf("%sXYZ", path);
+    CHECK(gw_ffi_file_info(longer, strlen(path), &size, &mtime) == GW_OK);
+    CHECK(gw_ffi_file_info(longer, strlen(longer), &size, &mtime) == GW_ENOENT);
+    CHECK(gw_ffi_file_info(dir, strlen(dir), &size, &mtime) == GW_EINVAL);
+    CHECK(gw_ffi_file_info("", 0, &size, &mtime) == GW_EINVAL);
+    CHECK(gw_ffi_file_info("/tmp\0x", 6, &size, &mtime) == GW_EINVAL);
+    char *under_file = gw_sprintf("%s/x", path);
+    CHECK(gw_ffi_file_info(under_file, strlen(under_file), &size, &mtime) == GW_ENOENT);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+    free(longer);
+    free(under_file);
+}
+
 int main(void)
 {
     RUN(buf_basics);
@@ -296,5 +328,6 @@ int main(void)
     RUN(secure_equal);
     RUN(durations);
     RUN(atomic_write);
+    RUN(file_info);
     return TEST_REPORT();
 }

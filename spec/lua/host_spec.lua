@@ -736,6 +736,19 @@ end]])
             assert.matches("none.txt", err, 1, true)
         end)
 
+        it("host.file_info over gw_ffi_file_info", function()
+            f.state.files["/data/ban.txt"] = { size = 12, mtime = 1700000000.25 }
+            f.state.files["/data"] = -3
+            f.state.files["/root/x"] = -1
+            assert.same({ size = 12, mtime = 1700000000.25 }, h.file_info("/data/ban.txt"))
+            assert.same({ nil, "/none: No such file or directory" }, { h.file_info("/none") })
+            assert.same({ nil, "/data: not a regular file" }, { h.file_info("/data") })
+            assert.same({ nil, "/root/x: cannot stat" }, { h.file_info("/root/x") })
+            assert.same({ nil, "invalid path" }, { h.file_info("") })
+            assert.same({ nil, "invalid path" }, { h.file_info("/data/ban.txt\0x") })
+            assert.has_error(function() h.file_info(42) end)
+        end)
+
         it("host.random_string draws from the alphabet with the asked length", function()
             local ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
             local s = h.random_string(100)

@@ -1,3 +1,9 @@
+-- pieces-gateway: spec/policies/admin_spec.lua
+-- Copyright (C) 2026 pieces-gateway authors
+-- This program is free software: you can redistribute it and/or modify it under the terms of
+-- the GNU General Public License as published by the Free Software Foundation, either version 3
+-- of the License, or (at your option) any later version. See LICENSE.
+
 local fake = require "fake_host"
 
 describe("admin policy", function()
@@ -85,6 +91,211 @@ describe("admin policy", function()
         it("answers 405 to other methods", function()
             assert_error(send("POST", "/admin/blacklist", OK), 405, "method_not_allowed",
                 "Method not allowed")
+        end)
+    end)
+
+    describe("GET /admin/blacklist as a static file", function()
+        local MTIME = 1700000000.75 -- Tue, 14 Nov 2023 22:13:20.75 GMT
+        local LM = "Tue, 14 Nov 2023 22:13:20 GMT"
+        local reads
+
+        before_each(function()
+            h.files["blacklist.txt"] = "0123456789"
+            h.mtimes["blacklist.txt"] = MTIME
+            reads = 0
+            local read_file = h.host.read_file
+            h.host.read_file = function(path)
+                reads = reads + 1
+                return read_file(path)
+            end
+        end)
+
+        local function get(headers)
+            headers.Authorization = OK
+            return h.run(chain, h.request({ method = "GET", path = "/admin/blacklist",
+                headers = headers }))
+        end
+
+        local function assert_206(r, body, range)
+            assert.equal(206, r.resp.status)
+            assert.equal(body, r.resp.body)
+            assert.equal("bytes " .. range .. "/10", r.resp.headers["content-range"])
+            assert.equal("text/plain", r.resp.content_type)
+            assert.equal("bytes", r.resp.headers["accept-ranges"])
+            assert.equal(LM, r.resp.headers["last-modified"])
+        end
+
+        local function assert_416(r, body, content_range)
+            assert.equal(416, r.resp.status)
+            assert.equal(body, r.resp.body)
+            assert.equal("text/plain; charset=utf-8", r.resp.content_type)
+            assert.equal(content_range, r.resp.headers["content-range"])
+        end
+
+        it("sends Last-Modified (whole seconds) and Accept-Ranges with the file", function()
+            local r = get({})
+            assert.equal(200, r.resp.status)
+            assert.equal("0123456789", r.resp.body)
+            assert.equal("text/plain", r.resp.content_type)
+            assert.equal(LM, r.resp.headers["last-modified"])
+            assert.equal("bytes", r.resp.headers["accept-ranges"])
+            assert.equal("attachment; filename=blacklist.txt",
+                r.resp.headers["content-disposition"])
+            assert.is_nil(r.resp.headers["content-range"])
+        end)
+
+        it("takes the mtime of a file written through host.persist", function()
+            h.advance(3600)
+            assert(h.host.persist("blacklist.txt", "new\n"))
+            local r = get({})
+            assert.equal("new\n", r.resp.body)
+            assert.equal("Tue, 14 Nov 2023 23:13:20 GMT", r.resp.headers["last-modified"])
+        end)
+
+        it("sends no Last-Modified for an mtime at the epoch and ignores If-Modified-Since",
+            function()
+                h.mtimes["blacklist.txt"] = 0
+                local r = get({ ["If-Modified-Since"] = LM })
+                assert.equal(200, r.resp.status)
+                assert.is_nil(r.resp.headers["last-modified"])
+            end)
+
+        describe("If-Modified-Since", function()
+            it("answers 304 without body when not modified since", function()
+                for _, ims in ipairs({ LM, "Tue, 14 Nov 2023 22:13:21 GMT",
+                    "Wed, 01 Jan 2031 00:00:00 GMT" }) do
+                    local r = get({ ["If-Modified-Since"] = ims })
+                    assert.equal(304, r.resp.status, ims)
+                    assert.equal("", r.resp.body)
+                    assert.equal(LM, r.resp.headers["last-modified"])
+                    assert.equal("attachment; filename=blacklist.txt",
+                        r.resp.headers["content-disposition"])
+                    assert.is_nil(r.resp.headers["accept-ranges"])
+                end
+                assert.equal(0, reads, "a 304 does not read the file")
+            end)
+
+            it("sends the file when modified since", function()
+                local r = get({ ["If-Modified-Since"] = "Tue, 14 Nov 2023 22:13:19 GMT" })
+                assert.equal(200, r.resp.status)
+                assert.equal("0123456789", r.resp.body)
+                h.advance(10)
+                assert(h.host.persist("blacklist.txt", "changed"))
+                r = get({ ["If-Modified-Since"] = LM })
+                assert.equal(200, r.resp.status)
+                assert.equal("changed", r.resp.body)
+            end)
+
+            it("ignores unparsable dates (IMF-fixdate only)", function()
+                for _, ims in ipairs({ "", "yesterday", "Tuesday, 14-Nov-23 22:13:20 GMT",
+                    "Tue Nov 14 22:13:20 2023", "Tue, 14 Nov 2023 22:13:20 UTC",
+                    "Tue, 14 Foo 2023 22:13:20 GMT", "Tue, 32 Nov 2023 22:13:20 GMT",
+                    "Tue, 14 Nov 2023 24:13:20 GMT", "Tue, 4 Nov 2023 22:13:20 GMT" }) do
+                    assert.equal(200, get({ ["If-Modified-Since"] = ims }).resp.status, ims)
+                end
+            end)
+
+            it("parses dates across months, leap days and centuries", function()
+                for _, t in ipairs({ 86400, 951782400, 951868799, 1709210096, 1735689599,
+                    1735689600, 4102444799, 4107542400, 253402300799 }) do
+                    h.mtimes["blacklist.txt"] = t + 0.5
+                    local date = os.date("!%a, %d %b %Y %H:%M:%S GMT", t)
+                    local r = get({ ["If-Modified-Since"] = date })
+                    assert.equal(304, r.resp.status, date)
+                    assert.equal(date, r.resp.headers["last-modified"])
+                    h.mtimes["blacklist.txt"] = t + 1
+                    assert.equal(200, get({ ["If-Modified-Since"] = date }).resp.status, date)
+                end
+            end)
+
+            it("is ignored with If-None-Match, except If-None-Match *", function()
+                local r = get({ ["If-Modified-Since"] = LM, ["If-None-Match"] = '"abc"' })
+                assert.equal(200, r.resp.status)
+                r = get({ ["If-None-Match"] = "*" })
+                assert.equal(304, r.resp.status)
+            end)
+
+            it("comes before Range", function()
+                local r = get({ ["If-Modified-Since"] = LM, Range = "bytes=0-1" })
+                assert.equal(304, r.resp.status)
+                assert.is_nil(r.resp.headers["content-range"])
+            end)
+        end)
+
+        describe("Range", function()
+            it("answers 206 with one range", function()
+                assert_206(get({ Range = "bytes=2-5" }), "2345", "2-5")
+                assert_206(get({ Range = "bytes=0-0" }), "0", "0-0")
+                assert_206(get({ Range = "bytes=9-9" }), "9", "9-9")
+                assert_206(get({ Range = "bytes=7-" }), "789", "7-9")
+                assert_206(get({ Range = "bytes=-3" }), "789", "7-9")
+                assert_206(get({ Range = "bytes=-10" }), "0123456789", "0-9")
+                assert_206(get({ Range = "bytes=-20" }), "0123456789", "0-9")
+                assert_206(get({ Range = "bytes=5-100" }), "56789", "5-9")
+                assert_206(get({ Range = "bytes= 1 - 2 ," }), "12", "1-2")
+            end)
+
+            it("answers 206 with the one satisfiable range of several", function()
+                assert_206(get({ Range = "bytes=20-30, 3-4, 10-" }), "34", "3-4")
+            end)
+
+            it("answers several satisfiable ranges with the whole file (200)", function()
+                for _, range in ipairs({ "bytes=0-1,4-5", "bytes=-2,0-0" }) do
+                    local r = get({ Range = range })
+                    assert.equal(200, r.resp.status)
+                    assert.equal("0123456789", r.resp.body)
+                    assert.is_nil(r.resp.headers["content-range"])
+                end
+            end)
+
+            it("answers 200 to an empty range set", function()
+                for _, range in ipairs({ "bytes=", "bytes=,", "bytes= , " }) do
+                    assert.equal(200, get({ Range = range }).resp.status, range)
+                end
+            end)
+
+            it("answers 416 with Content-Range */size when nothing overlaps", function()
+                for _, range in ipairs({ "bytes=10-", "bytes=10-20", "bytes=-0",
+                    "bytes=10-5", "bytes=10-x", "bytes=12-,20-30" }) do
+                    assert_416(get({ Range = range }), "invalid range: failed to overlap\n",
+                        "bytes */10")
+                end
+            end)
+
+            it("answers 416 invalid range to a malformed Range", function()
+                for _, range in ipairs({ "items=0-1", "Bytes=0-1", "bytes=5", "bytes=-",
+                    "bytes=5-2", "bytes=a-b", "bytes=1-b", "bytes=--1", "bytes=+1-2",
+                    "bytes=0-1,x", "bytes=0-1,3-2" }) do
+                    assert_416(get({ Range = range }), "invalid range\n", nil)
+                end
+            end)
+
+            it("answers 200 to a Range on an empty file that nothing overlaps", function()
+                h.files["blacklist.txt"] = ""
+                local r = get({ Range = "bytes=0-" })
+                assert.equal(200, r.resp.status)
+                assert.equal("", r.resp.body)
+                assert_416(get({ Range = "bytes=x" }), "invalid range\n", nil)
+            end)
+
+            it("If-Range: a date equal to Last-Modified keeps the Range, else it is dropped",
+                function()
+                    assert_206(get({ Range = "bytes=0-1", ["If-Range"] = LM }), "01", "0-1")
+                    for _, ir in ipairs({ "Tue, 14 Nov 2023 22:13:21 GMT", '"etag"', "x" }) do
+                        local r = get({ Range = "bytes=0-1", ["If-Range"] = ir })
+                        assert.equal(200, r.resp.status, ir)
+                        assert.equal("0123456789", r.resp.body)
+                    end
+                end)
+        end)
+
+        it("answers 404 when the file is missing, with no file headers", function()
+            h.files["blacklist.txt"] = nil
+            local r = get({ Range = "bytes=0-1", ["If-Modified-Since"] = LM })
+            assert.equal(404, r.resp.status)
+            assert.equal("404 page not found\n", r.resp.body)
+            assert.is_nil(r.resp.headers["last-modified"])
+            assert.is_nil(r.resp.headers["content-range"])
         end)
     end)
 

@@ -19,7 +19,8 @@
 --                 client_ip }   a request handle (the `req` argument of the request functions)
 --   fake.state          env, now, debug, logs ({level, msg}), persisted ({path, data}),
 --                       reloads, persist_rc, random (function(n) -> n bytes), status_json,
---                       no_dict, dict (key -> {v, exp}), tokens (function(enc, text) -> n)
+--                       no_dict, dict (key -> {v, exp}), tokens (function(enc, text) -> n),
+--                       files (path -> { size, mtime } for gw_ffi_file_info, or a GW_E* status)
 -- A request handle records: path (after set_path), log_model, resp_headers ({name, value}),
 -- answered, answer_status, answer_ctype, answer_body, chat (route phase parameters); set
 -- `started` or `status` to play C.
@@ -269,6 +270,22 @@ local function core_functions(st)
 
     function C.gw_ffi_reload()
         st.reloads = st.reloads + 1
+        return GW_OK
+    end
+
+    function C.gw_ffi_file_info(path, plen, size, mtime)
+        plen = tonumber(plen)
+        if plen == 0 or find(sub(path, 1, plen), "\0", 1, true) then
+            return GW_EINVAL
+        end
+        local e = st.files[sub(path, 1, plen)]
+        if e == nil then
+            return GW_ENOENT
+        end
+        if type(e) == "number" then
+            return e
+        end
+        size[0], mtime[0] = e.size, e.mtime
         return GW_OK
     end
 
@@ -528,6 +545,7 @@ function _M.new(opts)
         no_dict = false,
         dict = {},
         tokens = function(_, text) return #text end,
+        files = {},
     }
     local C = core_functions(st)
     shdict_functions(st, C)

@@ -12,7 +12,9 @@
 --   h.request{ method, path, headers, body, peer_ip } -> r (client_ip resolved via gw.ip)
 --   h.run(policies, r)          phases in the host's order; `policies`: array of instances
 --   h.advance(seconds)          moves the fake clock
---   h.files[path]               the in-memory file system (read_file/persist)
+--   h.files[path]               the in-memory file system (read_file/persist/file_info)
+--   h.mtimes[path]              a file's mtime (unix seconds) for file_info; persist sets it to
+--                               the fake clock; default h.default_mtime (the clock's start)
 --   h.persisted                 array of { path, content } in persist order
 --   h.logs                      array of { level, msg }; h.logged(level, pattern, plain)
 --   h.reloads                   number of host.reload() calls
@@ -126,6 +128,8 @@ function _M.new(opts)
     h.clock = clock
     h.shared = peer and peer.shared or new_shared(clock)
     h.files = peer and peer.files or {}
+    h.mtimes = peer and peer.mtimes or {}
+    h.default_mtime = peer and peer.default_mtime or clock.t
     h.persisted = peer and peer.persisted or {}
     h.logs = {}
     h.reloads = 0
@@ -188,6 +192,7 @@ function _M.new(opts)
             return nil, h.persist_error
         end
         h.files[path] = content
+        h.mtimes[path] = clock.t
         h.persisted[#h.persisted + 1] = { path = path, content = content }
         return true
     end
@@ -197,6 +202,14 @@ function _M.new(opts)
             return nil, path .. ": No such file or directory"
         end
         return c
+    end
+    function host.file_info(path)
+        assert(type(path) == "string", "file_info(path)")
+        local c = h.files[path]
+        if c == nil then
+            return nil, path .. ": No such file or directory"
+        end
+        return { size = #c, mtime = h.mtimes[path] or h.default_mtime }
     end
     function host.reload()
         h.reloads = h.reloads + 1
