@@ -356,6 +356,116 @@ TEST(api_edges)
     CHECK(gw_tok_count(gw_tok_get("cl100k_base"), "<|endoftext|>", 13) > 1);
 }
 
+/* --- vocabulary packing: limits fail loudly, any rank order loads ------------------------ */
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} text_t;
+
+static void put_token(text_t *t, const uint8_t *tok, size_t len, unsigned long rank)
+{
+    static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (t->n + len * 2 + 32 > t->cap) {
+        t->cap = (t->n + len * 2 + 32) * 2;
+        t->p = realloc(t->p, t->cap);
+    }
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t a = (uint32_t)tok[i] << 16 | (i + 1 < len ? (uint32_t)tok[i + 1] << 8 : 0) |
+                     (i + 2 < len ? tok[i + 2] : 0);
+        t->p[t->n++] = A[a >> 18];
+        t->p[t->n++] = A[(a >> 12) & 63];
+        t->p[t->n++] = i + 1 < len ? A[(a >> 6) & 63] : '=';
+        t->p[t->n++] = i + 2 < len ? A[a & 63] : '=';
+    }
+    t->n += (size_t)sprintf(t->p + t->n, " %lu\n", rank);
+}
+
+/* The 256 single bytes at ranks 1000.. (descending, so the file is not in rank order). */
+static void put_bytes(text_t *t)
+{
+    for (int b = 255; b >= 0; b--) {
+        uint8_t c = (uint8_t)b;
+        put_token(t, &c, 1, 1000 + (unsigned long)b);
+    }
+}
+
+static int parse_text(text_t *t, tok_vocab_t *v, const char **why)
+{
+    *why = NULL;
+    return tok_vocab_parse(v, (const uint8_t *)t->p, t->n, why);
+}
+
+TEST(vocab_packing)
+{
+    tok_vocab_t v;
+    const char *why;
+    text_t t = {0};
+    /* tokens of 2, 3, 4 and 5 bytes in reverse rank order: decoding one must not clobber the
+     * bytes of the rank after it */
+    put_token(&t, (const uint8_t *)"hello", 5, 3);
+    put_token(&t, (const uint8_t *)"abcd", 4, 2);
+    put_token(&t, (const uint8_t *)"xyz", 3, 1);
+    put_token(&t, (const uint8_t *)"ab", 2, 0);
+    put_bytes(&t);
+    CHECK_EQ_INT(parse_text(&t, &v, &why), 0);
+    CHECK(tok_vocab_rank(&v, (const uint8_t *)"ab", 2) == 0);
+    CHECK(tok_vocab_rank(&v, (const uint8_t *)"xyz", 3) == 1);
+    CHECK(tok_vocab_rank(&v, (const uint8_t *)"abcd", 4) == 2);
+    CHECK(tok_vocab_rank(&v, (const uint8_t *)"hello", 5) == 3);
+    CHECK(tok_vocab_rank(&v, (const uint8_t *)"a", 1) == 1000 + 'a');
+    CHECK(tok_vocab_rank(&v, (const uint8_t *)"ba", 2) == TOK_NO_RANK);
+    CHECK(tok_vocab_rank(&v, (const uint8_t *)"abc", 3) == TOK_NO_RANK);
+    CHECK(tok_vocab_rank(&v, (const uint8_t *)"hellp", 5) == TOK_NO_RANK);
+    CHECK(tok_vocab_rank(&v, (const uint8_t *)"hello!", 6) == TOK_NO_RANK);
+    tok_vocab_dispose(&v);
+
+    struct {
+        unsigned long rank; /* of an extra token "abc" */
+        size_t long_len;    /* 0, or a run of 32 tokens this long, ranks 2016..2047 (one block) */
+        int dup;            /* 1: a second rank for "abc"; 2: a second token at its rank */
+        const char *needle;
+    } bad[] = {
+        {(1ul << 24) - 1, 0, 0, "too large"},
+        {(1ul << 24) - 2, 0, 0, NULL}, /* the largest rank that fits */
+        {5, 0, 1, "duplicate token"},
+        {5, 0, 2, "duplicate rank"},
+        {5, 2047, 0, NULL},
+        {5, 2200, 0, "start table"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        t.n = 0;
+        put_bytes(&t);
+        put_token(&t, (const uint8_t *)"abc", 3, bad[i].rank);
+        if (bad[i].dup == 1)
+            put_token(&t, (const uint8_t *)"abc", 3, 6);
+        if (bad[i].dup == 2)
+            put_token(&t, (const uint8_t *)"abd", 3, bad[i].rank);
+        uint8_t *big = calloc(1, bad[i].long_len + 1);
+        for (size_t k = 0; bad[i].long_len && k < 32; k++) {
+            memset(big, 'A' + (int)k, bad[i].long_len);
+            put_token(&t, big, bad[i].long_len, 2016 + k);
+        }
+        int rc = parse_text(&t, &v, &why);
+        if (bad[i].needle) {
+            CHECK_EQ_INT(rc, -EIO);
+            CHECK(why && strstr(why, bad[i].needle));
+            if (!why || !strstr(why, bad[i].needle))
+                fprintf(stderr, "case %zu: %s\n", i, why ? why : "(no message)");
+        } else {
+            CHECK_EQ_INT(rc, 0);
+            CHECK(rc != 0 || tok_vocab_rank(&v, (const uint8_t *)"abc", 3) == bad[i].rank);
+            if (rc == 0 && bad[i].long_len) {
+                memset(big, 'A' + 31, bad[i].long_len);
+                CHECK(tok_vocab_rank(&v, big, bad[i].long_len) == 2047);
+            }
+            tok_vocab_dispose(&v);
+        }
+        free(big);
+    }
+    free(t.p);
+}
+
 int main(void)
 {
     char *err = NULL;
@@ -369,6 +479,7 @@ int main(void)
     RUN(long_piece_encodes_whole);
     RUN(stream_memory_is_bounded);
     RUN(api_edges);
+    RUN(vocab_packing);
     RUN(assets_are_verified);
     gw_tok_unload_all();
     return TEST_REPORT();

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "tok_internal.h"
 
@@ -128,6 +129,9 @@ static int compile(gw_tok_t *t, const char *pattern, char **err)
     return 0;
 }
 
+/* The file's bytes (NUL-terminated) in a private anonymous mapping, not on the heap: a
+ * multi-megabyte buffer freed into the middle of the heap would stay resident behind the
+ * tables allocated after it. Release with release_file(). */
 static int read_file(const char *path, uint8_t **data, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -137,13 +141,15 @@ static int read_file(const char *path, uint8_t **data, size_t *len)
     long size;
     if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
         goto done;
-    *data = malloc((size_t)size + 1);
-    if (!*data) {
+    void *m = mmap(NULL, (size_t)size + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    if (m == MAP_FAILED) {
         rc = -ENOMEM;
         goto done;
     }
+    *data = m;
     if (fread(*data, 1, (size_t)size, f) != (size_t)size) {
-        free(*data);
+        munmap(m, (size_t)size + 1);
         *data = NULL;
         goto done;
     }
@@ -153,6 +159,12 @@ static int read_file(const char *path, uint8_t **data, size_t *len)
 done:
     fclose(f);
     return rc;
+}
+
+static void release_file(uint8_t *data, size_t len)
+{
+    if (data)
+        munmap(data, len + 1);
 }
 
 /* The expected hex SHA-256 of file name in the SHA256SUMS text sums (sha256sum format). */
@@ -201,12 +213,12 @@ static int load_vocab(gw_tok_t *t, const char *dir, const char *sums, char **err
         return fail_msg(err, rc == -ENOMEM ? rc : -EIO, "tokenizer: cannot read %s: %s", path,
                         strerror(-rc));
     if (sha256_hex(data, len, got) != 0 || strcmp(want, got) != 0) {
-        free(data);
+        release_file(data, len);
         return fail_msg(err, -EIO, "tokenizer: SHA-256 mismatch for %s (expected %s, got %s)",
                         path, want, got);
     }
     rc = tok_vocab_parse(&t->vocab, data, len, &why);
-    free(data);
+    release_file(data, len);
     if (rc != 0)
         return fail_msg(err, rc, "tokenizer: bad rank file %s: %s", path, why ? why : "?");
     return 0;
@@ -255,7 +267,7 @@ static int load_locked(const char *dir, char **err)
                         sums_path, strerror(-rc));
     for (size_t i = 0; i < N_DEFS && rc == 0; i++)
         rc = load_one(&DEFS[i], dir, (const char *)sums, &toks[i], err);
-    free(sums);
+    release_file(sums, len);
     if (rc != 0) {
         for (size_t i = 0; i < N_DEFS; i++)
             tok_free(toks[i]);

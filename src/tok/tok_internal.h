@@ -18,46 +18,87 @@
 
 #define TOK_NO_RANK UINT32_MAX
 
-/* --- vocab.c: bytes -> rank hash table over one .tiktoken file ---------------------------- */
+/* --- vocab.c: bytes -> rank tables over one .tiktoken file ---------------------------------
+ * Layout (about 15.5 bytes per token, was about 24):
+ *   - 1-byte tokens: byte_rank[256];
+ *   - 2-byte tokens: a 64 Ki-bit presence bitmap with per-word running counts, indexing
+ *     pair_rank[] (about 28 KiB, stays in L1/L2: BPE's most frequent lookups are pairs);
+ *   - longer tokens: an open-addressing table of 32-bit slots, tag << rank_bits | (rank + 1)
+ *     (0 = empty), load factor <= TOK_LOAD_PCT, sized freely (no power of two);
+ *   - the token bytes in rank order: rank r is bytes[start(r) .. start(r + 1)), with
+ *     start(r) = block_start[r / 32] + delta[r] (so frequent, low-rank tokens share cache lines).
+ * The parser fails loudly if a vocabulary does not fit the packing (see vocab.c). */
+
+#define TOK_BLOCK_SHIFT 5
 
 typedef struct {
-    uint32_t off;  /* token bytes at vocab.bytes + off */
-    uint32_t rank;
-    uint16_t len;  /* 0 = empty slot */
-    uint16_t tag;  /* high hash bits, rejects most probes without a memcmp */
-} tok_slot_t;
-
-typedef struct {
-    uint8_t *bytes;       /* all token bytes, concatenated */
-    tok_slot_t *slots;
-    uint64_t mask;        /* slot count - 1 (power of two) */
+    uint8_t *bytes;         /* token bytes, in rank order */
+    uint32_t *slots;        /* tokens of >= 3 bytes */
+    uint32_t *block_start;  /* (n_ranks >> TOK_BLOCK_SHIFT) + 1 entries */
+    uint16_t *delta;        /* n_ranks + 1 entries */
+    uint32_t *pair_rank;    /* ranks of the 2-byte tokens, in byte-pair order */
+    void *mem;              /* one allocation holding all of the above */
+    size_t mem_size;
+    uint32_t n_slots;
+    uint32_t rank_bits;     /* width of the rank + 1 field of a slot; the tag has the rest */
+    uint32_t n_ranks;       /* highest rank + 1 */
     size_t n_tokens;
-    size_t max_len;       /* longest token, in bytes */
+    size_t max_len;         /* longest token, in bytes */
     uint32_t byte_rank[256];
+    uint64_t pair_bits[1024];  /* bit (b0 << 8 | b1) set: the pair b0 b1 is a token */
+    uint16_t pair_count[1024]; /* set bits in the words before this one */
 } tok_vocab_t;
 
-/* Parses a tiktoken rank file (data[0..len)). 0 or -EIO (malformed) / -ENOMEM; *why gets a
- * static description of a format error. */
+/* Parses a tiktoken rank file (data[0..len)). 0 or -EIO (malformed, or does not fit the
+ * packing) / -ENOMEM; *why gets a static description of the error. */
 int tok_vocab_parse(tok_vocab_t *v, const uint8_t *data, size_t len, const char **why);
 void tok_vocab_dispose(tok_vocab_t *v);
 
 uint64_t tok_hash(const uint8_t *p, size_t n);
 
+static inline uint32_t tok_popcount64(uint64_t x)
+{
+    x = x - ((x >> 1) & 0x5555555555555555ull);
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (uint32_t)((x * 0x0101010101010101ull) >> 56);
+}
+
+static inline uint32_t tok_vocab_start(const tok_vocab_t *v, uint32_t rank)
+{
+    return v->block_start[rank >> TOK_BLOCK_SHIFT] + v->delta[rank];
+}
+
 /* Rank of the byte string p[0..n), or TOK_NO_RANK. */
 static inline uint32_t tok_vocab_rank(const tok_vocab_t *v, const uint8_t *p, size_t n)
 {
+    if (n == 2) {
+        uint32_t key = (uint32_t)p[0] << 8 | p[1];
+        uint64_t word = v->pair_bits[key >> 6];
+        uint32_t bit = key & 63;
+        if (!((word >> bit) & 1))
+            return TOK_NO_RANK;
+        return v->pair_rank[v->pair_count[key >> 6] + tok_popcount64(word & ((1ull << bit) - 1))];
+    }
     if (n == 1)
         return v->byte_rank[p[0]];
-    if (n > v->max_len)
+    if (n > v->max_len || n == 0)
         return TOK_NO_RANK;
     uint64_t h = tok_hash(p, n);
-    uint16_t tag = (uint16_t)(h >> 48);
-    for (uint64_t i = h & v->mask;; i = (i + 1) & v->mask) {
-        const tok_slot_t *s = &v->slots[i];
-        if (s->len == 0)
+    uint32_t rank_bits = v->rank_bits, rank_mask = (1u << rank_bits) - 1;
+    uint32_t want = (uint32_t)(h >> 32) & ~rank_mask; /* the tag, in place */
+    uint32_t i = (uint32_t)(((uint64_t)(uint32_t)h * v->n_slots) >> 32);
+    for (;;) {
+        uint32_t s = v->slots[i];
+        if (s == 0)
             return TOK_NO_RANK;
-        if (s->tag == tag && s->len == n && memcmp(v->bytes + s->off, p, n) == 0)
-            return s->rank;
+        if ((s & ~rank_mask) == want) {
+            uint32_t r = (s & rank_mask) - 1, st = tok_vocab_start(v, r);
+            if (tok_vocab_start(v, r + 1) - st == n && memcmp(v->bytes + st, p, n) == 0)
+                return r;
+        }
+        if (++i == v->n_slots)
+            i = 0;
     }
 }
 
