@@ -243,7 +243,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         return HPE_USER;
     if (r->n_headers == 0 || c->in_header_value) {
         if (r->n_headers == r->cap_headers) {
-            r->cap_headers = r->cap_headers ? r->cap_headers * 2 : 16;
+            r->cap_headers = r->cap_headers ? r->cap_headers * 2 : 8;
             r->headers = gw_realloc(r->headers, r->cap_headers * sizeof(gw_header_t));
         }
         gw_header_t *h = &r->headers[r->n_headers++];

@@ -131,8 +131,12 @@ static int deliver(gw_grpc_call_t *c)
 
     while (!c->paused) {
         rc = gw_grpc_deframer_next(&c->df, &msg, &len, &wire);
-        if (rc == 0)
+        if (rc == 0) {
+            /* nothing buffered between messages: a long-lived stream holds no buffer */
+            if (gw_grpc_deframer_pending(&c->df) == 0)
+                gw_grpc_deframer_release(&c->df);
             return 0;
+        }
         if (rc < 0) {
             reset_stream(c);
             finish(c, GW_GRPC_ERR_PROTOCOL, 13,

@@ -32,6 +32,15 @@ void gw_grpc_deframer_dispose(gw_grpc_deframer_t *d)
     memset(d, 0, sizeof(*d));
 }
 
+void gw_grpc_deframer_release(gw_grpc_deframer_t *d)
+{
+    if (d->off != d->len || !d->buf)
+        return;
+    free(d->buf);
+    d->buf = NULL;
+    d->cap = d->off = d->len = 0;
+}
+
 int gw_grpc_deframer_feed(gw_grpc_deframer_t *d, const uint8_t *p, size_t n)
 {
     if (n == 0)

@@ -28,6 +28,8 @@ typedef struct {
 
 void gw_grpc_deframer_init(gw_grpc_deframer_t *d, size_t max_msg);
 void gw_grpc_deframer_dispose(gw_grpc_deframer_t *d);
+/* Free the buffer while it holds nothing (the deframer stays usable). */
+void gw_grpc_deframer_release(gw_grpc_deframer_t *d);
 /* Appends bytes (copied). 0 or -ENOMEM. */
 int gw_grpc_deframer_feed(gw_grpc_deframer_t *d, const uint8_t *p, size_t n);
 /* Takes the next complete message: returns 1 with *msg (valid until the next feed/next call)
