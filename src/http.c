@@ -711,12 +711,16 @@ static void conn_close(gw_conn_t *c)
     close_handles(c);
 }
 
+/* Lingering close (as nginx): after our FIN the connection stays open, discarding what the
+ * client still sends, until the client closes or the linger timer fires. Closing at once with
+ * unread bytes would make the kernel send a reset that can destroy the response (a 413 to a
+ * client still uploading its body). */
 static void on_shutdown(uv_shutdown_t *sh, int status)
 {
     gw_conn_t *c = sh->data;
-    GW_UNUSED(status);
     free(sh);
-    close_handles(c);
+    if (status < 0 || !c->reading)
+        close_handles(c);
 }
 
 static void on_linger_timer(uv_timer_t *t) { close_handles(t->data); }
@@ -731,11 +735,9 @@ static void conn_close_graceful(gw_conn_t *c)
         c->req = NULL;
     }
     c->state = ST_CLOSING;
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    c->reading = 0;
     c->deadline = 0;
     c->timer_due = 1;
-    uv_timer_start(&c->timer, on_linger_timer, 10000, 0);
+    uv_timer_start(&c->timer, on_linger_timer, 5000, 0);
     uv_shutdown_t *sh = gw_malloc(sizeof(*sh));
     sh->data = c;
     if (uv_shutdown(sh, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
@@ -849,6 +851,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     gw_conn_t *c = st->data;
+    if (c->state == ST_CLOSING) { /* lingering: discard, close on the client's EOF */
+        if (nread < 0)
+            close_handles(c);
+        return;
+    }
     if (nread < 0) {
         /* EOF while idle with pipelined requests buffered: answer them, then close. */
         if (nread == UV_EOF && c->state != ST_ACTIVE && c->pending.len) {

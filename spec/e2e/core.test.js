@@ -207,6 +207,10 @@ test('limits', async (t) => {
     assert.equal(parseResponses(text)[0].status, 413);
     const r = await fetch(`${gw.url}/ping`, { method: 'POST', body: 'x'.repeat(100) });
     assert.equal(r.status, 405, 'exactly max_body_size is accepted');
+    // a client still uploading gets the 413, not a connection reset (lingering close)
+    const big = await fetch(`${gw.url}/ping`, { method: 'POST', body: 'x'.repeat(4_000_000) });
+    assert.equal(big.status, 413);
+    assert.equal((await big.json()).error.code, 'body_too_large');
   });
 
   await t.test('slow request head: 408 and close', async () => {
