@@ -14,23 +14,13 @@
 set -euo pipefail
 # shellcheck source=bench/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
-HERE=$(cd "$(dirname "$0")" && pwd)
 
 need_tools wrk node curl taskset awk
 need_gateway
 CONNS=${CONNS_NONSTREAM:-50}
 
-mock_out=$BENCH_TMP/mock.out
-taskset -c "$CLIENT_CPU" node "$HERE/stream/mock.js" --port 0 --map "gpt-4=chunks-1-0" \
-    >"$mock_out" 2>&1 &
-BENCH_PIDS+=("$!")
-mock_port=
-for _ in $(seq 1 100); do
-    mock_port=$(sed -n 's/^READY port=\([0-9]*\).*/\1/p' "$mock_out")
-    [ -n "$mock_port" ] && break
-    sleep 0.1
-done
-[ -n "$mock_port" ] || { cat "$mock_out" >&2; die "the mock did not start"; }
+start_mock "gpt-4=chunks-1-0"
+mock_port=$MOCK_PORT
 
 start_gateway chat GPT_GRPC_ADDR="http://127.0.0.1:$mock_port" RATE_LIMIT_ENABLED=false
 gw_pid=$STARTED_PID

@@ -62,17 +62,8 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     die "ulimit -n is $(ulimit -n), too low for C=$max_c (run as root or raise the hard limit)"
 
 # the mock upstream, on the client's core
-mock_out=$BENCH_TMP/mock.out
-taskset -c "$CLIENT_CPU" node "$HERE/mock.js" --port 0 \
-    --map "$TPUT_MODEL=$TPUT_SCENARIO,$PACED_MODEL=$PACED_SCENARIO" >"$mock_out" 2>&1 &
-BENCH_PIDS+=("$!")
-mock_port=
-for _ in $(seq 1 100); do
-    mock_port=$(sed -n 's/^READY port=\([0-9]*\).*/\1/p' "$mock_out")
-    [ -n "$mock_port" ] && break
-    sleep 0.1
-done
-[ -n "$mock_port" ] || { cat "$mock_out" >&2; die "the mock did not start"; }
+start_mock "$TPUT_MODEL=$TPUT_SCENARIO,$PACED_MODEL=$PACED_SCENARIO"
+mock_port=$MOCK_PORT
 
 start_gateway stream GPT_GRPC_ADDR="http://127.0.0.1:$mock_port" \
     VERTEX_GRPC_ADDR="http://127.0.0.1:$mock_port" RATE_LIMIT_ENABLED=false STREAM_TIMEOUT=0 \

@@ -125,6 +125,23 @@ start_gateway() {
     STARTED_PORT=$port
 }
 
+# start_mock MODEL=SCENARIO[,...]: the grpc-js mock upstream (bench/stream/mock.js) on the
+# client's core. Sets MOCK_PORT.
+start_mock() {
+    local out=$BENCH_TMP/mock.out
+    taskset -c "$CLIENT_CPU" node "$BENCH_ROOT/bench/stream/mock.js" --port 0 --map "$1" \
+        >"$out" 2>&1 &
+    BENCH_PIDS+=("$!")
+    MOCK_PORT=
+    for _ in $(seq 1 100); do
+        MOCK_PORT=$(sed -n 's/^READY port=\([0-9]*\).*/\1/p' "$out")
+        [ -n "$MOCK_PORT" ] && return 0
+        sleep 0.1
+    done
+    cat "$out" >&2
+    die "the mock did not start"
+}
+
 # start_nginx NAME CONF_BODY_FILE: CONF_BODY_FILE holds the http{} server parts; @PORT@ and
 # @TMP@ are substituted. Extra main-context lines (load_module) come from $NGINX_MAIN.
 # Sets STARTED_PID (the master; its one worker is found through /proc children), STARTED_PORT.
