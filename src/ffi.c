@@ -68,20 +68,6 @@ int gw_ffi_req_header(void *req, const char *name, size_t nlen, const char **p, 
     return *p ? GW_OK : GW_ENOENT;
 }
 
-int gw_ffi_req_header_at(void *req, size_t i, const char **n, size_t *nl, const char **v,
-                         size_t *vl)
-{
-    gw_req_t *r = req;
-    if (i >= r->n_headers)
-        return GW_ENOENT;
-    const gw_header_t *h = &r->headers[i];
-    *n = r->head.data + h->name_off;
-    *nl = h->name_len;
-    *v = r->head.data + h->value_off;
-    *vl = h->value_len;
-    return GW_OK;
-}
-
 int gw_ffi_req_set_path(void *req, const char *p, size_t len)
 {
     if (len == 0 || p[0] != '/')

@@ -22,8 +22,6 @@
 /* --- request (core) --- */
 int gw_ffi_req_str(void *req, int what, const char **p, size_t *len);
 int gw_ffi_req_header(void *req, const char *name, size_t nlen, const char **p, size_t *len);
-int gw_ffi_req_header_at(void *req, size_t i, const char **n, size_t *nl, const char **v,
-                         size_t *vl);
 int gw_ffi_req_set_path(void *req, const char *p, size_t len);
 int gw_ffi_req_set_log_model(void *req, const char *p, size_t len);
 int gw_ffi_resp_header(void *req, const char *n, size_t nl, const char *v, size_t vl);

@@ -101,9 +101,6 @@ void gw_http_server_drain(gw_http_server_t *s, void (*on_drained)(void *ud), voi
 void gw_http_server_free(gw_http_server_t *s);
 /* Free the struct itself, once the loop has run the close callbacks of gw_http_server_free. */
 void gw_http_server_release(gw_http_server_t *s);
-size_t gw_http_server_active(const gw_http_server_t *s);
-/* Process-wide open connection count. */
-size_t gw_http_connections(void);
 
 /* Request accessors. */
 const char *gw_req_header(const gw_req_t *r, const char *name, size_t nlen, size_t *vlen);

@@ -31,7 +31,6 @@ void gw_log(gw_log_level_t level, const char *fmt, ...) __attribute__((format(pr
 void gw_log_write(gw_log_level_t level, const char *msg, size_t len);
 void gw_log_close(void);
 
-#define GW_LOG_DEBUG_ON() gw_log_debug_enabled()
 #define gw_debug(...) do { if (gw_log_debug_enabled()) gw_log(GW_LOG_DEBUG, __VA_ARGS__); } while (0)
 #define gw_info(...) gw_log(GW_LOG_INFO, __VA_ARGS__)
 #define gw_warn(...) gw_log(GW_LOG_WARN, __VA_ARGS__)

@@ -7,7 +7,7 @@
  * of the License, or (at your option) any later version. See LICENSE.
  *
  * Provides: gw_master_main (the whole program behind main()), gw_request_reload,
- * gw_process_worker_exited, gw_process_config.
+ * gw_process_worker_exited.
  * Uses: env, log, lua_host, worker, process. Never: serves a request itself.
  *
  * Reload: a change under the policies directory or of gateway.lua (debounced), SIGHUP, or
@@ -52,8 +52,6 @@ static struct {
     atomic_int exited;
     int stopping;
 } M;
-
-const gw_config_t *gw_process_config(void) { return &M.cfg; }
 
 void gw_request_reload(const char *why)
 {

@@ -45,7 +45,5 @@ void gw_process_shutdown(void);
 /* Periodic housekeeping, run by the main thread every second. */
 void gw_process_tick(void);
 
-/* The process configuration (read-only after start). */
-const gw_config_t *gw_process_config(void);
 
 #endif

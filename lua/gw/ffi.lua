@@ -11,8 +11,6 @@ local ffi = require "ffi"
 ffi.cdef [[
 int gw_ffi_req_str(void *req, int what, const char **p, size_t *len);
 int gw_ffi_req_header(void *req, const char *name, size_t nlen, const char **p, size_t *len);
-int gw_ffi_req_header_at(void *req, size_t i, const char **n, size_t *nl, const char **v,
-                         size_t *vl);
 int gw_ffi_req_set_path(void *req, const char *p, size_t len);
 int gw_ffi_req_set_log_model(void *req, const char *p, size_t len);
 int gw_ffi_resp_header(void *req, const char *n, size_t nl, const char *v, size_t vl);
@@ -82,18 +80,6 @@ function _M.req_header(req, name)
         return nil
     end
     return ffi_string(sp[0], sl[0])
-end
-
-function _M.req_headers(req)
-    local out, i = {}, 0
-    while C.gw_ffi_req_header_at(req, i, sp, sl, sp + 1, sl + 1) == 0 do
-        local name = ffi_string(sp[0], sl[0]):lower()
-        if out[name] == nil then
-            out[name] = ffi_string(sp[1], sl[1])
-        end
-        i = i + 1
-    end
-    return out
 end
 
 function _M.env(name)

@@ -42,12 +42,6 @@ describe("gw.ffi over the fake C functions", function()
         g = f.module
     end)
 
-    it("req_headers lowercases names and keeps the first value", function()
-        local req = f.request({ headers = { { "X-A", "1" }, { "x-a", "2" }, { "B", "" } } })
-        assert.same({ ["x-a"] = "1", b = "" }, g.req_headers(req))
-        assert.same({}, g.req_headers(f.request()))
-    end)
-
     it("req_str and req_header return nil for unknown selectors and headers", function()
         local req = f.request({ headers = { { "Host", "x" } } })
         assert.is_nil(g.req_str(req, 99))

@@ -139,16 +139,6 @@ local function core_functions(st)
         return GW_ENOENT
     end
 
-    function C.gw_ffi_req_header_at(req, i, n, nl, v, vl)
-        local h = (req.headers or {})[tonumber(i) + 1]
-        if not h then
-            return GW_ENOENT
-        end
-        put_str(n, nl, h[1])
-        put_str(v, vl, h[2])
-        return GW_OK
-    end
-
     function C.gw_ffi_req_set_path(req, p, len)
         len = tonumber(len)
         if len == 0 or byte(p, 1) ~= 47 then
