@@ -26,6 +26,10 @@ void gw_metrics_tick_minute(void);
 /* Queue an atomic write of data to path (temp file, fsync, rename) on the main thread's work
  * queue; the latest content for a path wins. Copies data. 0 or GW_EAGAIN if not running. */
 int gw_persist(const char *path, size_t plen, const char *data, size_t dlen);
+/* The persistence thread: started before the policies load, stopped (after writing what is
+ * still queued) at exit. */
+int gw_persist_start(void);
+void gw_persist_stop(void);
 /* Synchronous atomic write (used by the persistence worker and tests). 0 or GW_ERROR. */
 int gw_write_file_atomic(const char *path, const char *data, size_t len, char **err);
 
@@ -34,6 +38,8 @@ void gw_request_reload(const char *why);
 /* Reload bookkeeping, shown by /admin/policies. */
 void gw_reload_record(int worker_id, int ok, const char *error);
 int gw_status_json(char *buf, size_t cap);
+/* The loaded policy names (comma-separated) and worker count shown by /admin/policies. */
+void gw_status_set_policies(const char *names, int workers);
 
 /* A worker's loop has ended (called from the worker thread). */
 void gw_process_worker_exited(int id);
