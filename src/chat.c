@@ -63,7 +63,6 @@ typedef struct chat_s {
     gw_tok_stream_t *tok;
     char *fail_msg;    /* a bad answer seen in on_message (502) */
     gw_buf_t scratch;  /* one SSE event being built (reused) */
-    gw_buf_t pre, mid; /* the constant parts of every chunk of this stream */
 } chat_t;
 
 /* ---------- parameters (filled by the FFI seam) ---------- */
@@ -134,10 +133,17 @@ static void put_usage(gw_buf_t *b, long long prompt, long long completion)
                   prompt, completion, prompt + completion);
 }
 
+/* {"id":..,"object":..,"created":..,"model":.., — the head of every answer (no printf: it is
+ * on the per-chunk path) */
 static void put_head(gw_buf_t *b, const chat_t *c, const char *object, uint64_t created)
 {
-    gw_buf_printf(b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%" PRIu64 ",\"model\":\"",
-                  c->id, object, created);
+    gw_buf_puts(b, "{\"id\":\"");
+    gw_buf_puts(b, c->id);
+    gw_buf_puts(b, "\",\"object\":\"");
+    gw_buf_puts(b, object);
+    gw_buf_puts(b, "\",\"created\":");
+    gw_buf_put_uint(b, created);
+    gw_buf_puts(b, ",\"model\":\"");
     gw_buf_json_escape(b, c->p->echo, strlen(c->p->echo));
     gw_buf_puts(b, "\",");
 }
@@ -154,8 +160,6 @@ static void on_timer_closed(uv_handle_t *h)
     free(c->fail_msg);
     gw_buf_dispose(&c->text);
     gw_buf_dispose(&c->scratch);
-    gw_buf_dispose(&c->pre);
-    gw_buf_dispose(&c->mid);
     if (c->tok)
         gw_tok_stream_free(c->tok);
     free(c);
@@ -253,26 +257,14 @@ static void on_drain(gw_req_t *req)
     }
 }
 
-/* The parts of a content chunk around `created` and the delta, rendered once per stream. */
-static void chunk_parts(chat_t *c)
-{
-    gw_buf_printf(&c->pre, "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":",
-                  c->id);
-    gw_buf_puts(&c->mid, ",\"model\":\"");
-    gw_buf_json_escape(&c->mid, c->p->echo, strlen(c->p->echo));
-    gw_buf_puts(&c->mid, "\",\"choices\":[{\"index\":0,\"delta\":{");
-}
-
 static void sse_content(chat_t *c, const char *text, size_t len, uint64_t created, int role)
 {
     sse_start(c);
     gw_buf_t *b = &c->scratch;
-    if (!c->pre.len)
-        chunk_parts(c);
     gw_buf_reset(b);
-    gw_buf_append(b, c->pre.data, c->pre.len);
-    gw_buf_put_uint(b, created);
-    gw_buf_append(b, c->mid.data, c->mid.len);
+    gw_buf_puts(b, "data: ");
+    put_head(b, c, "chat.completion.chunk", created);
+    gw_buf_puts(b, "\"choices\":[{\"index\":0,\"delta\":{");
     if (role && !c->role_sent)
         gw_buf_puts(b, "\"role\":\"assistant\",");
     c->role_sent = 1;
@@ -472,10 +464,8 @@ static void on_close(gw_grpc_call_t *call, const gw_grpc_result_t *res, void *ud
     if (c->fail_msg)
         return finish_error(c, 502, "bad_gateway", "error", c->fail_msg);
     if (c->p->stream && c->started) {
-        /* An end without the 204 frame after text is a normal end (RST/EOF from Vertex). */
-        if (c->saw_text && (res->kind == GW_GRPC_OK_STATUS || rst_end(res)))
-            return sse_finish(c);
-        if (res->kind == GW_GRPC_OK_STATUS)
+        /* An end without the 204 frame is a normal end; after text, so is an RST (Vertex). */
+        if (res->kind == GW_GRPC_OK_STATUS || (c->saw_text && rst_end(res)))
             return sse_finish(c);
         return fail_with(c, res);
     }
@@ -560,8 +550,6 @@ void gw_chat_start(gw_chat_env_t *env, gw_req_t *req)
     c->p = p;
     gw_buf_init(&c->text);
     gw_buf_init(&c->scratch);
-    gw_buf_init(&c->pre);
-    gw_buf_init(&c->mid);
     uv_timer_init(env->loop, &c->retry_timer);
     uv_timer_init(env->loop, &c->limit_timer);
     c->retry_timer.data = c->limit_timer.data = c;
