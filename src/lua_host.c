@@ -240,40 +240,24 @@ static void internal_error(gw_req_t *req)
     gw_buf_append(&req->answer_body, body, sizeof(body) - 1);
 }
 
-void gw_vm_handle(gw_vm_t *vm, gw_req_t *req)
+/* Call one host entry point for req; a host error is logged and, before the response, becomes
+ * a 500 answer. */
+static void run(gw_vm_t *vm, int ref, gw_req_t *req, const char *phase, int answer_500)
 {
     char *err = NULL;
-    if (vm->ref_handle == LUA_NOREF)
+    if (ref == LUA_NOREF)
         return;
-    if (call_req(vm, vm->ref_handle, req, &err) != 0) {
-        gw_error("host error handling %s %s: %s", req->method_name, req->path, err);
+    if (call_req(vm, ref, req, &err) != 0) {
+        gw_error("host error in %s (%s %s): %s", phase, req->method_name, req->path, err);
         free(err);
-        internal_error(req);
+        if (answer_500)
+            internal_error(req);
     }
 }
 
-void gw_vm_route(gw_vm_t *vm, gw_req_t *req)
-{
-    char *err = NULL;
-    if (vm->ref_route == LUA_NOREF)
-        return;
-    if (call_req(vm, vm->ref_route, req, &err) != 0) {
-        gw_error("host error in route phase: %s", err);
-        free(err);
-        internal_error(req);
-    }
-}
-
-void gw_vm_log(gw_vm_t *vm, gw_req_t *req)
-{
-    char *err = NULL;
-    if (vm->ref_log == LUA_NOREF)
-        return;
-    if (call_req(vm, vm->ref_log, req, &err) != 0) {
-        gw_error("host error in log phase: %s", err);
-        free(err);
-    }
-}
+void gw_vm_handle(gw_vm_t *vm, gw_req_t *req) { run(vm, vm->ref_handle, req, "handle", 1); }
+void gw_vm_route(gw_vm_t *vm, gw_req_t *req) { run(vm, vm->ref_route, req, "route phase", 1); }
+void gw_vm_log(gw_vm_t *vm, gw_req_t *req) { run(vm, vm->ref_log, req, "log phase", 0); }
 
 /* ---------- gateway.lua ---------- */
 
