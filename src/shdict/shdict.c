@@ -393,6 +393,22 @@ void gw_shdict_set_clock(gw_shdict_t *d, gw_shdict_clock_fn fn, void *ud)
     d->clock_ud = fn ? ud : NULL;
 }
 
+/* key's live entry, or NULL (an expired one is removed on the way); *slot (if asked) is where
+ * a live entry hangs, for remove_at. */
+static entry *find_live(shard *s, tclock *tc, uint64_t h, const char *key, size_t klen,
+                        entry ***slot)
+{
+    entry **pp = find_slot(s, h, key, klen);
+    entry *e = *pp;
+    if (e && expired(tc, e)) {
+        remove_at(s, pp);
+        e = NULL;
+    }
+    if (slot)
+        *slot = pp;
+    return e;
+}
+
 /* --- operations -------------------------------------------------------------------------- */
 
 int gw_shdict_get(gw_shdict_t *d, const char *key, size_t klen, gw_shdict_val_t *out, char *buf,
@@ -405,11 +421,8 @@ int gw_shdict_get(gw_shdict_t *d, const char *key, size_t klen, gw_shdict_val_t 
     shard *s = shard_of(d, h);
     tclock tc = {d, 0, 0};
     pthread_mutex_lock(&s->lock);
-    entry **pp = find_slot(s, h, key, klen);
-    entry *e = *pp;
-    if (!e || expired(&tc, e)) {
-        if (e)
-            remove_at(s, pp);
+    entry *e = find_live(s, &tc, h, key, klen, NULL);
+    if (!e) {
         rc = GW_SHDICT_NOT_FOUND;
     } else if (e->vlen > *len) {
         *len = e->vlen;
@@ -446,9 +459,9 @@ static int store(gw_shdict_t *d, const char *key, size_t klen, const gw_shdict_v
         return GW_SHDICT_NO_MEMORY;
     tclock tc = {d, 0, 0};
     pthread_mutex_lock(&s->lock);
-    entry **pp = find_slot(s, h, key, klen);
-    entry *e = *pp;
-    if (e && add && !expired(&tc, e)) {
+    entry **pp;
+    entry *e = find_live(s, &tc, h, key, klen, &pp);
+    if (e && add) {
         rc = GW_SHDICT_EXISTS;
     } else if (e && e->vlen == vlen) { /* same size: overwrite in place */
         fill_value(e, v, ttl_ns, &tc);
@@ -487,12 +500,7 @@ int gw_shdict_incr(gw_shdict_t *d, const char *key, size_t klen, double delta, i
     shard *s = shard_of(d, h);
     tclock tc = {d, 0, 0};
     pthread_mutex_lock(&s->lock);
-    entry **pp = find_slot(s, h, key, klen);
-    entry *e = *pp;
-    if (e && expired(&tc, e)) {
-        remove_at(s, pp);
-        e = NULL;
-    }
+    entry *e = find_live(s, &tc, h, key, klen, NULL);
     if (e && e->type != GW_SHDICT_TNUMBER) {
         rc = GW_SHDICT_NOT_NUMBER;
     } else if (e) {
