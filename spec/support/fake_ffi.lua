@@ -205,32 +205,20 @@ local function core_functions(st)
         return GW_OK
     end
 
-    function C.gw_ffi_parse_int(s, out)
-        local v = parse_int(s)
-        if v == nil then
-            return GW_EINVAL
+    -- gw_ffi_parse_*: the parsed value into out[0], or GW_EINVAL
+    local function parser(parse)
+        return function(s, out)
+            local v = parse(s)
+            if v == nil then
+                return GW_EINVAL
+            end
+            out[0] = v
+            return GW_OK
         end
-        out[0] = v
-        return GW_OK
     end
-
-    function C.gw_ffi_parse_num(s, out)
-        local v = parse_num(s)
-        if v == nil then
-            return GW_EINVAL
-        end
-        out[0] = v
-        return GW_OK
-    end
-
-    function C.gw_ffi_parse_bool(s, out)
-        local v = BOOLS[s]
-        if v == nil then
-            return GW_EINVAL
-        end
-        out[0] = v
-        return GW_OK
-    end
+    C.gw_ffi_parse_int = parser(parse_int)
+    C.gw_ffi_parse_num = parser(parse_num)
+    C.gw_ffi_parse_bool = parser(function(s) return BOOLS[s] end)
 
     function C.gw_ffi_secure_equal(a, alen, b, blen)
         return (ffi.string(a, alen) == ffi.string(b, blen)) and 1 or 0
