@@ -10,7 +10,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { startMock } = require('./mock/mock');
-const { startGateway, tmpDir, sleep, ROOT } = require('./lib/gateway');
+const { startGateway, tmpDir, sleep, ROOT, runBin, baseEnv } = require('./lib/gateway');
 const { promtoolCheck, startPrometheus } = require('./lib/prometheus');
 
 const USER = [{ role: 'user', content: 'hi' }];
@@ -193,6 +193,13 @@ test('GET /metrics: METRICS_ALLOW, the admin key, METRICS=off', async (t) => {
       const post = await fetch(`${gw.url}/metrics`, { method: 'POST' });
       assert.equal(post.status, 405);
     });
+
+  await t.test('a bad METRICS_ALLOW entry is a configuration error naming it', () => {
+    const env = baseEnv(tmpDir(), 8787, { METRICS_ALLOW: '10.0.0.0/8,not-an-ip' });
+    const r = runBin(['-t', '-c', path.join(ROOT, 'gateway.lua')], { env });
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /metrics\.allow: .*not-an-ip/);
+  });
 
   await t.test('METRICS=off: nothing recorded, no /metrics route', async (t2) => {
     const { gw } = await setup(t2, { METRICS: 'off' });
