@@ -22,6 +22,7 @@
 #include "gw.h"
 #include "log.h"
 #include "lua_modules.h"
+#include "metrics.h"
 #include "metrics_hooks.h"
 
 int luaopen_cjson(lua_State *L);
@@ -161,13 +162,15 @@ int gw_vm_new(const gw_vm_opts_t *opts, gw_vm_t **out, char **err)
         goto fail;
     int host = lua_gettop(L);
     lua_getfield(L, host, "init");
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushstring(L, opts->config_path);
     lua_setfield(L, -2, "config_path");
     lua_pushinteger(L, opts->worker_id);
     lua_setfield(L, -2, "worker_id");
     lua_pushinteger(L, opts->quiet);
     lua_setfield(L, -2, "quiet");
+    lua_pushboolean(L, gw_metrics_enabled());
+    lua_setfield(L, -2, "metrics");
     if (pcall(L, 1, 1, err) != 0)
         goto fail;
     if (!lua_istable(L, -1)) {

@@ -160,13 +160,28 @@ static int insert_label_locked(const char *s, size_t n, uint32_t h)
     return id;
 }
 
+/* The values with fixed ids (metrics.h), in id order. */
+static void reserve_locked(void)
+{
+    static const char *fixed[] = {"",       "other",   "true",       "false",       "prompt",
+                                  "completion", "tokenizer", "upstream", "GET",     "HEAD",
+                                  "POST",   "PUT",     "DELETE",     "OPTIONS",     "PATCH",
+                                  "ok",     "retry",   "fallback",   "unreachable", "timeout",
+                                  "bad_answer", "refused"};
+    for (size_t i = 0; i < GW_ARRAY_SIZE(fixed); i++)
+        insert_label_locked(fixed[i], strlen(fixed[i]), hash_bytes(fixed[i], strlen(fixed[i])));
+    char st[4];
+    for (int code = 100; code < 600; code++) {
+        snprintf(st, sizeof(st), "%d", code);
+        insert_label_locked(st, 3, hash_bytes(st, 3));
+    }
+}
+
 static gw_mlabel_t add_label(const char *s, size_t n, uint32_t h)
 {
     pthread_mutex_lock(&reg_lock);
-    if (atomic_load_explicit(&label_count, memory_order_relaxed) == 0) {
-        insert_label_locked("", 0, hash_bytes("", 0));           /* GW_ML_EMPTY */
-        insert_label_locked("other", 5, hash_bytes("other", 5)); /* GW_ML_OTHER */
-    }
+    if (atomic_load_explicit(&label_count, memory_order_relaxed) == 0)
+        reserve_locked();
     int id = insert_label_locked(s, n, h);
     pthread_mutex_unlock(&reg_lock);
     return (gw_mlabel_t)id;
@@ -371,7 +386,7 @@ void gw_metrics_init(int enabled)
     if (!first)
         return;
     gw_metrics_start_time = gw_wall_time();
-    gw_metrics_label("other", 5); /* reserves GW_ML_EMPTY and GW_ML_OTHER */
+    gw_metrics_label("other", 5); /* the first insert reserves the fixed ids */
     for (int i = 0; i < GW_MF_BUILTIN_COUNT; i++) {
         gw_mfamily_def_t d = builtins[i];
         d.max_series = 20000;
@@ -451,12 +466,12 @@ static void grow(mshard_t *s)
 
 mkey_t gw_metrics_make_key(int family, const gw_mlabel_t *l, int n)
 {
-    uint64_t w[2] = {(uint64_t)family, 0};
-    for (int i = 0; i < n; i++) {
-        int pos = i + 1;
-        w[pos / 4] |= (uint64_t)l[i] << (16 * (pos % 4));
-    }
-    return (mkey_t){w[0], w[1]};
+    gw_mlabel_t v[GW_METRICS_MAX_LABELS] = {0};
+    memcpy(v, l, (size_t)n * sizeof(*l));
+    return (mkey_t){(uint64_t)(uint16_t)family | (uint64_t)v[0] << 16 | (uint64_t)v[1] << 32 |
+                        (uint64_t)v[2] << 48,
+                    (uint64_t)v[3] | (uint64_t)v[4] << 16 | (uint64_t)v[5] << 32 |
+                        (uint64_t)v[6] << 48};
 }
 
 static mseries_t *insert(mshard_t *s, const mkey_t *k, int family)

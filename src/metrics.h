@@ -45,7 +45,31 @@
 #define GW_METRICS_VALUE_MAX 128      /* label values, bytes */
 
 typedef uint16_t gw_mlabel_t;
-enum { GW_ML_EMPTY = 0, GW_ML_OTHER = 1 };
+/* Label values with fixed ids (interned first, in this order), so the request path does not
+ * look them up: "", "other", "true", "false", "prompt", "completion", "tokenizer",
+ * "upstream", the methods, the upstream attempt results (metrics_hooks.h order), and every
+ * status "100".."599" (GW_ML_STATUS). */
+enum {
+    GW_ML_EMPTY,
+    GW_ML_OTHER,
+    GW_ML_TRUE,
+    GW_ML_FALSE,
+    GW_ML_PROMPT,
+    GW_ML_COMPLETION,
+    GW_ML_TOKENIZER,
+    GW_ML_UPSTREAM,
+    GW_ML_GET,
+    GW_ML_HEAD,
+    GW_ML_POST,
+    GW_ML_PUT,
+    GW_ML_DELETE,
+    GW_ML_OPTIONS,
+    GW_ML_PATCH,
+    GW_ML_RESULT_FIRST, /* 7 results: ok, retry, fallback, unreachable, timeout, ... */
+    GW_ML_STATUS_FIRST = GW_ML_RESULT_FIRST + 7,
+    GW_ML_RESERVED = GW_ML_STATUS_FIRST + 500
+};
+#define GW_ML_STATUS(s) ((gw_mlabel_t)(GW_ML_STATUS_FIRST + (s) - 100))
 
 typedef enum { GW_MT_COUNTER, GW_MT_GAUGE, GW_MT_HISTOGRAM } gw_mtype_t;
 typedef enum { GW_MA_SUM, GW_MA_MAX, GW_MA_LAST } gw_magg_t;

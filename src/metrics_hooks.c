@@ -32,25 +32,21 @@ static gw_mlabel_t method_label(const char *m)
     static const char *known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"};
     for (size_t i = 0; m && i < GW_ARRAY_SIZE(known); i++)
         if (strcmp(m, known[i]) == 0)
-            return gw_metrics_label(known[i], strlen(known[i]));
+            return (gw_mlabel_t)(GW_ML_GET + i);
     return GW_ML_OTHER;
 }
 
 static gw_mlabel_t status_label(int status)
 {
-    if (status < 100 || status > 599)
-        return GW_ML_OTHER;
-    char s[3] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
-                 (char)('0' + status % 10)};
-    return gw_metrics_label(s, 3);
+    return status >= 100 && status <= 599 ? GW_ML_STATUS(status) : GW_ML_OTHER;
 }
-
-static gw_mlabel_t bool_label(int v) { return gw_metrics_label(v ? "true" : "false", v ? 4 : 5); }
 
 void gw_metrics_llm_start(gw_req_t *req, const char *backend, int stream)
 {
     gw_req_stats_t *st = &req->stats;
-    snprintf(st->backend, sizeof(st->backend), "%s", backend ? backend : "");
+    size_t n = backend ? strnlen(backend, sizeof(st->backend) - 1) : 0;
+    memcpy(st->backend, backend ? backend : "", n);
+    st->backend[n] = '\0';
     st->llm = 1;
     st->stream = stream ? 1 : 0;
     if (st->stream)
@@ -63,7 +59,7 @@ static void llm_done(const gw_req_t *req, gw_mlabel_t status, uint64_t now, doub
     const char *model = st->model[0] ? st->model : req->log_model ? req->log_model : "";
     gw_mlabel_t m = gw_metrics_model_label(model, strlen(model));
     gw_mlabel_t l[4] = {m == GW_ML_EMPTY ? GW_ML_OTHER : m, label_of(st->backend),
-                        bool_label(st->stream), status};
+                        st->stream ? GW_ML_TRUE : GW_ML_FALSE, status};
     gw_metrics_add(GW_MF_LLM_REQUESTS, l, 1);
     gw_metrics_observe(GW_MF_LLM_DURATION, l, duration);
     if (st->stream) {
@@ -78,12 +74,11 @@ static void llm_done(const gw_req_t *req, gw_mlabel_t status, uint64_t now, doub
     }
     if (st->usage_source == GW_USAGE_NONE)
         return;
-    l[2] = gw_metrics_label("prompt", 6);
+    l[2] = GW_ML_PROMPT;
     gw_metrics_add(GW_MF_LLM_TOKENS, l, (double)st->prompt_tokens);
-    l[2] = gw_metrics_label("completion", 10);
+    l[2] = GW_ML_COMPLETION;
     gw_metrics_add(GW_MF_LLM_TOKENS, l, (double)st->completion_tokens);
-    l[0] = st->usage_source == GW_USAGE_UPSTREAM ? gw_metrics_label("upstream", 8)
-                                                 : gw_metrics_label("tokenizer", 9);
+    l[0] = st->usage_source == GW_USAGE_UPSTREAM ? GW_ML_UPSTREAM : GW_ML_TOKENIZER;
     gw_metrics_add(GW_MF_LLM_USAGE_SOURCE, l, 1);
 }
 
@@ -101,19 +96,13 @@ void gw_metrics_request_done(const gw_req_t *req)
         llm_done(req, status, now, duration);
 }
 
-const char *gw_metrics_up_result_name(gw_up_result_t result)
-{
-    static const char *names[GW_UP_RESULT_COUNT] = {
-        "ok", "retry", "fallback", "unreachable", "timeout", "bad_answer", "refused"};
-    return (unsigned)result < GW_UP_RESULT_COUNT ? names[result] : "other";
-}
-
 void gw_metrics_upstream_attempt(const char *backend, gw_up_result_t result)
 {
     if (!gw_metrics_enabled())
         return;
-    const char *r = gw_metrics_up_result_name(result);
-    gw_mlabel_t l[2] = {label_of(backend), gw_metrics_label(r, strlen(r))};
+    gw_mlabel_t l[2] = {label_of(backend), (unsigned)result < GW_UP_RESULT_COUNT
+                                               ? (gw_mlabel_t)(GW_ML_RESULT_FIRST + result)
+                                               : GW_ML_OTHER};
     gw_metrics_add(GW_MF_UPSTREAM_ATTEMPTS, l, 1);
 }
 

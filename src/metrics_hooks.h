@@ -49,7 +49,6 @@ void gw_metrics_llm_start(gw_req_t *req, const char *backend, int stream);
 void gw_metrics_request_done(const gw_req_t *req);
 /* One upstream attempt ended with result. */
 void gw_metrics_upstream_attempt(const char *backend, gw_up_result_t result);
-const char *gw_metrics_up_result_name(gw_up_result_t result);
 /* This thread's upstream connections of backend in state (a gauge, summed over threads). */
 void gw_metrics_upstream_conns(const char *backend, const char *state, int n);
 /* This thread's breaker of backend is open (1) or closed (0); the scrape shows the max. */

@@ -174,7 +174,9 @@ static void put_num(gw_buf_t *b, double v)
 /* HELP text: \ and newline escaped; label values: also ". */
 static void put_escaped(gw_buf_t *b, const char *s, int quote)
 {
-    for (; *s; s++) {
+    size_t n = strcspn(s, quote ? "\\\n\"" : "\\\n");
+    gw_buf_append(b, s, n); /* the common case: nothing to escape */
+    for (s += n; *s; s++) {
         if (*s == '\\')
             gw_buf_puts(b, "\\\\");
         else if (*s == '\n')
@@ -186,51 +188,71 @@ static void put_escaped(gw_buf_t *b, const char *s, int quote)
     }
 }
 
-/* {a="x",b="y"[,le="..."]} or nothing. le: NULL, or the bucket bound (+Inf when isinf). */
-static void put_labels(gw_buf_t *b, const mfamily_t *f, const gw_mlabel_t *l, const double *le)
+/* a="x",b="y" (no braces) into out: written once per series, reused by its lines. */
+static void label_set(gw_buf_t *out, const mfamily_t *f, const gw_mlabel_t *l)
 {
-    if (f->n_labels == 0 && !le)
-        return;
-    gw_buf_putc(b, '{');
+    gw_buf_reset(out);
     for (int i = 0; i < f->n_labels; i++) {
         if (i)
-            gw_buf_putc(b, ',');
-        gw_buf_puts(b, f->label_names[i]);
-        gw_buf_puts(b, "=\"");
-        put_escaped(b, gw_metrics_label_text(l[i]), 1);
-        gw_buf_putc(b, '"');
+            gw_buf_putc(out, ',');
+        gw_buf_puts(out, f->label_names[i]);
+        gw_buf_puts(out, "=\"");
+        put_escaped(out, gw_metrics_label_text(l[i]), 1);
+        gw_buf_putc(out, '"');
     }
-    if (le) {
-        gw_buf_puts(b, f->n_labels ? ",le=\"" : "le=\"");
-        put_num(b, *le);
-        gw_buf_putc(b, '"');
-    }
-    gw_buf_putc(b, '}');
 }
 
-static void put_sample(gw_buf_t *b, const mfamily_t *f, const char *suffix, const gw_mlabel_t *l,
-                       const double *le, double v)
+/* name<suffix>{labels[,le="<le>"]} value */
+static void put_sample(gw_buf_t *b, const mfamily_t *f, const char *suffix, const gw_buf_t *ls,
+                       const char *le, double v)
 {
     gw_buf_puts(b, f->name);
     gw_buf_puts(b, suffix);
-    put_labels(b, f, l, le);
+    if (ls->len || le) {
+        gw_buf_putc(b, '{');
+        gw_buf_append(b, ls->data, ls->len);
+        if (le) {
+            gw_buf_puts(b, ls->len ? ",le=\"" : "le=\"");
+            gw_buf_puts(b, le);
+            gw_buf_putc(b, '"');
+        }
+        gw_buf_putc(b, '}');
+    }
     gw_buf_putc(b, ' ');
     put_num(b, v);
     gw_buf_putc(b, '\n');
 }
 
-static void put_series(gw_buf_t *b, const mfamily_t *f, const gw_mlabel_t *l, const double *v)
+/* The le="..." texts of a family's buckets (+Inf last). */
+typedef struct {
+    char text[GW_METRICS_MAX_BUCKETS + 1][32];
+} bounds_t;
+
+static void bounds_of(const mfamily_t *f, bounds_t *out)
+{
+    gw_buf_t t;
+    gw_buf_init(&t);
+    for (int i = 0; i < f->n_buckets; i++) {
+        gw_buf_reset(&t);
+        put_num(&t, f->buckets[i]);
+        snprintf(out->text[i], sizeof(out->text[i]), "%s", t.data);
+    }
+    snprintf(out->text[f->n_buckets], sizeof(out->text[0]), "+Inf");
+    gw_buf_dispose(&t);
+}
+
+static void put_series(gw_buf_t *b, const mfamily_t *f, const gw_buf_t *ls, const bounds_t *bd,
+                       const double *v)
 {
     if (f->type != GW_MT_HISTOGRAM)
-        return put_sample(b, f, "", l, NULL, v[0]);
+        return put_sample(b, f, "", ls, NULL, v[0]);
     double cum = 0;
     for (int i = 0; i <= f->n_buckets; i++) {
         cum += v[i];
-        double le = i < f->n_buckets ? f->buckets[i] : INFINITY;
-        put_sample(b, f, "_bucket", l, &le, cum);
+        put_sample(b, f, "_bucket", ls, bd->text[i], cum);
     }
-    put_sample(b, f, "_sum", l, NULL, v[f->n_buckets + 1]);
-    put_sample(b, f, "_count", l, NULL, cum);
+    put_sample(b, f, "_sum", ls, NULL, v[f->n_buckets + 1]);
+    put_sample(b, f, "_count", ls, NULL, cum);
 }
 
 static double resident_bytes(void)
@@ -245,7 +267,7 @@ static double resident_bytes(void)
     return (double)rss * (double)sysconf(_SC_PAGESIZE);
 }
 
-static void put_computed(gw_buf_t *b, int id, const mfamily_t *f)
+static void put_computed(gw_buf_t *b, int id, const mfamily_t *f, gw_buf_t *ls)
 {
     gw_mlabel_t l[1] = {0};
     double v = 0;
@@ -260,7 +282,8 @@ static void put_computed(gw_buf_t *b, int id, const mfamily_t *f)
     case GW_MF_PROCESS_RSS: v = resident_bytes(); break;
     default: return;
     }
-    put_sample(b, f, "", l, NULL, v);
+    label_set(ls, f, l);
+    put_sample(b, f, "", ls, NULL, v);
 }
 
 static void put_family_head(gw_buf_t *b, const mfamily_t *f)
@@ -285,23 +308,32 @@ void gw_metrics_render(gw_buf_t *out)
     qsort(m.rows, m.n, sizeof(*m.rows), cmp_rows);
     int nf = atomic_load_explicit(&gw_mfamily_count, memory_order_acquire);
     double zeros[GW_METRICS_MAX_BUCKETS + 2] = {0};
+    gw_buf_t ls;
+    gw_buf_init(&ls);
+    bounds_t bd;
     size_t r = 0;
     for (int id = 0; id < nf; id++) {
         const mfamily_t *f = &gw_mfamilies[id];
         put_family_head(out, f);
         if (f->computed) {
-            put_computed(out, id, f);
+            put_computed(out, id, f, &ls);
             continue;
         }
+        if (f->type == GW_MT_HISTOGRAM)
+            bounds_of(f, &bd);
         size_t first = r;
         for (; r < m.n && m.rows[r].family == id; r++) {
             gw_mlabel_t l[GW_METRICS_MAX_LABELS];
             gw_metrics_key_labels(&m.rows[r].key, l, f->n_labels);
-            put_series(out, f, l, m.vals + m.rows[r].off);
+            label_set(&ls, f, l);
+            put_series(out, f, &ls, &bd, m.vals + m.rows[r].off);
         }
-        if (r == first && f->n_labels == 0)
-            put_series(out, f, NULL, zeros);
+        if (r == first && f->n_labels == 0) {
+            gw_buf_reset(&ls);
+            put_series(out, f, &ls, &bd, zeros);
+        }
     }
+    gw_buf_dispose(&ls);
     merge_dispose(&m);
 }
 

@@ -35,6 +35,7 @@ local chain = {}    -- phase -> array of { name, inst, fn }
 local instances = {}
 local active = {}   -- request id -> r (between handle/route and log)
 local api_prefix = ""
+local metrics_on = true
 local catalog       -- the models policy (resolves the model label of the metrics)
 local policy_errors -- gateway_policy_errors_total
 
@@ -143,7 +144,7 @@ local function build_host(opts)
         random_string = random_string,
         ip = optional("gw.ip"),
         shared = optional("gw.shared"),
-        metrics = metrics.new(C),
+        metrics = metrics.new(C, { enabled = metrics_on }),
     }
     function h.policy(name)
         return instances[name]
@@ -405,6 +406,9 @@ local function publish_ctx(r, req)
     if type(m) == "string" and m ~= r._model then
         r._model = m
         C.gw_ffi_req_set_log_model(req, m, #m)
+        if not metrics_on then
+            return
+        end
         -- the metrics' model label: the catalog id the name resolves to, or "other"
         local e = catalog and catalog:resolve(m)
         local label = type(e) == "table" and type(e.id) == "string" and e.id or "other"
@@ -508,6 +512,7 @@ function _M.init(opts)
         [cfg.api_prefix .. "/tokenize"] = true,
     }
     api_prefix = cfg.api_prefix
+    metrics_on = opts.metrics ~= false
     host = build_host(opts)
     policy_errors = host.metrics.counter("gateway_policy_errors_total",
         "Errors raised by policies, by policy and phase.", { "policy", "phase" })

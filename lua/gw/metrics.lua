@@ -4,7 +4,7 @@
 -- the GNU General Public License as published by the Free Software Foundation, either version 3
 -- of the License, or (at your option) any later version. See LICENSE.
 --
--- new(C) builds the host.metrics object of one VM over the gw_ffi_metrics_* functions: ffi.C
+-- new(C, opts) builds the host.metrics object of one VM over the gw_ffi_metrics_* functions: ffi.C
 -- in the binary, the in-memory fake of spec/support/fake_metrics.lua in specs (so both run this
 -- same code). Families live in C for the whole process (registering the same definition again,
 -- from another worker or after a reload, returns the same family); series are per worker and
@@ -41,7 +41,10 @@ local function number(v)
     return type(v) == "number" and v == v and v > -huge and v < huge
 end
 
-function _M.new(C)
+-- opts.enabled = false (METRICS=off): families are still checked and registered, updates are
+-- only checked (no FFI call)
+function _M.new(C, opts)
+    local enabled = not (opts and opts.enabled == false)
     local ids, n_ids = {}, 0
     local buf = ffi.new("uint16_t[?]", MAX_LABELS)
     local errbuf = ffi.new("char[256]")
@@ -93,6 +96,9 @@ function _M.new(C)
     end
 
     local function update(self, op, labels, v, what)
+        if not enabled then
+            return
+        end
         local ok, err = fill(self, labels)
         if not ok then
             error(self.name .. ":" .. what .. ": " .. err, 3)
@@ -186,10 +192,10 @@ function _M.new(C)
     function api.counter(name, help, label_names)
         return define("counter", name, help, label_names)
     end
-    -- opts.aggregate: how the workers' values merge: "sum" (default), "max" or "last" (the
+    -- gopts.aggregate: how the workers' values merge: "sum" (default), "max" or "last" (the
     -- value set most recently by any worker)
-    function api.gauge(name, help, label_names, opts)
-        local agg = opts and opts.aggregate or "sum"
+    function api.gauge(name, help, label_names, gopts)
+        local agg = gopts and gopts.aggregate or "sum"
         if not AGG[agg] then
             error("host.metrics.gauge: aggregate must be \"sum\", \"max\" or \"last\"", 2)
         end

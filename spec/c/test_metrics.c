@@ -107,6 +107,15 @@ TEST(labels)
     fresh(1);
     CHECK_EQ_INT(L(""), GW_ML_EMPTY);
     CHECK_EQ_INT(L("other"), GW_ML_OTHER);
+    CHECK_EQ_INT(L("true"), GW_ML_TRUE);
+    CHECK_EQ_INT(L("completion"), GW_ML_COMPLETION);
+    CHECK_EQ_INT(L("PATCH"), GW_ML_PATCH);
+    CHECK_EQ_INT(L("ok"), GW_ML_RESULT_FIRST + GW_UP_OK);
+    CHECK_EQ_INT(L("refused"), GW_ML_RESULT_FIRST + GW_UP_REFUSED);
+    CHECK_EQ_INT(L("100"), GW_ML_STATUS(100));
+    CHECK_EQ_INT(L("404"), GW_ML_STATUS(404));
+    CHECK_EQ_INT(L("599"), GW_ML_STATUS(599));
+    CHECK_EQ_INT(GW_ML_RESERVED, GW_ML_STATUS(599) + 1);
     gw_mlabel_t a = L("alpha");
     CHECK(a > GW_ML_OTHER);
     CHECK_EQ_INT(L("alpha"), a);
@@ -134,7 +143,7 @@ TEST(label_capacity)
         int n = snprintf(s, sizeof(s), "v%d", i);
         others += gw_metrics_label(s, (size_t)n) == GW_ML_OTHER;
     }
-    CHECK_EQ_INT(others, 12); /* 2 ids are reserved ("" and "other") */
+    CHECK_EQ_INT(others, 10 + GW_ML_RESERVED); /* the fixed ids are taken first */
     CHECK_EQ_STR(gw_metrics_label_text(L("v5")), "v5");
 }
 
