@@ -400,6 +400,7 @@ int gw_master_main(int argc, char **argv)
     if (!all_exited)
         _exit(0); /* grace period over: do not wait for busy workers */
     gw_process_shutdown();
+    gw_metrics_shutdown();
     gw_config_dispose(&M.cfg);
     free(cfg_dir);
     free(cfg_base);
