@@ -170,7 +170,7 @@ static void reserve_locked(void)
                                   "bad_answer", "refused"};
     for (size_t i = 0; i < GW_ARRAY_SIZE(fixed); i++)
         insert_label_locked(fixed[i], strlen(fixed[i]), hash_bytes(fixed[i], strlen(fixed[i])));
-    char st[4];
+    char st[12];
     for (int code = 100; code < 600; code++) {
         snprintf(st, sizeof(st), "%d", code);
         insert_label_locked(st, 3, hash_bytes(st, 3));
@@ -467,7 +467,8 @@ static void grow(mshard_t *s)
 mkey_t gw_metrics_make_key(int family, const gw_mlabel_t *l, int n)
 {
     gw_mlabel_t v[GW_METRICS_MAX_LABELS] = {0};
-    memcpy(v, l, (size_t)n * sizeof(*l));
+    if (n > 0)
+        memcpy(v, l, (size_t)n * sizeof(*l));
     return (mkey_t){(uint64_t)(uint16_t)family | (uint64_t)v[0] << 16 | (uint64_t)v[1] << 32 |
                         (uint64_t)v[2] << 48,
                     (uint64_t)v[3] | (uint64_t)v[4] << 16 | (uint64_t)v[5] << 32 |

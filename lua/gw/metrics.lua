@@ -122,18 +122,16 @@ function _M.new(C, opts)
         end
         update(self, OP_ADD, labels, -n, "dec")
     end
-    function methods.set(self, labels, v)
-        if not number(v) then
-            error(self.name .. ":set: the value must be a finite number", 2)
+    local function value_method(op, what)
+        return function(self, labels, v)
+            if not number(v) then
+                error(self.name .. ":" .. what .. ": the value must be a finite number", 2)
+            end
+            update(self, op, labels, v, what)
         end
-        update(self, OP_SET, labels, v, "set")
     end
-    function methods.observe(self, labels, v)
-        if not number(v) then
-            error(self.name .. ":observe: the value must be a finite number", 2)
-        end
-        update(self, OP_OBSERVE, labels, v, "observe")
-    end
+    methods.set = value_method(OP_SET, "set")
+    methods.observe = value_method(OP_OBSERVE, "observe")
 
     -- per kind: its methods; the others raise (a counter has no :set)
     local KINDS = { counter = { inc = true }, gauge = { inc = true, dec = true, set = true },
