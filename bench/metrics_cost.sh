@@ -53,7 +53,7 @@ last_ir() {
     f=$(ls -t "$1".* 2>/dev/null | head -1)
     [ -n "$f" ] || die "no callgrind dump for $1"
     total=$(awk '/^(summary|totals):/ { print $2; exit }' "$f")
-    hooks=$(callgrind_annotate --inclusive=yes --threshold=100 "$f" | awk '
+    hooks=$(callgrind_annotate --inclusive=yes --threshold=100 --auto=no "$f" | awk '!/=>/ &&
         /metrics_hooks\.c:gw_metrics_(request_done|llm_start|upstream_attempt) |routes\.c:gw_routes_classify |ffi_metrics\.c:gw_ffi_req_set_stat / {
             gsub(",", "", $1); s += $1 } END { print s + 0 }')
     echo "$total $hooks"
