@@ -102,7 +102,7 @@ static atomic_uchar catalog[GW_METRICS_MAX_LABEL_IDS];
 static pthread_mutex_t shards_lock = PTHREAD_MUTEX_INITIALIZER;
 static mshard_t *shards;
 static __thread mshard_t *my_shard;
-atomic_ullong gw_mset_seq; /* order of gauge sets, for the "last" aggregation */
+static atomic_ullong gw_mset_seq; /* order of gauge sets, for the "last" aggregation */
 
 int gw_metrics_enabled(void) { return atomic_load_explicit(&metrics_on, memory_order_relaxed); }
 

@@ -160,6 +160,9 @@ function _M.new(C, opts)
             if type(l) ~= "string" then
                 error(where .. ": label_names must be an array of strings", 3)
             end
+            if not l:find("^[%a_][%w_]*$") then -- (before joining them with ",")
+                error(where .. ": metric " .. name .. ": invalid label name '" .. l .. "'", 3)
+            end
         end
         local b, nb = nil, 0
         if buckets then

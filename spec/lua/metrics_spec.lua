@@ -159,6 +159,8 @@ describe("host.metrics", function()
                 { "gauge", "x_g", { "le" }, "invalid label name" },
                 { "gauge", "x_g", { "__a" }, "invalid label name" },
                 { "gauge", "x_g", { "a-b" }, "invalid label name" },
+                { "gauge", "x_g", { "a,b" }, "invalid label name 'a,b'" },
+                { "gauge", "x_g", { "" }, "invalid label name" },
                 { "gauge", "x_g", { "a", "a" }, "label names repeat" },
                 { "gauge", "x_g", { "a", "b", "c", "d", "e", "f", "g", "h" }, "too many labels" },
                 { "histogram", "x_h_sum", nil, "must not end with _bucket, _count or _sum" },
