@@ -65,6 +65,8 @@ struct gw_conn_s {
     int reading;
     int pumping;         /* inside conn_pump */
     int eof;             /* the client half-closed */
+    int dead;            /* a write failed: nothing more is read or written; the flusher closes
+                            the connection (from the loop, where no handler is on the stack) */
     int limit_status;    /* 413 or 431 when a callback stopped the parser on a limit */
     uint64_t deadline;   /* loop ms when the current timeout expires; 0 = none */
     uint64_t timer_due;  /* when the uv timer fires; 0 = not running */
@@ -95,6 +97,8 @@ static void conn_pump(gw_conn_t *c);
 static void conn_finish_request(gw_conn_t *c);
 static void start_reading(gw_conn_t *c);
 static void on_write(uv_write_t *wr, int status);
+static void mark_dirty(gw_conn_t *c);
+static void conn_send(gw_conn_t *c, const char *a, size_t alen, const char *b, size_t blen);
 
 /* ---------- timers ---------- */
 
@@ -315,13 +319,7 @@ static int on_headers_complete(llhttp_t *p)
     const char *ex = gw_req_header(r, "Expect", 6, &vl);
     if (ex && vl == 12 && strncasecmp(ex, "100-continue", 12) == 0 && r->http_minor >= 1) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        write_req_t *w = gw_malloc(sizeof(*w) + sizeof(cont));
-        w->conn = c;
-        w->len = sizeof(cont) - 1;
-        memcpy(w->data, cont, w->len);
-        uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
-        if (uv_write(&w->w, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0)
-            free(w);
+        conn_send(c, cont, sizeof(cont) - 1, NULL, 0);
     }
     return 0;
 }
@@ -352,7 +350,7 @@ static int on_message_complete(llhttp_t *p)
 /* A producer waiting for the client (gw_resp_on_drain) resumes once the queue is low. */
 static void check_drain(gw_conn_t *c)
 {
-    if (c->drain_cb && c->req && c->state != ST_CLOSING &&
+    if (c->drain_cb && c->req && !c->req->finished && c->state != ST_CLOSING && !c->dead &&
         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + c->out.len <= c->drain_low) {
         void (*cb)(gw_req_t *) = c->drain_cb;
         c->drain_cb = NULL;
@@ -360,22 +358,43 @@ static void check_drain(gw_conn_t *c)
     }
 }
 
+/* A write failed (the client reset or went away). The caller may be a handler in the middle
+ * of gw_resp_send or gw_resp_end, holding the request: nothing is freed and no callback runs
+ * here. The connection stops reading and writing and is closed by the flusher, in this loop
+ * iteration's check phase (an unfinished request is aborted there). */
+static void conn_fail(gw_conn_t *c)
+{
+    if (c->dead || c->state == ST_CLOSING)
+        return;
+    c->dead = 1;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+    gw_buf_reset(&c->out);
+    mark_dirty(c);
+}
+
 static void on_write(uv_write_t *wr, int status)
 {
     write_req_t *w = (write_req_t *)wr;
     gw_conn_t *c = w->conn;
     free(w);
-    if (status < 0 || c->state == ST_CLOSING)
+    if (status == UV_ECANCELED || c->state == ST_CLOSING)
         return;
+    if (status < 0) {
+        conn_fail(c);
+        return;
+    }
     check_drain(c);
 }
 
-static void conn_write(gw_conn_t *c, const char *a, size_t alen, const char *b, size_t blen)
+/* Write a then b (either may be empty), copying what the kernel does not take at once. A
+ * failure marks the connection dead (conn_fail) and never frees anything. */
+static void conn_send(gw_conn_t *c, const char *a, size_t alen, const char *b, size_t blen)
 {
-    if (c->state == ST_CLOSING)
+    if (c->state == ST_CLOSING || c->dead)
         return;
-    if (c->req)
-        c->req->bytes_sent += alen + blen;
     /* Fast path: write straight from the caller's buffers when nothing is queued. */
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
         uv_buf_t bufs[2] = {uv_buf_init((char *)a, (unsigned)alen),
@@ -384,7 +403,7 @@ static void conn_write(gw_conn_t *c, const char *a, size_t alen, const char *b, 
         if (n == (int)(alen + blen))
             return;
         if (n < 0 && n != UV_EAGAIN) {
-            conn_close(c);
+            conn_fail(c);
             return;
         }
         if (n > 0) {
@@ -408,8 +427,16 @@ static void conn_write(gw_conn_t *c, const char *a, size_t alen, const char *b, 
     uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
     if (uv_write(&w->w, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
         free(w);
-        conn_close(c);
+        conn_fail(c);
     }
+}
+
+/* A response's bytes (counted for the access log). */
+static void conn_write(gw_conn_t *c, const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (c->req && c->state != ST_CLOSING && !c->dead)
+        c->req->bytes_sent += alen + blen;
+    conn_send(c, a, alen, b, blen);
 }
 
 size_t gw_resp_queued(const gw_req_t *r)
@@ -463,7 +490,9 @@ static void on_flush(uv_check_t *h)
         gw_conn_t *c = s->dirty;
         s->dirty = c->dirty_next;
         c->dirty = 0;
-        if (c->state != ST_CLOSING)
+        if (c->dead)
+            conn_close(c);
+        else if (c->state != ST_CLOSING)
             conn_flush(c);
     }
     uv_idle_stop(&s->kick);
@@ -617,7 +646,8 @@ void gw_resp_start(gw_req_t *r, int status, const char *ctype)
 
 void gw_resp_write(gw_req_t *r, const char *data, size_t len)
 {
-    if (!r->started || r->finished || len == 0 || r->head_only || r->conn->state == ST_CLOSING)
+    if (!r->started || r->finished || len == 0 || r->head_only || r->conn->state == ST_CLOSING ||
+        r->conn->dead)
         return;
     static const char hex[] = "0123456789abcdef";
     char size[20];
@@ -765,6 +795,10 @@ static void conn_finish_request(gw_conn_t *c)
     if (c->srv->conf.on_complete)
         c->srv->conf.on_complete(r, c->srv->conf.ud);
     c->drain_cb = NULL;
+    if (c->dead) {
+        conn_close(c); /* the request is finished: freed without an abort */
+        return;
+    }
     if (c->close_after || c->srv->draining) {
         conn_close_graceful(c);
         return;
@@ -805,7 +839,7 @@ static void map_parse_error(gw_conn_t *c, llhttp_errno_t err)
 static void conn_parse(gw_conn_t *c, const char *data, size_t len)
 {
     llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
-    if (err == HPE_OK)
+    if (err == HPE_OK || c->dead) /* dead: the interim 100 failed; the flusher closes */
         return;
     if (err == HPE_PAUSED) {
         const char *pos = llhttp_get_error_pos(&c->parser);
@@ -826,7 +860,8 @@ static void conn_pump(gw_conn_t *c)
     if (c->pumping)
         return;
     c->pumping = 1;
-    while (c->pending.len && c->state != ST_CLOSING && c->state != ST_ACTIVE && !c->paused) {
+    while (c->pending.len && c->state != ST_CLOSING && c->state != ST_ACTIVE && !c->paused &&
+           !c->dead) {
         gw_buf_t data = c->pending;
         gw_buf_init(&c->pending);
         conn_parse(c, data.data, data.len);
