@@ -64,6 +64,7 @@ struct gw_conn_s {
     int paused;          /* parser paused on a complete message */
     int reading;
     int pumping;         /* inside conn_pump */
+    int pump_due;        /* pipelined bytes wait for the flusher to parse them */
     int eof;             /* the client half-closed */
     int dead;            /* a write failed: nothing more is read or written; the flusher closes
                             the connection (from the loop, where no handler is on the stack) */
@@ -95,6 +96,7 @@ static atomic_uint_fast64_t next_req_id = 1;
 static void conn_close(gw_conn_t *c);
 static void conn_pump(gw_conn_t *c);
 static void conn_finish_request(gw_conn_t *c);
+static void conn_continue(gw_conn_t *c);
 static void start_reading(gw_conn_t *c);
 static void on_write(uv_write_t *wr, int status);
 static void mark_dirty(gw_conn_t *c);
@@ -490,10 +492,17 @@ static void on_flush(uv_check_t *h)
         gw_conn_t *c = s->dirty;
         s->dirty = c->dirty_next;
         c->dirty = 0;
-        if (c->dead)
+        if (c->dead) {
             conn_close(c);
-        else if (c->state != ST_CLOSING)
-            conn_flush(c);
+            continue;
+        }
+        if (c->state == ST_CLOSING)
+            continue;
+        conn_flush(c);
+        if (c->pump_due) {
+            c->pump_due = 0;
+            conn_continue(c);
+        }
     }
     uv_idle_stop(&s->kick);
 }
@@ -811,13 +820,27 @@ static void conn_finish_request(gw_conn_t *c)
         c->paused = 0;
         llhttp_resume(&c->parser);
     }
-    conn_pump(c);
-    if (c->state != ST_CLOSING && !c->reading) {
-        if (c->eof)
-            conn_close_graceful(c);
-        else
-            start_reading(c);
+    if (c->pending.len) {
+        /* The next pipelined request is parsed by the flusher, from the loop: not inside the
+         * handler that just answered (it may be deep in an upstream library's callback). */
+        c->pump_due = 1;
+        mark_dirty(c);
+        return;
     }
+    conn_continue(c);
+}
+
+/* Parse the pipelined bytes, then read again (or, after the client's EOF, close once no
+ * request is left). */
+static void conn_continue(gw_conn_t *c)
+{
+    conn_pump(c);
+    if (c->state == ST_CLOSING || c->dead || c->reading)
+        return;
+    if (!c->eof)
+        start_reading(c);
+    else if (c->state != ST_ACTIVE)
+        conn_close_graceful(c);
 }
 
 static void map_parse_error(gw_conn_t *c, llhttp_errno_t err)

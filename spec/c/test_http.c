@@ -27,15 +27,51 @@ static uv_async_t stop_async;
 static gw_http_server_t *server;
 static uv_sem_t ready;
 static int completed;
+static int in_send; /* a handler is inside gw_resp_send */
+static int nested;  /* on_request ran inside another request's gw_resp_send */
 
-static void on_request(gw_req_t *req, void *ud)
+static void answer(gw_req_t *req)
 {
-    GW_UNUSED(ud);
     char body[256];
     int n = snprintf(body, sizeof(body), "%s %.*s body=%zu", req->method_name, (int)req->path_len,
                      req->path, req->body.len);
     gw_resp_add_header(req, "X-Test", 6, "1\r\nInjected: yes", 16); /* must be refused */
+    in_send++;
     gw_resp_send(req, 200, "text/plain", body, (size_t)n);
+    in_send--;
+}
+
+/* /async/...: answered from a timer, as a handler waiting for an upstream would. */
+static void on_timer_closed(uv_handle_t *h) { free(h); }
+
+static void on_async_timer(uv_timer_t *t)
+{
+    if (t->data)
+        answer(t->data);
+    uv_close((uv_handle_t *)t, on_timer_closed);
+}
+
+static void on_abort(gw_req_t *req)
+{
+    ((uv_timer_t *)req->data)->data = NULL;
+    req->data = NULL;
+}
+
+static void on_request(gw_req_t *req, void *ud)
+{
+    GW_UNUSED(ud);
+    if (in_send)
+        nested++;
+    if (req->path_len < 7 || memcmp(req->path, "/async/", 7) != 0) {
+        answer(req);
+        return;
+    }
+    uv_timer_t *t = gw_calloc(1, sizeof(*t));
+    uv_timer_init(&loop, t);
+    t->data = req;
+    req->data = t;
+    req->on_abort = on_abort;
+    uv_timer_start(t, on_async_timer, 5, 0);
 }
 
 static void on_complete(gw_req_t *req, void *ud)
@@ -127,6 +163,23 @@ TEST(pipelined_in_order)
     char *a = strstr(r, "GET /1"), *b = strstr(r, "POST /2 body=3"), *c = strstr(r, "GET /3");
     CHECK(a && b && c && a < b && b < c);
     CHECK_EQ_INT(count(r, "HTTP/1.1 200"), 3);
+    free(r);
+}
+
+/* A request answered later (from a timer) with pipelined requests behind it: they are parsed
+ * from the loop, never inside the answering handler's gw_resp_send. */
+TEST(pipelined_behind_async)
+{
+    const char req[] = "GET /async/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "GET /2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "GET /async/3 HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "BREW /4 HTTP/1.1\r\nHost: x\r\n\r\n";
+    char *r = exchange(req, sizeof(req) - 1, 1);
+    char *a = strstr(r, "GET /async/1"), *b = strstr(r, "GET /2"), *c = strstr(r, "GET /async/3");
+    char *d = strstr(r, "HTTP/1.1 400 ");
+    CHECK(a && b && c && d && a < b && b < c && c < d);
+    CHECK_EQ_INT(count(r, "HTTP/1.1 200"), 3);
+    CHECK_EQ_INT(nested, 0);
     free(r);
 }
 
@@ -222,6 +275,7 @@ int main(void)
     uv_sem_wait(&ready);
     RUN(simple_and_cors);
     RUN(pipelined_in_order);
+    RUN(pipelined_behind_async);
     RUN(chunked_body);
     RUN(head_has_no_body);
     RUN(expect_continue);
