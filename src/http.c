@@ -69,6 +69,9 @@ struct gw_conn_s {
     int dead;            /* a write failed: nothing more is read or written; the flusher closes
                             the connection (from the loop, where no handler is on the stack) */
     int limit_status;    /* 413 or 431 when a callback stopped the parser on a limit */
+    const char *reject;  /* why a callback refused the request head (the 400's message) */
+    const char *exec_begin; /* the start of the bytes llhttp_execute is parsing */
+    int lf_ws;           /* the bytes parsed before end with a LF and zero or more SP/HT */
     uint64_t deadline;   /* loop ms when the current timeout expires; 0 = none */
     uint64_t timer_due;  /* when the uv timer fires; 0 = not running */
     gw_buf_t pending;
@@ -260,12 +263,63 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* RFC 9110 5.1: a field name is a token (RFC 9112 5.1: no whitespace before the colon).
+ * llhttp 8.1 lets SP through ("X A: b", "X-A : b"), and an empty name (": b"); an intermediary
+ * that reads such a name differently is a request-smuggling vector, so they are refused. */
+static int is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    gw_conn_t *c = p->data;
+    gw_req_t *r = c->req;
+    /* no on_header_field since the last value: the name was empty */
+    const gw_header_t *h =
+        c->in_header_value || !r->n_headers ? NULL : &r->headers[r->n_headers - 1];
+    int ok = h && h->name_len > 0;
+    for (size_t i = 0; ok && i < h->name_len; i++)
+        ok = is_tchar((unsigned char)r->head.data[h->name_off + i]);
+    if (ok)
+        return 0;
+    c->reject = "invalid header name";
+    return HPE_USER;
+}
+
+/* RFC 9112 5.2: a line folded into a field value (obs-fold: a line end followed by SP or HT)
+ * is refused with 400. llhttp 8.1 accepts it, as a further value span or, right after the
+ * colon, as plain whitespace. Looking back from a value span's first byte over SP/HT meets a LF
+ * only for a fold; at the start of this read, the bytes parsed before tell (c->lf_ws). A value
+ * continued from the previous read is no fold: that read ended inside the value. */
+static int folded(const gw_conn_t *c, const char *at)
+{
+    const char *q = at;
+    while (q > c->exec_begin && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    return q == c->exec_begin ? c->lf_ws : q[-1] == '\n';
+}
+
+/* After a parse: whether the parsed bytes (with those before) end in LF, SP/HT*. */
+static void track_tail(gw_conn_t *c, const char *data, const char *end)
+{
+    while (end > data && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    if (end > data)
+        c->lf_ws = end[-1] == '\n';
+}
+
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     gw_conn_t *c = p->data;
     gw_req_t *r = c->req;
     if (head_limit(c, len))
         return HPE_USER;
+    if (len && folded(c, at)) { /* (an empty value's span starts on the next line) */
+        c->reject = "folded header line (obs-fold)";
+        return HPE_USER;
+    }
     gw_header_t *h = &r->headers[r->n_headers - 1];
     if (!c->in_header_value) {
         c->in_header_value = 1;
@@ -845,7 +899,7 @@ static void conn_continue(gw_conn_t *c)
 
 static void map_parse_error(gw_conn_t *c, llhttp_errno_t err)
 {
-    const char *reason = llhttp_get_error_reason(&c->parser);
+    const char *reason = c->reject ? c->reject : llhttp_get_error_reason(&c->parser);
     if (c->limit_status == 431)
         protocol_error(c, 431, "header_too_large", "Request header fields too large");
     else if (c->limit_status == 413)
@@ -861,12 +915,17 @@ static void map_parse_error(gw_conn_t *c, llhttp_errno_t err)
  * c->pending (they are parsed once the response is complete, by conn_pump). */
 static void conn_parse(gw_conn_t *c, const char *data, size_t len)
 {
+    c->exec_begin = data;
     llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+    c->exec_begin = NULL;
+    if (err == HPE_OK)
+        track_tail(c, data, data + len);
     if (err == HPE_OK || c->dead) /* dead: the interim 100 failed; the flusher closes */
         return;
     if (err == HPE_PAUSED) {
         const char *pos = llhttp_get_error_pos(&c->parser);
         size_t used = pos ? (size_t)(pos - data) : len;
+        track_tail(c, data, data + used);
         c->paused = 1;
         if (used < len)
             gw_buf_append(&c->pending, data + used, len - used);
@@ -1038,6 +1097,7 @@ int gw_http_server_start(uv_loop_t *loop, const char *host, int port, const gw_h
     s->settings.on_message_begin = on_message_begin;
     s->settings.on_url = on_url;
     s->settings.on_header_field = on_header_field;
+    s->settings.on_header_field_complete = on_header_field_complete;
     s->settings.on_header_value = on_header_value;
     s->settings.on_headers_complete = on_headers_complete;
     s->settings.on_body = on_body;

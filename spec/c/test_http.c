@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,8 +113,9 @@ static void server_thread(void *arg)
     uv_loop_close(&loop);
 }
 
-/* Send raw bytes, read until the server closes or `expect` responses arrived. */
-static char *exchange(const char *data, size_t len, int expect_close)
+/* Send raw bytes (in two writes, split at `split`, when 0 < split < len), read until the
+ * server closes (expect_close) or, after a half-close, until it answered and closed. */
+static char *exchange_split(const char *data, size_t len, size_t split, int expect_close)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -122,8 +124,16 @@ static char *exchange(const char *data, size_t len, int expect_close)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
         return gw_strdup("");
-    if (write(fd, data, len) != (ssize_t)len)
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    size_t first = split > 0 && split < len ? split : len;
+    if (write(fd, data, first) != (ssize_t)first)
         return gw_strdup("");
+    if (first < len) {
+        usleep(20000); /* most of the time, the server reads the two parts separately */
+        if (write(fd, data + first, len - first) != (ssize_t)(len - first))
+            return gw_strdup("");
+    }
     if (!expect_close)
         shutdown(fd, SHUT_WR);
     char *out = gw_calloc(1, 65536);
@@ -133,6 +143,11 @@ static char *exchange(const char *data, size_t len, int expect_close)
         got += (size_t)n;
     close(fd);
     return out;
+}
+
+static char *exchange(const char *data, size_t len, int expect_close)
+{
+    return exchange_split(data, len, 0, expect_close);
 }
 
 static int count(const char *hay, const char *needle)
@@ -260,6 +275,74 @@ TEST(malformed)
     }
 }
 
+/* Issue 8 item 5: whitespace in or before a header name, an empty name and folded lines are
+ * 400 (RFC 9112 5.1, 5.2); each split into two reads around the interesting byte as well. */
+static void check_head(const char *head, int want, const char *why)
+{
+    char req[512];
+    int n = snprintf(req, sizeof(req), "%s\r\nConnection: close\r\n\r\n", head);
+    const char *mark = strstr(head, "\r\n ") ? strstr(head, "\r\n ")
+                     : strstr(head, "\r\n\t") ? strstr(head, "\r\n\t")
+                     : strrchr(head, ':');
+    size_t at = mark ? (size_t)(mark - head) : 20;
+    for (size_t split = 0; split < 7; split++) {
+        size_t cut = split ? at - 3 + split : 0;
+        char *r = exchange_split(req, (size_t)n, cut, 1);
+        int got = strncmp(r, "HTTP/1.1 ", 9) == 0 ? atoi(r + 9) : 0;
+        if (got != want || (why && !strstr(r, why)))
+            fprintf(stderr, "%s (split at %zu): got %.60s\n", head, cut, r);
+        CHECK_EQ_INT(got, want);
+        free(r);
+    }
+}
+
+TEST(header_names_and_folding)
+{
+    const char *bad_name[] = {
+        "GET / HTTP/1.1\r\nHost: x\r\nX A: b",
+        "GET / HTTP/1.1\r\nHost: x\r\nX-A : b",
+        "GET / HTTP/1.1\r\nHost: x\r\nX-A  : b",
+        "GET / HTTP/1.1\r\nHost: x\r\n: b",
+        "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked",
+    };
+    for (size_t i = 0; i < GW_ARRAY_SIZE(bad_name); i++)
+        check_head(bad_name[i], 400, i == 4 ? NULL : "invalid header name"); /* 4: llhttp too */
+    const char *folded[] = {
+        "GET / HTTP/1.1\r\nHost: x\r\nX-A: b\r\n c",
+        "GET / HTTP/1.1\r\nHost: x\r\nX-A: b\r\n\tc",
+        "GET / HTTP/1.1\r\nHost: x\r\nX-A:\r\n c",
+        "GET / HTTP/1.1\r\nHost: x\r\nX-A: \r\n  c",
+        "GET / HTTP/1.1\r\nHost: x\r\nX-A: b\r\n ",
+        "GET / HTTP/1.1\r\nHost: x\r\n X-A: b",
+    };
+    for (size_t i = 0; i < GW_ARRAY_SIZE(folded); i++)
+        check_head(folded[i], 400, "obs-fold");
+    /* llhttp itself refuses these (whitespace before the first header, a tab in a name) */
+    check_head("GET / HTTP/1.1\r\n X-A: b", 400, NULL);
+    check_head("GET / HTTP/1.1\r\nX-A\t: b", 400, NULL);
+    const char *good[] = {
+        "GET / HTTP/1.1\r\nHost: x\r\nX-A: b c",
+        "GET / HTTP/1.1\r\nHost: x\r\nX-A:b",
+        "GET / HTTP/1.1\r\nHost: x\r\nX-A:\tb \t",
+        "GET / HTTP/1.1\r\nHost: x\r\nX-A:   b  c  ",
+        "GET / HTTP/1.1\r\nHost: x\r\nX-A:\r\nX-B: c",
+        "GET / HTTP/1.1\r\nHost: x\r\nX-!#$%&'*+.^_`|~09: b",
+    };
+    for (size_t i = 0; i < GW_ARRAY_SIZE(good); i++)
+        check_head(good[i], 200, NULL);
+    /* trailers of a chunked body are header lines too */
+    const char trailer[] = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "1\r\na\r\n0\r\nT A: b\r\n\r\n";
+    char *r = exchange(trailer, sizeof(trailer) - 1, 1);
+    CHECK(strncmp(r, "HTTP/1.1 400 ", 13) == 0);
+    free(r);
+    const char tfold[] = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "1\r\na\r\n0\r\nT: a\r\n b\r\n\r\n";
+    r = exchange(tfold, sizeof(tfold) - 1, 1);
+    CHECK(strncmp(r, "HTTP/1.1 400 ", 13) == 0);
+    free(r);
+}
+
 TEST(header_timeout)
 {
     char *r = exchange("GET / HTTP/1.1\r\nHost: x\r\n", 25, 1);
@@ -281,6 +364,7 @@ int main(void)
     RUN(expect_continue);
     RUN(limits);
     RUN(malformed);
+    RUN(header_names_and_folding);
     RUN(header_timeout);
     uv_async_send(&stop_async);
     uv_thread_join(&t);

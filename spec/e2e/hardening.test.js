@@ -65,6 +65,36 @@ async function resetStorm(port, total, parallel) {
   await Promise.all(Array.from({ length: parallel }, lane));
 }
 
+test('header names with whitespace and folded header lines are 400 (RFC 9112 5.1, 5.2)',
+  async (t) => {
+    const gw = await startGateway();
+    t.after(() => gw.stop());
+    const cases = [
+      'GET /ping HTTP/1.1\r\nHost: x\r\nX A: b\r\n\r\n',
+      'GET /ping HTTP/1.1\r\nHost: x\r\nX-A : b\r\n\r\n',
+      'GET /ping HTTP/1.1\r\nHost: x\r\nX-A\t: b\r\n\r\n',
+      'GET /ping HTTP/1.1\r\n X-A: b\r\nHost: x\r\n\r\n',
+      'GET /ping HTTP/1.1\r\nHost: x\r\n: b\r\n\r\n',
+      'GET /ping HTTP/1.1\r\nHost: x\r\nX-A: b\r\n c\r\n\r\n',
+      'GET /ping HTTP/1.1\r\nHost: x\r\nX-A:\r\n\tc\r\n\r\n',
+      'POST /ping HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc',
+    ];
+    for (const c of cases) {
+      const { text, closedByPeer } = await raw(gw.port, c);
+      const [res] = parseResponses(text);
+      assert.ok(res, `an answer to ${JSON.stringify(c)}`);
+      assert.equal(res.status, 400, JSON.stringify(c));
+      const err = JSON.parse(res.body).error;
+      assert.equal(err.code, 'invalid_request');
+      assert.equal(err.type, 'error');
+      assert.match(err.message, /^Bad request: /);
+      assert.ok(closedByPeer, 'closed after the 400');
+    }
+    const ok = await raw(gw.port, 'GET /ping HTTP/1.1\r\nHost: x\r\nX-A:  b c \r\n' +
+      'Connection: close\r\n\r\n');
+    assert.equal(parseResponses(ok.text)[0].body, 'pong', 'whitespace inside a value is fine');
+  });
+
 for (const [kind, bin] of BINARIES) {
   test(`${kind}: 3,000 connections that send a request and reset do not harm the gateway`,
     { timeout: 240000 }, async () => {
