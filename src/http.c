@@ -35,7 +35,10 @@ enum { ST_IDLE, ST_HEAD, ST_BODY, ST_ACTIVE, ST_CLOSING };
 
 struct gw_http_server_s {
     uv_loop_t *loop;
-    uv_tcp_t listener;
+    uv_poll_t listener;      /* the listening socket; accept4 is ours (see on_listener) */
+    uv_os_sock_t listen_fd;
+    uv_timer_t accept_retry; /* accepting paused after EMFILE and the like */
+    uint64_t accept_warn_due; /* loop ms before which accept failures are not logged again */
     gw_http_conf_t conf;
     llhttp_settings_t settings;
     size_t n_conns;
@@ -1009,11 +1012,24 @@ static void start_reading(gw_conn_t *c)
         conn_close(c);
 }
 
-static void on_connection(uv_stream_t *ls, int status)
+/* The peer's address as the accept call returned it. */
+static void peer_from_sockaddr(const struct sockaddr_storage *ss, gw_ip_t *out)
 {
-    gw_http_server_t *s = ls->data;
-    if (status < 0)
+    char txt[GW_IP_TEXT_MAX];
+    memset(out, 0, sizeof(*out));
+    out->family = 4;
+    if (ss->ss_family == AF_INET)
+        uv_ip4_name((const struct sockaddr_in *)ss, txt, sizeof(txt));
+    else if (ss->ss_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)ss, txt, sizeof(txt));
+    else
         return;
+    gw_ip_parse(txt, strlen(txt), out);
+}
+
+/* A connection on an accepted socket (counted in open_connections by the caller). */
+static void conn_open(gw_http_server_t *s, int fd, const struct sockaddr_storage *ss)
+{
     gw_conn_t *c = gw_calloc(1, sizeof(*c));
     c->srv = s;
     uv_tcp_init(s->loop, &c->tcp);
@@ -1026,31 +1042,71 @@ static void on_connection(uv_stream_t *ls, int status)
         s->conns->prev = c;
     s->conns = c;
     s->n_conns++;
-    size_t total = atomic_fetch_add(&open_connections, 1) + 1;
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0 || s->draining ||
-        total > s->conf.max_connections) {
-        c->state = ST_IDLE;
+    c->state = ST_IDLE;
+    peer_from_sockaddr(ss, &c->peer);
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd); /* not the handle's */
         conn_close(c);
         return;
-    }
-    struct sockaddr_storage ss;
-    int sl = sizeof(ss);
-    memset(&c->peer, 0, sizeof(c->peer));
-    c->peer.family = 4;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-        char txt[GW_IP_TEXT_MAX];
-        if (ss.ss_family == AF_INET)
-            uv_ip4_name((struct sockaddr_in *)&ss, txt, sizeof(txt));
-        else
-            uv_ip6_name((struct sockaddr_in6 *)&ss, txt, sizeof(txt));
-        gw_ip_parse(txt, strlen(txt), &c->peer);
     }
     uv_tcp_nodelay(&c->tcp, 1);
     llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
     c->parser.data = c;
-    c->state = ST_IDLE;
     arm_timer(c, s->conf.keepalive_timeout);
     start_reading(c);
+}
+
+static void on_listener(uv_poll_t *h, int status, int events);
+
+static void on_accept_retry(uv_timer_t *t)
+{
+    gw_http_server_t *s = t->data;
+    if (s->listening)
+        uv_poll_start(&s->listener, UV_READABLE, on_listener);
+}
+
+/* Out of descriptors or memory: the pending connection stays queued and the listener would
+ * wake the loop at once again, so accepting pauses for 100 ms (logged at most every 10 s). */
+static void accept_pause(gw_http_server_t *s, int err)
+{
+    uint64_t now = uv_now(s->loop);
+    if (now >= s->accept_warn_due) {
+        s->accept_warn_due = now + 10000;
+        gw_warn("accept: %s; new connections wait", strerror(err));
+    }
+    uv_poll_stop(&s->listener);
+    uv_timer_start(&s->accept_retry, on_accept_retry, 100, 0);
+}
+
+/* Accepting here instead of uv_listen/uv_accept: accept4 returns the peer's address even when
+ * the client has already reset the connection, while getpeername afterwards fails (ENOTCONN)
+ * and the access log said IP=0.0.0.0. A bounded batch per wake-up keeps the loop fair. */
+static void on_listener(uv_poll_t *h, int status, int events)
+{
+    GW_UNUSED(events);
+    gw_http_server_t *s = h->data;
+    for (int i = 0; i < 128 && status == 0 && s->listening; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            if (e == EAGAIN || e == EWOULDBLOCK)
+                return;
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                accept_pause(s, e);
+                return;
+            }
+            continue; /* the pending connection's own error (ECONNABORTED, EPROTO, ...) */
+        }
+        size_t total = atomic_fetch_add(&open_connections, 1) + 1;
+        if (total > s->conf.max_connections) {
+            atomic_fetch_sub(&open_connections, 1);
+            close(fd);
+            continue;
+        }
+        conn_open(s, fd, &ss);
+    }
 }
 
 static int bind_reuseport(const char *host, int port, int *out_fd, char **err)
@@ -1082,7 +1138,20 @@ static int bind_reuseport(const char *host, int port, int *out_fd, char **err)
     return GW_OK;
 }
 
-static void on_failed_listener_closed(uv_handle_t *h) { free(h->data); }
+static void on_listener_closed(uv_handle_t *h)
+{
+    gw_http_server_t *s = h->data;
+    close(s->listen_fd);
+}
+
+static void close_listener(gw_http_server_t *s)
+{
+    if (!s->listening)
+        return;
+    s->listening = 0;
+    uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    uv_close((uv_handle_t *)&s->accept_retry, NULL);
+}
 
 int gw_http_server_start(uv_loop_t *loop, const char *host, int port, const gw_http_conf_t *conf,
                          gw_http_server_t **out, char **err)
@@ -1102,38 +1171,35 @@ int gw_http_server_start(uv_loop_t *loop, const char *host, int port, const gw_h
     s->settings.on_headers_complete = on_headers_complete;
     s->settings.on_body = on_body;
     s->settings.on_message_complete = on_message_complete;
-    uv_tcp_init(loop, &s->listener);
-    s->listener.data = s;
-    int rc = uv_tcp_open(&s->listener, fd);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+    s->listen_fd = fd;
+    int rc = listen(fd, 1024) != 0 ? -errno : uv_poll_init_socket(loop, &s->listener, fd);
     if (rc != 0) {
         *err = gw_sprintf("cannot listen on %s:%d: %s", host, port, uv_strerror(rc));
-        uv_close((uv_handle_t *)&s->listener, on_failed_listener_closed);
+        close(fd);
+        free(s);
         return GW_ERROR;
     }
+    s->listener.data = s;
+    uv_timer_init(loop, &s->accept_retry);
+    s->accept_retry.data = s;
+    s->listening = 1;
+    uv_poll_start(&s->listener, UV_READABLE, on_listener);
     uv_check_init(loop, &s->flusher);
     s->flusher.data = s;
     uv_check_start(&s->flusher, on_flush);
     uv_unref((uv_handle_t *)&s->flusher);
     uv_idle_init(loop, &s->kick);
     uv_unref((uv_handle_t *)&s->kick);
-    s->listening = 1;
     *out = s;
     return GW_OK;
 }
-
-static void on_listener_closed(uv_handle_t *h) { GW_UNUSED(h); }
 
 void gw_http_server_drain(gw_http_server_t *s, void (*on_drained)(void *ud), void *ud)
 {
     s->draining = 1;
     s->on_drained = on_drained;
     s->drain_ud = ud;
-    if (s->listening) {
-        s->listening = 0;
-        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-    }
+    close_listener(s);
     for (gw_conn_t *c = s->conns, *next; c; c = next) {
         next = c->next;
         if (c->state == ST_IDLE)
@@ -1159,10 +1225,7 @@ void gw_http_server_free(gw_http_server_t *s)
         next = c->next;
         conn_close(c);
     }
-    if (s->listening) {
-        s->listening = 0;
-        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-    }
+    close_listener(s);
     /* Connections free themselves in their close callbacks; the server struct must outlive
      * them, so the owner frees it after the loop has run the close callbacks. */
 }

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -343,6 +345,57 @@ TEST(header_names_and_folding)
     free(r);
 }
 
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Out of descriptors, the server must not spin on the listener (the pending connection keeps
+ * it readable): it pauses accepting and takes the connection once a descriptor is free. */
+TEST(accept_pauses_when_out_of_fds)
+{
+    struct rlimit old, low;
+    getrlimit(RLIMIT_NOFILE, &old);
+    int probe = open("/dev/null", O_RDONLY);
+    close(probe);
+    low = old;
+    low.rlim_cur = (rlim_t)probe + 48;
+    CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    int fill[64], n = 0, fd;
+    while (n < 64 && (fd = open("/dev/null", O_RDONLY)) >= 0)
+        fill[n++] = fd;
+    CHECK(n > 2 && n < 64);
+    close(fill[--n]); /* room for the client's socket only */
+    int cl = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    struct timeval tv = {5, 0};
+    setsockopt(cl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    CHECK(connect(cl, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    const char req[] = "GET /fds HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    CHECK(write(cl, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1));
+    double cpu0 = cpu_seconds();
+    usleep(500000);
+    double spent = cpu_seconds() - cpu0;
+    if (spent >= 0.1)
+        fprintf(stderr, "the server used %.3f s of CPU while out of descriptors\n", spent);
+    CHECK(spent < 0.1);
+    while (n > 0)
+        close(fill[--n]);
+    char buf[512] = {0};
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof(buf) - 1 && (r = read(cl, buf + got, sizeof(buf) - 1 - got)) > 0)
+        got += (size_t)r;
+    close(cl);
+    setrlimit(RLIMIT_NOFILE, &old);
+    CHECK(strncmp(buf, "HTTP/1.1 200 ", 13) == 0);
+    CHECK(strstr(buf, "GET /fds body=0") != NULL);
+}
+
 TEST(header_timeout)
 {
     char *r = exchange("GET / HTTP/1.1\r\nHost: x\r\n", 25, 1);
@@ -366,6 +419,7 @@ int main(void)
     RUN(malformed);
     RUN(header_names_and_folding);
     RUN(header_timeout);
+    RUN(accept_pauses_when_out_of_fds);
     uv_async_send(&stop_async);
     uv_thread_join(&t);
     CHECK(completed > 10);

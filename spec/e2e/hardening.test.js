@@ -7,9 +7,10 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
-const { BIN, startGateway, raw, parseResponses, sleep } = require('./lib/gateway');
+const { ROOT, BIN, startGateway, raw, parseResponses, sleep, tmpDir } = require('./lib/gateway');
 
 // The release binary always; the ASan+UBSan one too when the build made it (GW_BIN_ASAN).
 const BINARIES = [['release', BIN]];
@@ -93,6 +94,47 @@ test('header names with whitespace and folded header lines are 400 (RFC 9112 5.1
     const ok = await raw(gw.port, 'GET /ping HTTP/1.1\r\nHost: x\r\nX-A:  b c \r\n' +
       'Connection: close\r\n\r\n');
     assert.equal(parseResponses(ok.text)[0].body, 'pong', 'whitespace inside a value is fine');
+  });
+
+test('the access log has the peer address of a client that reset before it was accepted',
+  async (t) => {
+    // A policy keeps the only worker busy for a moment, so that the clients below connect,
+    // send and reset while their connections wait in the listen queue.
+    const dir = tmpDir();
+    const pol = path.join(dir, 'policies');
+    fs.mkdirSync(pol);
+    fs.copyFileSync(path.join(ROOT, 'policies/models.lua'), path.join(pol, 'models.lua'));
+    fs.writeFileSync(path.join(pol, 'busy.lua'), [
+      'local _M = { name = "busy" }',
+      'function _M.new() return setmetatable({}, { __index = _M }) end',
+      'function _M:access(r)',
+      '    if r.req.path == "/busy" then',
+      '        local t = os.clock()',
+      '        while os.clock() - t < 0.6 do end',
+      '    end',
+      'end',
+      'return _M', ''].join('\n'));
+    const cfg = path.join(dir, 'gw.lua');
+    fs.writeFileSync(cfg, 'local env = ...\nreturn { listen = { port = env.int("PORT", 1) }, ' +
+      'workers = 1, policies_dir = env.str("POLICIES_DIR", "x"), ' +
+      'assets_dir = env.str("ASSETS_DIR", "x"), ' +
+      'policies = { { name = "models" }, { name = "busy" } } }\n');
+    const gw = await startGateway({ dir, config: cfg, env: { POLICIES_DIR: pol } });
+    t.after(() => gw.stop());
+    const busy = fetch(`${gw.url}/busy`);
+    await sleep(150);
+    const resets = [];
+    for (let i = 0; i < 10; i++) {
+      resets.push(sendAndReset(gw.port, `GET /ping?reset=${i} HTTP/1.1\r\nHost: x\r\n\r\n`));
+    }
+    await Promise.all(resets);
+    assert.equal((await busy).status, 404);
+    const deadline = Date.now() + 5000;
+    while (!/reset=/.test(gw.stdout) && Date.now() < deadline) await sleep(50);
+    await sleep(200);
+    const lines = gw.stdout.split('\n').filter((l) => /GET \/ping\?reset=/.test(l));
+    assert.ok(lines.length > 0, `requests read after the reset are logged:\n${gw.stdout}`);
+    for (const l of lines) assert.match(l, / IP=127\.0\.0\.1 /);
   });
 
 for (const [kind, bin] of BINARIES) {
