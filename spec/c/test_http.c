@@ -354,7 +354,9 @@ static double cpu_seconds(void)
 }
 
 /* Out of descriptors, the server must not spin on the listener (the pending connection keeps
- * it readable): it pauses accepting and takes the connection once a descriptor is free. */
+ * it readable): it pauses accepting and takes the connection once a descriptor is free. A
+ * spinning loop uses a good part of a core even on a loaded machine; a paused one next to
+ * nothing. */
 TEST(accept_pauses_when_out_of_fds)
 {
     struct rlimit old, low;
@@ -378,11 +380,11 @@ TEST(accept_pauses_when_out_of_fds)
     const char req[] = "GET /fds HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     CHECK(write(cl, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1));
     double cpu0 = cpu_seconds();
-    usleep(500000);
+    usleep(1000000);
     double spent = cpu_seconds() - cpu0;
-    if (spent >= 0.1)
+    if (spent >= 0.05)
         fprintf(stderr, "the server used %.3f s of CPU while out of descriptors\n", spent);
-    CHECK(spent < 0.1);
+    CHECK(spent < 0.05);
     while (n > 0)
         close(fill[--n]);
     char buf[512] = {0};
@@ -409,6 +411,7 @@ int main(void)
     uv_thread_t t;
     uv_thread_create(&t, server_thread, NULL);
     uv_sem_wait(&ready);
+    RUN(accept_pauses_when_out_of_fds); /* first: no server-side socket of a test still closing */
     RUN(simple_and_cors);
     RUN(pipelined_in_order);
     RUN(pipelined_behind_async);
@@ -419,7 +422,6 @@ int main(void)
     RUN(malformed);
     RUN(header_names_and_folding);
     RUN(header_timeout);
-    RUN(accept_pauses_when_out_of_fds);
     uv_async_send(&stop_async);
     uv_thread_join(&t);
     CHECK(completed > 10);
