@@ -71,7 +71,6 @@ struct gw_req_s {
     void (*data_free)(void *data);
     void (*on_abort)(gw_req_t *req);
     void *vm;                    /* the Lua VM this request runs on (refcounted by the host) */
-    void *worker;
     /* An answer recorded by Lua (sent by C once the Lua call has returned). */
     int answered;
     int answer_status;
