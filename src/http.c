@@ -1153,13 +1153,9 @@ static void close_listener(gw_http_server_t *s)
     uv_close((uv_handle_t *)&s->accept_retry, NULL);
 }
 
-int gw_http_server_start(uv_loop_t *loop, const char *host, int port, const gw_http_conf_t *conf,
-                         gw_http_server_t **out, char **err)
+/* Everything but the listener. */
+static void server_init(gw_http_server_t *s, uv_loop_t *loop, const gw_http_conf_t *conf)
 {
-    int fd;
-    if (bind_reuseport(host, port, &fd, err) != 0)
-        return GW_ERROR;
-    gw_http_server_t *s = gw_calloc(1, sizeof(*s));
     s->loop = loop;
     s->conf = *conf;
     llhttp_settings_init(&s->settings);
@@ -1171,28 +1167,54 @@ int gw_http_server_start(uv_loop_t *loop, const char *host, int port, const gw_h
     s->settings.on_headers_complete = on_headers_complete;
     s->settings.on_body = on_body;
     s->settings.on_message_complete = on_message_complete;
-    s->listen_fd = fd;
-    int rc = listen(fd, 1024) != 0 ? -errno : uv_poll_init_socket(loop, &s->listener, fd);
-    if (rc != 0) {
-        *err = gw_sprintf("cannot listen on %s:%d: %s", host, port, uv_strerror(rc));
-        close(fd);
-        free(s);
-        return GW_ERROR;
-    }
-    s->listener.data = s;
-    uv_timer_init(loop, &s->accept_retry);
-    s->accept_retry.data = s;
-    s->listening = 1;
-    uv_poll_start(&s->listener, UV_READABLE, on_listener);
     uv_check_init(loop, &s->flusher);
     s->flusher.data = s;
     uv_check_start(&s->flusher, on_flush);
     uv_unref((uv_handle_t *)&s->flusher);
     uv_idle_init(loop, &s->kick);
     uv_unref((uv_handle_t *)&s->kick);
+}
+
+int gw_http_server_start(uv_loop_t *loop, const char *host, int port, const gw_http_conf_t *conf,
+                         gw_http_server_t **out, char **err)
+{
+    int fd;
+    if (bind_reuseport(host, port, &fd, err) != 0)
+        return GW_ERROR;
+    gw_http_server_t *s = gw_calloc(1, sizeof(*s));
+    int rc = listen(fd, 1024) != 0 ? -errno : uv_poll_init_socket(loop, &s->listener, fd);
+    if (rc != 0) { /* (a failed uv_poll_init_socket leaves no handle behind) */
+        *err = gw_sprintf("cannot listen on %s:%d: %s", host, port, uv_strerror(rc));
+        close(fd);
+        free(s);
+        return GW_ERROR;
+    }
+    server_init(s, loop, conf);
+    s->listen_fd = fd;
+    s->listener.data = s;
+    uv_timer_init(loop, &s->accept_retry);
+    s->accept_retry.data = s;
+    s->listening = 1;
+    uv_poll_start(&s->listener, UV_READABLE, on_listener);
     *out = s;
     return GW_OK;
 }
+
+gw_http_server_t *gw_http_server_new(uv_loop_t *loop, const gw_http_conf_t *conf)
+{
+    gw_http_server_t *s = gw_calloc(1, sizeof(*s));
+    server_init(s, loop, conf);
+    return s;
+}
+
+void gw_http_server_adopt(gw_http_server_t *s, int fd, const struct sockaddr_storage *peer)
+{
+    struct sockaddr_storage none = {.ss_family = AF_UNSPEC};
+    atomic_fetch_add(&open_connections, 1);
+    conn_open(s, fd, peer ? peer : &none);
+}
+
+size_t gw_http_server_connections(const gw_http_server_t *s) { return s->n_conns; }
 
 void gw_http_server_drain(gw_http_server_t *s, void (*on_drained)(void *ud), void *ud)
 {

@@ -112,6 +112,15 @@ typedef struct {
 /* Listen on host:port with SO_REUSEPORT. 0, or negative with *err (caller frees). */
 int gw_http_server_start(uv_loop_t *loop, const char *host, int port, const gw_http_conf_t *conf,
                          gw_http_server_t **out, char **err);
+/* A server without a listener (tests, fuzz drivers): connections come from
+ * gw_http_server_adopt. Free it as any server (gw_http_server_free, then _release). */
+gw_http_server_t *gw_http_server_new(uv_loop_t *loop, const gw_http_conf_t *conf);
+/* Serve the connected stream socket fd (a TCP socket or one end of a socketpair); the server
+ * owns fd from now on. peer (may be NULL: 0.0.0.0) is its address for the request's peer. */
+struct sockaddr_storage;
+void gw_http_server_adopt(gw_http_server_t *s, int fd, const struct sockaddr_storage *peer);
+/* Connections open, closing ones included (0 once every close callback ran). */
+size_t gw_http_server_connections(const gw_http_server_t *s);
 /* Stop accepting; close idle connections; active requests finish with Connection: close.
  * on_drained is called (once) when no connection is left. */
 void gw_http_server_drain(gw_http_server_t *s, void (*on_drained)(void *ud), void *ud);
