@@ -639,7 +639,7 @@ static void build_head(gw_req_t *r, gw_buf_t *h, int status, const char *ctype, 
         gw_buf_put_uint(h, (unsigned long long)clen);
         gw_buf_puts(h, "\r\n");
     }
-    else if (status != 204 && status != 304)
+    else if (status != 204 && status != 304 && r->chunked)
         gw_buf_puts(h, "Transfer-Encoding: chunked\r\n");
     gw_buf_append(h, cors_headers, sizeof(cors_headers) - 1);
     if (c->close_after)
@@ -704,7 +704,10 @@ void gw_resp_start(gw_req_t *r, int status, const char *ctype)
     if (r->started)
         return;
     r->started = 1;
-    r->chunked = 1;
+    /* HTTP/1.0 has no chunked coding (RFC 9112 6.1): the body ends with the connection. */
+    r->chunked = r->http_major > 1 || (r->http_major == 1 && r->http_minor >= 1);
+    if (!r->chunked)
+        r->conn->close_after = 1;
     r->status = status;
     build_head(r, &r->conn->out, status, ctype, -1);
     mark_dirty(r->conn);
@@ -715,6 +718,11 @@ void gw_resp_write(gw_req_t *r, const char *data, size_t len)
     if (!r->started || r->finished || len == 0 || r->head_only || r->conn->state == ST_CLOSING ||
         r->conn->dead)
         return;
+    if (!r->chunked) {
+        gw_buf_append(&r->conn->out, data, len);
+        mark_dirty(r->conn);
+        return;
+    }
     static const char hex[] = "0123456789abcdef";
     char size[20];
     size_t i = sizeof(size);
@@ -736,7 +744,7 @@ void gw_resp_end(gw_req_t *r)
         return;
     r->finished = 1;
     gw_conn_t *c = r->conn;
-    if (!r->head_only)
+    if (!r->head_only && r->chunked)
         gw_buf_append(&c->out, "0\r\n\r\n", 5);
     unmark_dirty(c);
     conn_flush(c);

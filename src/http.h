@@ -80,7 +80,7 @@ struct gw_req_s {
     gw_buf_t resp_headers;       /* extra "Name: value\r\n" lines added by policies/handlers */
     int started;                 /* response head written */
     int finished;
-    int chunked;
+    int chunked;                 /* gw_resp_start to an HTTP/1.1 client (1.0: close-delimited) */
     uint64_t bytes_sent;
     char *log_model;             /* for the access log (owned) */
     gw_req_stats_t stats;        /* for the access log and the metrics */

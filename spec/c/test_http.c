@@ -65,6 +65,13 @@ static void on_request(gw_req_t *req, void *ud)
     GW_UNUSED(ud);
     if (in_send)
         nested++;
+    if (req->path_len == 7 && memcmp(req->path, "/stream", 7) == 0) {
+        gw_resp_start(req, 200, "text/plain");
+        gw_resp_write(req, "hello ", 6);
+        gw_resp_write(req, "world", 5);
+        gw_resp_end(req);
+        return;
+    }
     if (req->path_len < 7 || memcmp(req->path, "/async/", 7) != 0) {
         answer(req);
         return;
@@ -197,6 +204,24 @@ TEST(pipelined_behind_async)
     CHECK(a && b && c && d && a < b && b < c && c < d);
     CHECK_EQ_INT(count(r, "HTTP/1.1 200"), 3);
     CHECK_EQ_INT(nested, 0);
+    free(r);
+}
+
+/* A streamed answer is chunked for HTTP/1.1; HTTP/1.0 knows no chunked coding (RFC 9112 6.1):
+ * the raw body, ended by closing the connection. */
+TEST(streamed_answer_framing)
+{
+    char *r = exchange("GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 54, 1);
+    CHECK(strstr(r, "Transfer-Encoding: chunked\r\n") != NULL);
+    CHECK(strstr(r, "\r\n\r\n6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n") != NULL);
+    free(r);
+    const char old[] = "GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    r = exchange(old, sizeof(old) - 1, 1);
+    CHECK(strncmp(r, "HTTP/1.1 200 ", 13) == 0);
+    CHECK(strstr(r, "Transfer-Encoding") == NULL);
+    CHECK(strstr(r, "Connection: close\r\n") != NULL);
+    const char *body = strstr(r, "\r\n\r\n");
+    CHECK(body && strcmp(body + 4, "hello world") == 0);
     free(r);
 }
 
@@ -415,6 +440,7 @@ int main(void)
     RUN(simple_and_cors);
     RUN(pipelined_in_order);
     RUN(pipelined_behind_async);
+    RUN(streamed_answer_framing);
     RUN(chunked_body);
     RUN(head_has_no_body);
     RUN(expect_continue);
