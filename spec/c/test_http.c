@@ -211,7 +211,8 @@ TEST(pipelined_behind_async)
  * the raw body, ended by closing the connection. */
 TEST(streamed_answer_framing)
 {
-    char *r = exchange("GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 54, 1);
+    const char req[] = "GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    char *r = exchange(req, sizeof(req) - 1, 1);
     CHECK(strstr(r, "Transfer-Encoding: chunked\r\n") != NULL);
     CHECK(strstr(r, "\r\n\r\n6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n") != NULL);
     free(r);
@@ -283,8 +284,8 @@ TEST(malformed)
     const char *bad[] = {
         "BREW / HTTP/1.1\r\nHost: x\r\n\r\n",
         "GET / HTTP/9.9\r\nHost: x\r\n\r\n",
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
-        "0\r\n\r\n",
+        ("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "0\r\n\r\n"),
         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n",
         "GET / HTTP/1.1\r\nBad Header\r\n\r\n",
