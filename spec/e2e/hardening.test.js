@@ -7,10 +7,9 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
-const { ROOT, BIN, startGateway, raw, parseResponses, sleep, tmpDir } = require('./lib/gateway');
+const { BIN, startGateway, raw, parseResponses, sleep, policyGateway } = require('./lib/gateway');
 
 // The release binary always; the ASan+UBSan one too when the build made it (GW_BIN_ASAN).
 const BINARIES = [['release', BIN]];
@@ -100,26 +99,11 @@ test('the access log has the peer address of a client that reset before it was a
   async (t) => {
     // A policy keeps the only worker busy for a moment, so that the clients below connect,
     // send and reset while their connections wait in the listen queue.
-    const dir = tmpDir();
-    const pol = path.join(dir, 'policies');
-    fs.mkdirSync(pol);
-    fs.copyFileSync(path.join(ROOT, 'policies/models.lua'), path.join(pol, 'models.lua'));
-    fs.writeFileSync(path.join(pol, 'busy.lua'), [
-      'local _M = { name = "busy" }',
-      'function _M.new() return setmetatable({}, { __index = _M }) end',
-      'function _M:access(r)',
-      '    if r.req.path == "/busy" then',
-      '        local t = os.clock()',
-      '        while os.clock() - t < 0.6 do end',
-      '    end',
-      'end',
-      'return _M', ''].join('\n'));
-    const cfg = path.join(dir, 'gw.lua');
-    fs.writeFileSync(cfg, 'local env = ...\nreturn { listen = { port = env.int("PORT", 1) }, ' +
-      'workers = 1, policies_dir = env.str("POLICIES_DIR", "x"), ' +
-      'assets_dir = env.str("ASSETS_DIR", "x"), ' +
-      'policies = { { name = "models" }, { name = "busy" } } }\n');
-    const gw = await startGateway({ dir, config: cfg, env: { POLICIES_DIR: pol } });
+    const gw = await startGateway(policyGateway('busy', [
+      'if r.req.path == "/busy" then',
+      '    local t = os.clock()',
+      '    while os.clock() - t < 0.6 do end',
+      'end']));
     t.after(() => gw.stop());
     const busy = fetch(`${gw.url}/busy`);
     await sleep(150);
