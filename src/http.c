@@ -11,8 +11,15 @@
  *
  * A connection handles one request at a time. When llhttp completes a message the parser is
  * paused; bytes that arrive meanwhile (pipelined requests) are kept in conn->pending and parsed
- * when the response is complete. One timer per connection covers the header timeout (from
- * the first byte of a request head; 408), body inactivity (408) and the keep-alive idle timeout.
+ * once the response is complete, by the flusher (never inside the answering handler). One timer
+ * per connection covers the header timeout (from the first byte of a request head; 408), body
+ * inactivity (408) and the keep-alive idle timeout.
+ *
+ * Lifetime rule (libuv's): connections are freed only in their close callbacks, and nothing
+ * reachable from a caller is freed under it. A failed write only marks the connection dead;
+ * the flusher (a check handle, run once per loop iteration after I/O) closes it, aborting an
+ * unfinished request there. The listening socket is accepted by hand (accept4 gives the peer
+ * address even for a client that has already reset).
  */
 #include "http.h"
 
