@@ -24,10 +24,11 @@
 
 local cjson = require "cjson.safe"
 local ip = require "gw.ip"
+local phases = require "gw.phases" -- the real host's phase detection
 
 local _M = {}
 
-local PHASES = { "rewrite", "access", "content", "route", "log" }
+local PHASES, phase_fn = phases.PHASES, phases.fn
 
 -- In-memory shared dictionary with the semantics of policy-api.md.
 local function new_shared(clock)
@@ -329,11 +330,9 @@ function _M.new(opts)
         return r
     end
 
-    local function call(inst, phase, r)
-        assert(type(inst[phase]) == "function",
-            ("policy %s: field %q is not a phase function"):format(tostring(r._policy), phase))
+    local function call(inst, phase, fn, r)
         r._phase = phase
-        local ok, err = pcall(inst[phase], inst, r)
+        local ok, err = pcall(fn, inst, r)
         if not ok then
             if h.raise_errors then
                 error(err, 0)
@@ -366,9 +365,10 @@ function _M.new(opts)
                     if r.resp.answered_by then
                         break
                     end
-                    if inst[phase] then
+                    local fn = phase_fn(inst, phase)
+                    if fn then
                         r._policy = name_of(inst)
-                        call(inst, phase, r)
+                        call(inst, phase, fn, r)
                     end
                 end
             end
@@ -383,9 +383,10 @@ function _M.new(opts)
             end
         end
         for _, inst in ipairs(policies) do
-            if inst.log then
+            local fn = phase_fn(inst, "log")
+            if fn then
                 r._policy = name_of(inst)
-                call(inst, "log", r)
+                call(inst, "log", fn, r)
             end
         end
         r._phase = nil
