@@ -300,6 +300,18 @@ return _M
                 assert.same(doc.shared, keys_of(host.host().shared))
                 assert.equal(host.host().shared, captured.shared)
             end)
+
+            it("host.json decodes like the fake host's, text rule included", function()
+                local real, fake = host.host().json, fake_host.new().host.json
+                assert.same(keys_of(fake), keys_of(real))
+                assert.equal(fake.null, real.null)
+                for _, body in ipairs({ '{"a":[1,"x"]}', '{"a":"\255"}', '{"a":"\\udc00"}',
+                    '{"a":', '"\237\160\128"' }) do
+                    assert.same({ fake.decode(body) }, { real.decode(body) }, body)
+                end
+                assert.equal("a is not valid UTF-8: invalid byte 0xFF at body offset 6",
+                    select(2, real.decode('{"a":"\255"}')))
+            end)
         end)
     end)
 

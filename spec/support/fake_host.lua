@@ -161,7 +161,7 @@ function _M.new(opts)
         shared = h.shared,
         ip = ip,
         worker_id = opts.worker_id or 0,
-        json = { encode = cjson.encode, decode = cjson.decode, null = cjson.null },
+        json = require("gw.json").new(), -- the real host.json, its text check in Lua
     }
     function host.now()
         return clock.t
