@@ -25,10 +25,10 @@ static int hex_digit(unsigned char c)
     return -1;
 }
 
-/* The code unit of the \uXXXX at s[0..n) (s[0] == '\\'), or -1 when it is not one. */
+/* The code unit of the \uXXXX at s[0..n), or -1 when there is none. */
 static long escaped_unit(const unsigned char *s, size_t n)
 {
-    if (n < 6 || s[1] != 'u')
+    if (n < 6 || s[0] != '\\' || s[1] != 'u')
         return -1;
     long u = 0;
     for (int k = 2; k < 6; k++) {

@@ -55,9 +55,9 @@ local function utf8_len(s, i)
     return need + 1
 end
 
--- the code unit of the \uXXXX at s[i] (a backslash), or nil
+-- the code unit of the \uXXXX at s[i], or nil
 local function escaped_unit(s, i)
-    if byte(s, i + 1) ~= 117 then -- 'u'
+    if byte(s, i) ~= BACKSLASH or byte(s, i + 1) ~= 117 then -- 'u'
         return nil
     end
     local h = sub(s, i + 2, i + 5)
