@@ -19,7 +19,7 @@
 
 #include "gw.h"
 #include "jsontext.h"
-#include "tok_internal.h"
+#include "tok/tok_internal.h"
 
 #define REQUIRE(c)                                                                                 \
     do {                                                                                           \
