@@ -110,6 +110,7 @@ test('context length is checked before dispatch', async (t) => {
       type: 'invalid_request_error',
       message: `This model's maximum context length is 64000 tokens. However, your messages `
         + `resulted in ${want} tokens. Please reduce the length of the messages.` } });
+    assert.equal(mock.requests.length, 0, 'the upstream saw nothing');
   });
 
   await t.test('one token over the limit, Vertex (claude: 35000)', async () => {
