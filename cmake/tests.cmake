@@ -3,6 +3,8 @@
 
 gw_c_test(test_core SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_core.c LIBS gw_core LABELS core)
 gw_c_test(test_http SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_http.c LIBS gw_core LABELS core)
+gw_c_test(test_jsontext SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_jsontext.c LIBS gw_core
+          LABELS core)
 
 find_program(BUSTED busted)
 find_program(LUACHECK luacheck)
@@ -11,6 +13,9 @@ find_program(NODE node)
 if(BUSTED)
     add_test(NAME busted COMMAND ${BUSTED} WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
     set_tests_properties(busted PROPERTIES LABELS lua)
+    # the operator command of the README: specs of policies outside the repository
+    add_test(NAME policy_test COMMAND bash ${PROJECT_SOURCE_DIR}/spec/operator/policy_test.sh)
+    set_tests_properties(policy_test PROPERTIES LABELS lua TIMEOUT 120)
 endif()
 if(LUACHECK)
     add_test(NAME luacheck COMMAND ${LUACHECK} --quiet lua policies spec gateway.lua

@@ -6,7 +6,7 @@
  * the GNU General Public License as published by the Free Software Foundation, either version 3
  * of the License, or (at your option) any later version. See LICENSE.
  *
- * Provides: the request-path half of src/gw_ffi.h. Uses: http, log, env, process.
+ * Provides: the request-path half of src/gw_ffi.h. Uses: http, log, env, process, jsontext.
  * Never: calls back into Lua, or sends on the socket while Lua is running (answers are
  * recorded in the request and sent by C after the Lua call returns).
  */
@@ -21,6 +21,7 @@
 #include "gw.h"
 #include "gw_ffi.h"
 #include "http.h"
+#include "jsontext.h"
 #include "log.h"
 #include "process.h"
 
@@ -192,4 +193,9 @@ int gw_ffi_file_info(const char *path, size_t plen, long long *size, double *mti
     *size = (long long)st.st_size;
     *mtime = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
     return GW_OK;
+}
+
+int gw_ffi_json_text_check(const char *s, size_t len, size_t *at)
+{
+    return gw_json_text_check(s, len, at);
 }
