@@ -3,6 +3,13 @@
 
 gw_c_test(test_core SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_core.c LIBS gw_core LABELS core)
 gw_c_test(test_http SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_http.c LIBS gw_core LABELS core)
+# getrandom(2) and open(2) fail on demand through the linker (see the test's header).
+gw_c_test(test_random SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_random.c LIBS gw_core LABELS core)
+foreach(t test_random test_random_asan)
+    if(TARGET ${t})
+        target_link_options(${t} PRIVATE -Wl,--wrap=getrandom -Wl,--wrap=open)
+    endif()
+endforeach()
 
 find_program(BUSTED busted)
 find_program(LUACHECK luacheck)
