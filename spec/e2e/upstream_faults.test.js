@@ -26,6 +26,14 @@ async function gatewayFor(t, address, env = {}) {
   return gw;
 }
 
+async function faultSetup(t) {
+  const up = await startFault();
+  t.after(() => up.close());
+  return { up, gw: await gatewayFor(t, up.address) };
+}
+
+const SERVICES = [['gpt', 'gpt-4'], ['vertex', 'gemini-1.5-pro']];
+
 function post(gw, body) {
   return fetch(`${gw.url}/v1/chat/completions`, {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
@@ -101,11 +109,9 @@ const CUTS = [
 ];
 
 test('a stream cut after its first bytes ends with one SSE error event', async (t) => {
-  const up = await startFault();
-  t.after(() => up.close());
-  const gw = await gatewayFor(t, up.address);
+  const { up, gw } = await faultSetup(t);
 
-  for (const [service, model] of [['gpt', 'gpt-4'], ['vertex', 'gemini-1.5-pro']]) {
+  for (const [service, model] of SERVICES) {
     for (const cut of CUTS) {
       await t.test(`${service}: ${cut.name}`, async () => {
         await up.play([msg('Hello'), msg(', wor'), ...cut.steps]);
@@ -128,9 +134,7 @@ test('a stream cut after its first bytes ends with one SSE error event', async (
 });
 
 test('normal ends: the 204 frame (whatever follows it) and grpc-status 0', async (t) => {
-  const up = await startFault();
-  t.after(() => up.close());
-  const gw = await gatewayFor(t, up.address);
+  const { up, gw } = await faultSetup(t);
 
   for (const [service, model] of [['vertex', 'gemini-1.5-pro'], ['gpt', 'gpt-4o']]) {
     // The Vertex service's habit (seed-behavior §8.5): RST_STREAM right after its last message.
@@ -150,11 +154,9 @@ test('normal ends: the 204 frame (whatever follows it) and grpc-status 0', async
 });
 
 test('a non-stream answer cut before grpc-status 0 is an error, never the partial text', async (t) => {
-  const up = await startFault();
-  t.after(() => up.close());
-  const gw = await gatewayFor(t, up.address);
+  const { up, gw } = await faultSetup(t);
 
-  for (const [service, model] of [['gpt', 'gpt-4'], ['vertex', 'gemini-1.5-pro']]) {
+  for (const [service, model] of SERVICES) {
     for (const cut of CUTS) {
       await t.test(`${service}: ${cut.name}`, async () => {
         await up.play([msg('the whole answer?'), ...cut.steps]);
@@ -186,9 +188,7 @@ test('a non-stream answer cut before grpc-status 0 is an error, never the partia
 });
 
 test('one `created` per answer', async (t) => {
-  const up = await startFault();
-  t.after(() => up.close());
-  const gw = await gatewayFor(t, up.address);
+  const { up, gw } = await faultSetup(t);
 
   await t.test('GPT stream: the first reply time in every chunk, the final one too', async () => {
     await up.play([msg('a', { time: 1111 }), msg('b', { time: 2222 }), { msg: { code: 204, text: 'c', time: 3333 } }]);
