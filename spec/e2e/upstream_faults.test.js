@@ -99,6 +99,7 @@ const CUTS = [
   { name: 'GOAWAY INTERNAL_ERROR and a closed connection', steps: [{ goaway: INTERNAL }],
     match: /closed by peer.*GOAWAY \(INTERNAL_ERROR\)/ },
   { name: 'TCP EOF', steps: [{ tcp: 'eof' }], match: /closed by peer \(EOF\)/ },
+  // (Node's resetAndDestroy under an http2 session now and then sends a FIN instead)
   { name: 'TCP reset', steps: [{ tcp: 'reset' }], match: /reset by peer|closed by peer/ },
   { name: 'end inside a gRPC message, then grpc-status 0', steps: [{ half: { text: 'lost' } }, { end: {} }],
     match: /inside a gRPC message/ },
