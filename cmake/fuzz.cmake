@@ -67,6 +67,8 @@ endfunction()
 
 # ---- the drivers (one line each) ----
 gw_fuzz_target(tokenizer SOURCES spec/fuzz/tokenizer.c LIBS gw_tok)
+gw_fuzz_target(grpc_deframer SOURCES spec/fuzz/grpc_deframer.c LIBS gw_upstream)
+gw_fuzz_target(pieces_reply SOURCES spec/fuzz/pieces_reply.c LIBS gw_upstream)
 
 # The list scripts/fuzz.sh runs (`make fuzz`, `make fuzz-merge`).
 get_property(GW_FUZZ_NAMES GLOBAL PROPERTY GW_FUZZ_TARGETS)
