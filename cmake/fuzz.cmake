@@ -71,6 +71,8 @@ gw_fuzz_target(http_server SOURCES spec/fuzz/http_server.c LIBS gw_core)
 gw_fuzz_target(env_config SOURCES spec/fuzz/env_config.c LIBS gw_core)
 gw_fuzz_target(ipaddr SOURCES spec/fuzz/ipaddr.c LIBS gw_core)
 gw_fuzz_target(json_text SOURCES spec/fuzz/json_text.c LIBS gw_core gw_tok)
+gw_fuzz_target(grpc_deframer SOURCES spec/fuzz/grpc_deframer.c LIBS gw_upstream)
+gw_fuzz_target(pieces_reply SOURCES spec/fuzz/pieces_reply.c LIBS gw_upstream)
 
 # The list scripts/fuzz.sh runs (`make fuzz`, `make fuzz-merge`).
 get_property(GW_FUZZ_NAMES GLOBAL PROPERTY GW_FUZZ_TARGETS)
