@@ -35,6 +35,24 @@ typedef struct {
     size_t name_off, name_len, value_off, value_len; /* offsets into req->head */
 } gw_header_t;
 
+/* Where the usage numbers of an answer came from. */
+enum { GW_USAGE_NONE = 0, GW_USAGE_UPSTREAM = 1, GW_USAGE_TOKENIZER = 2 };
+
+/* What a request did, recorded by its handlers while it runs and read once when it completes
+ * (access log, metrics). Plain values owned by the request; strings are copied in (truncated
+ * to the array size), so nothing here outlives or borrows from a VM or a backend. */
+typedef struct {
+    char route[32];              /* matched route name ("chat", "models", ...); "" = none */
+    char backend[32];            /* backend that served the LLM call; "" = none */
+    char ingress[16];            /* ingress format ("chat", "messages", "responses"); "" */
+    int llm;                     /* 1 if this request made an LLM call */
+    int stream;                  /* the client asked for a stream */
+    int usage_source;            /* GW_USAGE_* */
+    long long prompt_tokens, completion_tokens;
+    uint64_t first_token_ns;     /* monotonic ns of the first content byte sent; 0 = none */
+    int attempts;                /* upstream attempts made (retries and fallbacks included) */
+} gw_req_stats_t;
+
 struct gw_req_s {
     gw_conn_t *conn;
     uint64_t id;                 /* unique per process */
@@ -65,6 +83,7 @@ struct gw_req_s {
     int chunked;
     uint64_t bytes_sent;
     char *log_model;             /* for the access log (owned) */
+    gw_req_stats_t stats;        /* for the access log and the metrics */
 
     /* handler state: data is freed with data_free when the request is freed */
     void *data;
