@@ -101,7 +101,6 @@ void gw_worker_on_request(gw_req_t *req, void *ud)
 {
     gw_worker_t *w = ud;
     const gw_config_t *cfg = w->cfg;
-    req->worker = w;
     gw_metrics_count(is_api_path(cfg, req->path, req->path_len));
     resolve_client_ip(cfg, req);
     if (strcmp(req->method_name, "OPTIONS") == 0) {
