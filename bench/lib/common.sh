@@ -72,11 +72,13 @@ need_lua_module() {
     done
 }
 
-# A TCP port nobody listens on (checked with ss; a tiny race with other programs remains).
+# A TCP port nobody listens on (checked with ss; a tiny race with other programs remains),
+# below Linux's ephemeral range (32768-60999), so no outgoing connection takes it meanwhile
+# (a server under valgrind binds tens of seconds after the check).
 free_port() {
     local port i
     for i in $(seq 1 200); do
-        port=$((20000 + RANDOM % 40000))
+        port=$((20000 + RANDOM % 12000))
         if ! ss -Htln "sport = :$port" 2>/dev/null | grep -q .; then
             echo "$port"
             return 0
