@@ -14,7 +14,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "env.h"
@@ -143,17 +142,7 @@ int gw_ffi_parse_int(const char *s, long long *out) { return gw_parse_int(s, out
 int gw_ffi_parse_num(const char *s, double *out) { return gw_parse_num(s, out); }
 int gw_ffi_parse_bool(const char *s, int *out) { return gw_parse_bool(s, out); }
 
-int gw_ffi_random_bytes(unsigned char *buf, size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = getrandom(buf + got, n - got, 0);
-        if (r < 0)
-            return GW_ERROR;
-        got += (size_t)r;
-    }
-    return GW_OK;
-}
+int gw_ffi_random_bytes(unsigned char *buf, size_t n) { return gw_random_bytes(buf, n); }
 
 /* 1 when equal. The time depends on the length of b (the secret) only, never on where the
  * bytes differ. */
