@@ -38,8 +38,10 @@
 // Usage numbers are the mock's own ({17, 5, 22}), so a test can tell them from the gateway's.
 //
 // Standalone (C integration tests, benchmarks):
-//   node spec/e2e/mock/openai.js --port N [--tls-port M --tls-dir D] [--host H]
-//   prints "READY port=N tls=M" once listening; SIGTERM stops it.
+//   node spec/e2e/mock/openai.js --port N [--tls-port M --tls-dir D] [--blackhole-port B]
+//        [--host H]
+//   --blackhole-port: a TCP server that accepts and never sends a byte (connect timeouts)
+//   prints "READY port=N tls=M blackhole=B" once listening; SIGTERM stops it.
 'use strict';
 const fs = require('node:fs');
 const http = require('node:http');
@@ -219,7 +221,7 @@ async function scenario(ctx) {
     for (let i = 0; i < chunks.length; i++) {
         if (ctx.closed) return undefined;
         if (model === 'stall' && i === 1) return undefined;
-        if (model === 'reset' && i === 2) return ctx.destroy();
+        if (model === 'reset' && i === 2) return sleep(50).then(() => ctx.destroy());
         if (model === 'malformed' && i === 1) return ctx.end('data: {"choices": [{"delta": \n\n');
         if (model === 'error-mid' && i === 1) {
             return ctx.end(sse({ error: { message: 'The server is overloaded', type: 'server_error',
@@ -379,6 +381,17 @@ async function main() {
             tls: { cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key') } });
         servers.push(m);
         out.push(`tls=${m.port}`);
+    }
+    if (a['blackhole-port'] !== undefined) {
+        const held = new Set();
+        const bh = require('node:net').createServer((sock) => {
+            held.add(sock);
+            sock.on('error', () => {});
+            sock.on('close', () => held.delete(sock));
+        });
+        await new Promise((r) => bh.listen(Number(a['blackhole-port']), host, r));
+        servers.push({ close: () => { for (const x of held) x.destroy(); bh.close(); } });
+        out.push(`blackhole=${bh.address().port}`);
     }
     process.stdout.write(`READY ${out.join(' ')}\n`);
     const stop = async () => {
