@@ -67,6 +67,8 @@ endfunction()
 
 # ---- the drivers (one line each) ----
 gw_fuzz_target(tokenizer SOURCES spec/fuzz/tokenizer.c LIBS gw_tok)
+gw_fuzz_target(openai_sse SOURCES spec/fuzz/openai_sse.c LIBS gw_core)
+gw_fuzz_target(openai_json SOURCES spec/fuzz/openai_json.c LIBS gw_core)
 
 # The list scripts/fuzz.sh runs (`make fuzz`, `make fuzz-merge`).
 get_property(GW_FUZZ_NAMES GLOBAL PROPERTY GW_FUZZ_TARGETS)
