@@ -66,15 +66,28 @@ int gw_ffi_shdict_keys(const char *prefix, size_t prefix_len, int max, unsigned 
 /* --- tokenizer --- */
 long long gw_ffi_tok_count(const char *enc, size_t elen, const char *text, size_t tlen);
 
-/* --- chat completions (route phase) --- */
-int gw_ffi_chat_begin(void *req, int service, const char *model, size_t mlen, const char *echo,
-                      size_t elen, const char *enc, size_t enclen, int stream, int include_usage,
-                      long long prompt_tokens);
+/* --- chat (route phase; log phase for the attempts) --- */
+/* Starts the request's chat parameters: the model name to echo, the ingress format ("chat"),
+ * stream and stream_options.include_usage. Then one gw_ffi_chat_target per backend to try, in
+ * order, each followed by its sampling and parts. */
+int gw_ffi_chat_begin(void *req, const char *echo, size_t elen, const char *ingress,
+                      size_t ilen, int stream, int include_usage);
+int gw_ffi_chat_target(void *req, const char *backend, size_t blen, const char *model,
+                       size_t mlen, const char *enc, size_t enclen, long long prompt_tokens,
+                       long long completion_offset, int variant);
 int gw_ffi_chat_sampling(void *req, int has_temperature, double temperature, int has_top_p,
                          double top_p);
-int gw_ffi_chat_message(void *req, int role, const char *text, size_t len);
-int gw_ffi_chat_vertex(void *req, const char *message, size_t mlen, const char *rules,
-                       size_t rlen);
+int gw_ffi_chat_part(void *req, int kind, const char *text, size_t len);
+/* The OpenAI-shaped body the HTTP backends send (default: the request's own body). */
+int gw_ffi_chat_body(void *req, const char *body, size_t len);
+/* Attempt i (0-based) of the finished request: backend name, result (0 ok, 1 unreachable,
+ * 2 timeout, 3 bad answer, 4 refused, 5 cancelled), upstream status, next (0 none, 1 retry,
+ * 2 fallback). GW_ENOENT past the last one. */
+int gw_ffi_chat_attempt(void *req, int i, const char **backend, size_t *blen, int *result,
+                        int *status, int *next);
+/* This worker's backends and their pool state as one JSON object into buf; returns the length
+ * (retry with a bigger buf when it is >= cap). */
+int gw_ffi_backends_json(void *req, char *buf, size_t cap);
 
 /* GW_FFI_END */
 

@@ -6,13 +6,15 @@
  * the GNU General Public License as published by the Free Software Foundation, either version 3
  * of the License, or (at your option) any later version. See LICENSE.
  *
- * One gw_routes_t per worker (it owns that worker's upstream pools); used only from its loop.
+ * One gw_routes_t per worker (it owns that worker's backends and their pools); used only from
+ * its loop.
  */
 #ifndef GW_ROUTES_H
 #define GW_ROUTES_H
 
 #include <uv.h>
 
+#include "buf.h"
 #include "config.h"
 #include "http.h"
 #include "lua_host.h"
@@ -21,6 +23,8 @@ typedef struct gw_routes_s gw_routes_t;
 
 int gw_routes_new(uv_loop_t *loop, const gw_config_t *cfg, gw_routes_t **out, char **err);
 void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req);
+/* {"<name>":{"type":..,"pool":{..}},..}: this worker's backends, appended to out. */
+void gw_routes_backends_json(gw_routes_t *rt, gw_buf_t *out);
 /* Close the loop handles it owns (upstream pools); gw_routes_free after the loop ran. */
 void gw_routes_close(gw_routes_t *rt);
 void gw_routes_free(gw_routes_t *rt);

@@ -150,6 +150,11 @@ void gw_worker_on_complete(gw_req_t *req, void *ud)
                req->method_name ? req->method_name : "-", (int)ul, uri, ip, req->status, dur);
 }
 
+void gw_worker_backends_json(gw_worker_t *w, gw_buf_t *out)
+{
+    gw_routes_backends_json(w->routes, out);
+}
+
 /* ---------- lifecycle ---------- */
 
 static void on_drained(void *ud)

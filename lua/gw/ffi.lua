@@ -31,14 +31,18 @@ int gw_ffi_reload(void);
 int gw_ffi_status(char *buf, size_t cap);
 int gw_ffi_file_info(const char *path, size_t plen, long long *size, double *mtime);
 long long gw_ffi_tok_count(const char *enc, size_t elen, const char *text, size_t tlen);
-int gw_ffi_chat_begin(void *req, int service, const char *model, size_t mlen, const char *echo,
-                      size_t elen, const char *enc, size_t enclen, int stream, int include_usage,
-                      long long prompt_tokens);
+int gw_ffi_chat_begin(void *req, const char *echo, size_t elen, const char *ingress,
+                      size_t ilen, int stream, int include_usage);
+int gw_ffi_chat_target(void *req, const char *backend, size_t blen, const char *model,
+                       size_t mlen, const char *enc, size_t enclen, long long prompt_tokens,
+                       long long completion_offset, int variant);
 int gw_ffi_chat_sampling(void *req, int has_temperature, double temperature, int has_top_p,
                          double top_p);
-int gw_ffi_chat_message(void *req, int role, const char *text, size_t len);
-int gw_ffi_chat_vertex(void *req, const char *message, size_t mlen, const char *rules,
-                       size_t rlen);
+int gw_ffi_chat_part(void *req, int kind, const char *text, size_t len);
+int gw_ffi_chat_body(void *req, const char *body, size_t len);
+int gw_ffi_chat_attempt(void *req, int i, const char **backend, size_t *blen, int *result,
+                        int *status, int *next);
+int gw_ffi_backends_json(void *req, char *buf, size_t cap);
 ]]
 
 local C = ffi.C
@@ -131,16 +135,41 @@ function _M.file_info(path)
     return tonumber(ll[0]), dbl[0]
 end
 
-function _M.status()
+-- The attempts of a finished chat request: { { backend, result, status, next }, ... }
+local RESULTS = { [0] = "ok", "unreachable", "timeout", "bad_answer", "refused", "cancelled" }
+local NEXTS = { [0] = "none", "retry", "fallback" }
+local i3 = ffi.new("int[3]")
+function _M.chat_attempts(req)
+    local out = {}
+    while C.gw_ffi_chat_attempt(req, #out, sp, sl, i3, i3 + 1, i3 + 2) == 0 do
+        out[#out + 1] = { backend = ffi_string(sp[0], sl[0]), result = RESULTS[i3[0]] or "?",
+            status = i3[1], next = NEXTS[i3[2]] or "none" }
+    end
+    return out
+end
+
+-- Calls fill(buf, cap) -> length with a bigger buffer until the text fits (nil if it fails).
+local function grown(fill)
     local cap = 4096
     while true do
         local buf = ffi.new("char[?]", cap)
-        local n = C.gw_ffi_status(buf, cap)
+        local n = fill(buf, cap)
+        if n < 0 then
+            return nil
+        end
         if n < cap then
             return ffi_string(buf, n)
         end
         cap = n + 1
     end
+end
+
+function _M.backends_json(req)
+    return grown(function(buf, cap) return C.gw_ffi_backends_json(req, buf, cap) end)
+end
+
+function _M.status()
+    return grown(C.gw_ffi_status)
 end
 
 return _M

@@ -22,7 +22,8 @@
 --                       no_dict, dict (key -> {v, exp}), tokens (function(enc, text) -> n),
 --                       files (path -> { size, mtime } for gw_ffi_file_info, or a GW_E* status)
 -- A request handle records: path (after set_path), log_model, resp_headers ({name, value}),
--- answered, answer_status, answer_ctype, answer_body, chat (route phase parameters); set
+-- answered, answer_status, answer_ctype, answer_body, chat (route phase parameters),
+-- attempts (what the log phase reads), backends_json; set
 -- `started` or `status` to play C.
 
 local ffi = require "ffi"
@@ -31,7 +32,7 @@ local byte, sub, find = string.byte, string.sub, string.find
 
 local _M = {}
 
-local GW_OK, GW_EINVAL, GW_ENOENT, GW_ESTATE = 0, -3, -4, -7
+local GW_OK, GW_EINVAL, GW_ENOENT, GW_EAGAIN, GW_ESTATE = 0, -3, -4, -6, -7
 local SD_NOT_FOUND, SD_EXISTS, SD_NOT_NUMBER, SD_TOO_SMALL = -1, -2, -4, -5
 local SD_BAD_KEY, SD_INVALID, SD_NO_DICT = -6, -7, -8
 local SD_KEY_MAX = 65535
@@ -448,47 +449,94 @@ local function chat_functions(st, C)
         return st.tokens(enc, sub(text, 1, tonumber(tlen)))
     end
 
-    function C.gw_ffi_chat_begin(req, service, model, mlen, echo, elen, enc, enclen, stream,
-                                 include_usage, prompt_tokens)
-        if (service ~= 0 and service ~= 1) or tonumber(mlen) == 0 then
-            return GW_EINVAL
-        end
+    -- chat parameters: req.chat = { echo, ingress, stream, include_usage, body, targets =
+    -- { { backend, model, encoding, prompt_tokens, completion_offset, variant, temperature,
+    -- top_p, parts = { { kind, text } } } } }; st.attempts[req] (or req.attempts): the attempts
+    -- the log phase reads ({ backend, result (number), status, next (number) })
+    local function str(p, n)
+        return sub(p, 1, tonumber(n))
+    end
+
+    function C.gw_ffi_chat_begin(req, echo, elen, ingress, ilen, stream, include_usage)
         if req.chat then
             return GW_ESTATE
         end
-        req.chat = { service = service, model = sub(model, 1, tonumber(mlen)),
-            echo = sub(echo, 1, tonumber(elen)), encoding = sub(enc, 1, tonumber(enclen)),
-            stream = stream ~= 0, include_usage = include_usage ~= 0,
-            prompt_tokens = tonumber(prompt_tokens), messages = {} }
+        if str(ingress, ilen) ~= "chat" then
+            return GW_EINVAL
+        end
+        req.chat = { echo = str(echo, elen), ingress = "chat", stream = stream ~= 0,
+            include_usage = include_usage ~= 0, targets = {} }
         return GW_OK
     end
 
-    function C.gw_ffi_chat_sampling(req, has_temperature, temperature, has_top_p, top_p)
+    function C.gw_ffi_chat_target(req, backend, blen, model, mlen, enc, enclen, prompt_tokens,
+                                  completion_offset, variant)
         local c = req.chat
         if not c then
             return GW_ESTATE
         end
-        c.temperature = has_temperature ~= 0 and temperature or nil
-        c.top_p = has_top_p ~= 0 and top_p or nil
+        if tonumber(blen) == 0 or tonumber(blen) >= 32 or tonumber(mlen) == 0 then
+            return GW_EINVAL
+        end
+        if #c.targets >= 8 then
+            return GW_EAGAIN
+        end
+        c.targets[#c.targets + 1] = { backend = str(backend, blen), model = str(model, mlen),
+            encoding = str(enc, enclen), prompt_tokens = tonumber(prompt_tokens),
+            completion_offset = tonumber(completion_offset), variant = tonumber(variant),
+            parts = {} }
         return GW_OK
     end
 
-    function C.gw_ffi_chat_message(req, role, text, len)
+    local function last(req)
         local c = req.chat
-        if not c or c.service ~= 0 then
+        return c and c.targets[#c.targets]
+    end
+
+    function C.gw_ffi_chat_sampling(req, has_temperature, temperature, has_top_p, top_p)
+        local t = last(req)
+        if not t then
             return GW_ESTATE
         end
-        c.messages[#c.messages + 1] = { role = role, text = sub(text, 1, tonumber(len)) }
+        t.temperature = has_temperature ~= 0 and temperature or nil
+        t.top_p = has_top_p ~= 0 and top_p or nil
         return GW_OK
     end
 
-    function C.gw_ffi_chat_vertex(req, message, mlen, rules, rlen)
-        local c = req.chat
-        if not c or c.service ~= 1 or c.message then
+    function C.gw_ffi_chat_part(req, kind, text, len)
+        local t = last(req)
+        if not t then
             return GW_ESTATE
         end
-        c.message, c.rules = sub(message, 1, tonumber(mlen)), sub(rules, 1, tonumber(rlen))
+        t.parts[#t.parts + 1] = { kind = tonumber(kind), text = str(text, len) }
         return GW_OK
+    end
+
+    function C.gw_ffi_chat_body(req, body, len)
+        if not req.chat then
+            return GW_ESTATE
+        end
+        req.chat.body = str(body, len)
+        return GW_OK
+    end
+
+    function C.gw_ffi_chat_attempt(req, i, backend, blen, result, status, nxt)
+        local a = (req.attempts or {})[tonumber(i) + 1]
+        if not a then
+            return GW_ENOENT
+        end
+        backend[0], blen[0] = a.backend, #a.backend
+        result[0], status[0], nxt[0] = a.result, a.status or 0, a.next or 0
+        return GW_OK
+    end
+
+    function C.gw_ffi_backends_json(req, buf, cap)
+        local s = req.backends_json or st.backends_json or "{}"
+        if #s < tonumber(cap) then
+            ffi.copy(buf, s, #s)
+            buf[#s] = 0
+        end
+        return #s
     end
 end
 

@@ -138,6 +138,8 @@ typedef struct gw_backend_call_s gw_backend_call_t; /* implementation-defined */
 
 typedef struct {
     const char *type; /* "pieces", "openai" */
+    int sends_usage;  /* answers normally carry the upstream's usage (the engine then defers
+                         its own count until it knows) */
     /* Starts one attempt. timeout_ms: the attempt's deadline, 0 = none (then only the
      * engine's limits apply). rq and t are borrowed until END/ERROR or cancel. Returns 0 with
      * the call in *out, or a negative errno (and no event is ever delivered for it). */

@@ -354,7 +354,7 @@ static void oai_close(gw_backend_t *base)
     backend_release(b);
 }
 
-static const gw_backend_vt_t oai_vt = {"openai", oai_start, oai_cancel, oai_pause, oai_stats,
+static const gw_backend_vt_t oai_vt = {"openai", 1, oai_start, oai_cancel, oai_pause, oai_stats,
                                        oai_close};
 
 /* ---- construction ------------------------------------------------------------------------- */
