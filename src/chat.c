@@ -19,7 +19,8 @@
  * Attempts: the route phase's targets are tried in order. A failed attempt (ERROR before the
  * answer started, or an END without an answer) is retried on the same target while the
  * backend calls it retryable, attempts remain (MAX_RETRIES per target) and the backoff (1 s,
- * 2 s, ...) fits in TIMEOUT (non-stream); then the next target is tried at once (fallback),
+ * 2 s, ...) fits in TIMEOUT (non-stream; each target gets its own TIMEOUT, REQUEST_TIMEOUT
+ * bounds the whole request); then the next target is tried at once (fallback),
  * unless the upstream refused the request itself (4xx other than 429: the client's problem,
  * passed through). A stream commits at its first answer event (HEAD): after it a failure is
  * one error event in the stream. Each attempt's outcome is recorded for the log phase
@@ -519,6 +520,8 @@ static int maybe_fallback(chat_t *c, const gw_llm_event_t *ev)
     mark_next(c, GW_ATTEMPT_NEXT_FALLBACK);
     c->ti++;
     c->tries = 0;
+    if (c->deadline) /* each backend gets TIMEOUT for its attempts (REQUEST_TIMEOUT bounds all) */
+        c->deadline = uv_now(c->env->loop) + (uint64_t)(c->env->cfg->upstream.timeout * 1000);
     attempt(c);
     return 1;
 }

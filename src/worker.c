@@ -141,7 +141,13 @@ void gw_worker_on_complete(gw_req_t *req, void *ud)
     size_t ul;
     const char *uri = gw_req_url(req, &ul);
     const char *ip = req->client_ip[0] ? req->client_ip : req->peer_ip;
-    if (req->log_model)
+    if (req->log_model && req->stats.llm && req->stats.backend[0])
+        gw_log(GW_LOG_ACCESS,
+               "%s %.*s model=%s IP=%s Status=%d Duration=%s Backend=%s Usage=%s",
+               req->method_name ? req->method_name : "-", (int)ul, uri, req->log_model, ip,
+               req->status, dur, req->stats.backend,
+               req->stats.usage_source == GW_USAGE_UPSTREAM ? "upstream" : "tokenizer");
+    else if (req->log_model)
         gw_log(GW_LOG_ACCESS, "%s %.*s model=%s IP=%s Status=%d Duration=%s",
                req->method_name ? req->method_name : "-", (int)ul, uri, req->log_model, ip,
                req->status, dur);

@@ -32,7 +32,7 @@
 //   slow-headers answer headers after x-mock-delay ms (default 300), then as usual
 //   error-mid    stream: one chunk, then an error object
 //   split        the usual answer written in small pieces, CRLF lines, ": ping" comments
-//   big          x-mock-total bytes (default 50 MB) of content in 16 KiB events, honouring
+//   big          x-mock-total bytes (default 50 MB) of "lorem ipsum " in 16 KiB events, honouring
 //                backpressure (the writer waits for 'drain')
 //   chunks       x-mock-chunks chunks (default 20) of "tok ", x-mock-gap ms apart (default 0)
 // Usage numbers are the mock's own ({17, 5, 22}), so a test can tell them from the gateway's.
@@ -249,7 +249,8 @@ async function writeSplit(ctx, ev) {
 
 async function bigStream(ctx, model) {
     const total = ctx.header('x-mock-total', 50 * 1024 * 1024);
-    const piece = sse(chunk(model, [delta({ content: 'x'.repeat(16384) })]));
+    // text with piece boundaries, like real output (the tokenizer keeps an unfinished piece)
+    const piece = sse(chunk(model, [delta({ content: 'lorem ipsum '.repeat(1366).slice(0, 16384) })]));
     ctx.head();
     await ctx.write(sse(chunk(model, [delta({ role: 'assistant', content: '' })])));
     let content = 0;

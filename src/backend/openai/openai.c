@@ -162,7 +162,7 @@ static int on_mapped(void *ud, const gw_llm_event_t *ev)
 {
     call_t *c = ud;
     if (ev->type == GW_EV_ERROR) {
-        finish_error(c, GW_BE_BAD_ANSWER, c->status, 0, "upstream error: %s", ev->error.message);
+        finish_error(c, GW_BE_BAD_ANSWER, c->status, 0, "Upstream error: %s", ev->error.message);
         return 1;
     }
     if (ev->type == GW_EV_FINISH)
@@ -183,7 +183,7 @@ static int on_sse_event(void *ud, const char *event, size_t elen, const char *da
     int rc = gw_oai_map_chunk(&c->map, data, dlen, on_mapped, c);
     if (rc == -EBADMSG)
         finish_error(c, GW_BE_BAD_ANSWER, c->status, 0,
-                     "the upstream sent a malformed stream chunk");
+                     "Bad upstream answer: a malformed stream chunk");
     return c->dead;
 }
 
@@ -204,7 +204,7 @@ static void on_body(void *ud, const char *p, size_t n)
         int rc = gw_sse_feed(&c->parser, p, n, on_sse_event, c);
         if (rc == -EMSGSIZE)
             finish_error(c, GW_BE_BAD_ANSWER, c->status, 0,
-                         "an upstream stream event is larger than %u bytes", MAX_EVENT);
+                         "Bad upstream answer: a stream event larger than %u bytes", MAX_EVENT);
     } else {
         size_t cap = c->status / 100 == 2 ? MAX_ANSWER : MAX_ERROR_BODY;
         if (c->body.len + n > cap) {
@@ -214,7 +214,7 @@ static void on_body(void *ud, const char *p, size_t n)
         gw_buf_append(&c->body, p, n);
         if (c->too_big && c->status / 100 == 2)
             finish_error(c, GW_BE_BAD_ANSWER, c->status, 0,
-                         "the upstream answer is larger than %u bytes", MAX_ANSWER);
+                         "Bad upstream answer: larger than %u bytes", MAX_ANSWER);
     }
     leave(c);
 }
@@ -224,16 +224,20 @@ static void refused(call_t *c)
     gw_buf_t m;
     gw_buf_init(&m);
     if (gw_oai_error_message(c->body.data, c->body.len, &m) != 0 || m.len == 0) {
-        gw_buf_reset(&m);
-        gw_buf_json_escape(&m, c->body.data ? c->body.data : "", GW_MIN(c->body.len, 200));
+        gw_buf_reset(&m); /* not OpenAI's shape: the start of the body, printable bytes only */
+        for (size_t i = 0; i < GW_MIN(c->body.len, 200); i++) {
+            unsigned char ch = (unsigned char)c->body.data[i];
+            gw_buf_putc(&m, ch >= 0x20 && ch < 0x7f ? (char)ch : ' ');
+        }
     }
     int st = c->status;
     const char *text = m.data ? m.data : "";
     if (st / 100 == 4)
-        finish_error(c, GW_BE_REFUSED, st, 0, "%s", *text ? text : "no detail");
+        finish_error(c, GW_BE_REFUSED, st, 0, "Upstream answered HTTP %d: %s", st,
+                     *text ? text : "no detail");
     else
         finish_error(c, GW_BE_BAD_ANSWER, st, st == 500 || st == 502 || st == 503 || st == 504,
-                     "upstream HTTP status %d: %s", st, *text ? text : "no detail");
+                     "Upstream error (HTTP %d): %s", st, *text ? text : "no detail");
     gw_buf_dispose(&m);
 }
 
@@ -249,14 +253,14 @@ static void on_end(void *ud)
             finish_end(c);
         else
             finish_error(c, GW_BE_BAD_ANSWER, c->status, 0,
-                         c->map.head_sent ? "the upstream stream ended before [DONE]"
-                                          : "the upstream ended the stream without an answer");
+                         c->map.head_sent ? "Upstream ended the stream before it was complete"
+                                          : "Upstream ended the stream without a response");
     } else {
         int rc = gw_oai_map_answer(&c->map, c->body.data ? c->body.data : "", c->body.len,
                                    on_mapped, c);
         if (rc == -EBADMSG)
             finish_error(c, GW_BE_BAD_ANSWER, c->status, 0,
-                         "the upstream answer is not a chat completion (invalid JSON)");
+                         "Bad upstream answer: not a chat completion (invalid JSON)");
         else if (rc == 0)
             finish_end(c);
     }
@@ -273,7 +277,11 @@ static void on_error(void *ud, int kind, const char *msg)
                         : kind == GW_HTTPC_BAD_ANSWER ? GW_BE_BAD_ANSWER
                                                       : GW_BE_UNREACHABLE;
     int retryable = cls == GW_BE_UNREACHABLE && !strstr(msg, "certificate");
-    finish_error(c, cls, 0, retryable, "%s", msg);
+    finish_error(c, cls, 0, retryable, "%s: %s",
+                 cls == GW_BE_TIMEOUT      ? "Upstream timed out"
+                 : cls == GW_BE_BAD_ANSWER ? "Upstream ended the call before the answer was complete"
+                                           : "Upstream unavailable",
+                 msg);
     c->dead = 1;
     leave(c);
 }
