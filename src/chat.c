@@ -61,26 +61,26 @@ typedef struct chat_s {
     const gw_ingress_t *fmt;
     gw_out_t out;
     gw_chat_request_t rq;
-    size_t ti;                 /* the current target */
-    int tries, max_attempts;   /* attempts on the current target */
+    size_t ti;               /* the current target */
+    int tries, max_attempts; /* attempts on the current target */
     gw_backend_t *b;
     gw_backend_call_t *call;
-    uint64_t deadline;         /* loop ms for TIMEOUT (non-stream), 0 = none */
+    uint64_t deadline; /* loop ms for TIMEOUT (non-stream), 0 = none */
     uv_timer_t retry_timer, limit_timer;
     int handles_open;
     int released;
     char id[48];
     char *up_id;
-    int started;               /* stream: the SSE head was sent */
-    int head;                  /* this attempt's answer began */
+    int started; /* stream: the SSE head was sent */
+    int head;    /* this attempt's answer began */
     int paused;
     gw_answer_t ans;
     int has_usage;
     long long up_prompt, up_completion;
     gw_tok_stream_t *tok;
-    gw_buf_t deferred;         /* stream text not tokenized yet (backends that send usage) */
+    gw_buf_t deferred; /* stream text not tokenized yet (backends that send usage) */
     int deferring;
-    gw_buf_t scratch;          /* the event being written (reused) */
+    gw_buf_t scratch; /* the event being written (reused) */
 } chat_t;
 
 /* ---------- parameters (filled by the FFI seam) ---------- */
@@ -135,9 +135,15 @@ static void random_id(char *out, size_t cap, const char *prefix)
     out[pl + 28] = '\0';
 }
 
-static uint64_t now_s(void) { return (uint64_t)time(NULL); }
+static uint64_t now_s(void)
+{
+    return (uint64_t)time(NULL);
+}
 
-static gw_chat_target_t *target(chat_t *c) { return &c->p->targets[c->ti]; }
+static gw_chat_target_t *target(chat_t *c)
+{
+    return &c->p->targets[c->ti];
+}
 
 static void answer_dispose(gw_answer_t *a)
 {
@@ -332,8 +338,8 @@ static void fill_usage(chat_t *c)
 
 /* ---------- answers ---------- */
 
-static void client_error(chat_t *c, int status, const char *code, const char *type,
-                         const char *msg, double retry_after)
+static void client_error(chat_t *c, int status, const char *code, const char *type, const char *msg,
+                         double retry_after)
 {
     gw_req_t *req = c->req;
     gw_out_error_t e = {status, code, type, msg};
@@ -364,17 +370,14 @@ static void fail_event(chat_t *c, const gw_llm_event_t *ev)
 {
     const char *msg = ev->error.message ? ev->error.message : "Bad upstream answer";
     switch (ev->error.cls) {
-    case GW_BE_UNREACHABLE:
-        return client_error(c, 503, "service_unavailable", "error", msg, -1);
-    case GW_BE_TIMEOUT:
-        return client_error(c, 504, "gateway_timeout", "timeout_error", msg, -1);
+    case GW_BE_UNREACHABLE: return client_error(c, 503, "service_unavailable", "error", msg, -1);
+    case GW_BE_TIMEOUT: return client_error(c, 504, "gateway_timeout", "timeout_error", msg, -1);
     case GW_BE_REFUSED: {
         int st = ev->error.status >= 400 && ev->error.status < 500 ? ev->error.status : 502;
         return client_error(c, st, "upstream_error", "error", msg,
                             st == 429 ? ev->error.retry_after : -1);
     }
-    default:
-        return client_error(c, 502, "bad_gateway", "error", msg, -1);
+    default: return client_error(c, 502, "bad_gateway", "error", msg, -1);
     }
 }
 
@@ -475,8 +478,7 @@ static void on_delta(chat_t *c, const gw_llm_event_t *ev)
         accumulate(ch, ev);
         return;
     }
-    gw_out_delta_t d = {ev->type, ev->choice, !ch->role_sent && !(ev->flags & GW_EV_F_NO_ROLE),
-                        ev};
+    gw_out_delta_t d = {ev->type, ev->choice, !ch->role_sent && !(ev->flags & GW_EV_F_NO_ROLE), ev};
     ch->role_sent = 1;
     gw_buf_reset(&c->scratch);
     c->fmt->delta(&c->out, &c->scratch, &d);
@@ -490,7 +492,10 @@ static void on_delta(chat_t *c, const gw_llm_event_t *ev)
 
 static void attempt(chat_t *c);
 
-static void on_retry_timer(uv_timer_t *t) { attempt(t->data); }
+static void on_retry_timer(uv_timer_t *t)
+{
+    attempt(t->data);
+}
 
 /* Another attempt on the same target. 1 if one was scheduled. */
 static int maybe_retry(chat_t *c, const gw_llm_event_t *ev)
@@ -501,8 +506,8 @@ static int maybe_retry(chat_t *c, const gw_llm_event_t *ev)
     uint64_t now = uv_now(c->env->loop);
     if (c->deadline && now + backoff >= c->deadline)
         return 0;
-    gw_debug("upstream %s attempt %d failed (%s), retrying in %" PRIu64 " ms",
-             target(c)->backend, c->tries, ev->error.message ? ev->error.message : "?", backoff);
+    gw_debug("upstream %s attempt %d failed (%s), retrying in %" PRIu64 " ms", target(c)->backend,
+             c->tries, ev->error.message ? ev->error.message : "?", backoff);
     mark_next(c, GW_ATTEMPT_NEXT_RETRY);
     uv_timer_start(&c->retry_timer, on_retry_timer, backoff, 0);
     return 1;
@@ -579,8 +584,14 @@ static void on_event(void *ud, const gw_llm_event_t *ev)
         c->up_prompt = ev->prompt_tokens;
         c->up_completion = ev->completion_tokens;
         break;
-    case GW_EV_END: c->call = NULL; on_end(c); break;
-    case GW_EV_ERROR: c->call = NULL; on_error(c, ev); break;
+    case GW_EV_END:
+        c->call = NULL;
+        on_end(c);
+        break;
+    case GW_EV_ERROR:
+        c->call = NULL;
+        on_error(c, ev);
+        break;
     }
 }
 

@@ -34,23 +34,23 @@ enum { GW_ATTEMPT_NEXT_NONE = 0, GW_ATTEMPT_NEXT_RETRY = 1, GW_ATTEMPT_NEXT_FALL
 
 typedef struct {
     char backend[32];
-    int result;  /* GW_BE_OK, GW_BE_UNREACHABLE .. GW_BE_REFUSED, GW_ATTEMPT_CANCELLED */
-    int status;  /* upstream HTTP status when it had one */
-    int next;    /* GW_ATTEMPT_NEXT_* */
+    int result; /* GW_BE_OK, GW_BE_UNREACHABLE .. GW_BE_REFUSED, GW_ATTEMPT_CANCELLED */
+    int status; /* upstream HTTP status when it had one */
+    int next;   /* GW_ATTEMPT_NEXT_* */
 } gw_chat_attempt_t;
 
 typedef struct gw_chat_params_s {
-    char *echo;                   /* the model name the client sent */
-    char *ingress;                /* ingress format name ("chat") */
+    char *echo;    /* the model name the client sent */
+    char *ingress; /* ingress format name ("chat") */
     int stream;
     int include_usage;
-    char *body;                   /* the OpenAI body for HTTP backends; NULL = the request's */
+    char *body; /* the OpenAI body for HTTP backends; NULL = the request's */
     size_t body_len;
     gw_chat_target_t targets[GW_CHAT_MAX_TARGETS];
     size_t n_targets;
     gw_chat_attempt_t attempts[GW_CHAT_MAX_ATTEMPTS];
     size_t n_attempts;
-    struct chat_s *run;           /* the running call, if any */
+    struct chat_s *run; /* the running call, if any */
 } gw_chat_params_t;
 
 typedef struct {

@@ -52,11 +52,11 @@ typedef struct {
 
 /* What every callback may read. */
 typedef struct {
-    const char *id;          /* the answer's id (the format's prefix + 28 hex, or upstream's) */
-    uint64_t created;        /* unix seconds, one value per answer */
-    const char *model;       /* the model name the client sent */
-    int include_usage;       /* the client asked for a usage chunk */
-    void *state;             /* the format's own (state_size bytes, zeroed) */
+    const char *id;    /* the answer's id (the format's prefix + 28 hex, or upstream's) */
+    uint64_t created;  /* unix seconds, one value per answer */
+    const char *model; /* the model name the client sent */
+    int include_usage; /* the client asked for a usage chunk */
+    void *state;       /* the format's own (state_size bytes, zeroed) */
 } gw_out_t;
 
 /* A failure as the client sees it (status chosen by the engine). */
@@ -68,15 +68,15 @@ typedef struct {
 /* One delta of a stream. role: the format should announce the assistant role with it (first
  * delta of the choice). */
 typedef struct {
-    gw_ev_type_t type;       /* GW_EV_TEXT, GW_EV_REFUSAL or GW_EV_TOOL_CALL */
+    gw_ev_type_t type; /* GW_EV_TEXT, GW_EV_REFUSAL or GW_EV_TOOL_CALL */
     int choice;
     int role;
-    const gw_llm_event_t *ev;/* the backend's event (text/len; tool.*) */
+    const gw_llm_event_t *ev; /* the backend's event (text/len; tool.*) */
 } gw_out_delta_t;
 
 typedef struct {
-    const char *name;        /* "chat" (the route phase's r.upstream.ingress) */
-    const char *id_prefix;   /* "chatcmpl-" */
+    const char *name;      /* "chat" (the route phase's r.upstream.ingress) */
+    const char *id_prefix; /* "chatcmpl-" */
     size_t state_size;
     /* stream */
     void (*open)(gw_out_t *o, gw_buf_t *out);
@@ -94,7 +94,6 @@ extern const gw_ingress_t gw_ingress_chat;
 const gw_ingress_t *gw_ingress_find(const char *name);
 
 /* {"error":{"message":..,"type":..,"code":..}}: the OpenAI error envelope, built here only. */
-void gw_openai_error_json(gw_buf_t *out, const char *message, const char *type,
-                          const char *code);
+void gw_openai_error_json(gw_buf_t *out, const char *message, const char *type, const char *code);
 
 #endif

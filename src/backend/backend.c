@@ -17,8 +17,8 @@
 #include "backend/backend.h"
 #include "gw.h"
 
-typedef int (*ctor_t)(uv_loop_t *, const gw_config_t *, const gw_backend_conf_t *,
-                      gw_backend_t **, char **);
+typedef int (*ctor_t)(uv_loop_t *, const gw_config_t *, const gw_backend_conf_t *, gw_backend_t **,
+                      char **);
 
 static const struct {
     int type;

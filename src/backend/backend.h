@@ -39,14 +39,14 @@
 /* ---- events -------------------------------------------------------------------------------- */
 
 typedef enum {
-    GW_EV_HEAD = 1, /* the answer started (Pieces: first data message; HTTP: first chunk) */
-    GW_EV_TEXT,     /* a content delta of choice `choice` */
-    GW_EV_REFUSAL,  /* a refusal delta of choice `choice` */
-    GW_EV_TOOL_CALL,/* a tool-call delta (tool.index; id/name when first seen; args fragment) */
-    GW_EV_FINISH,   /* the finish reason of choice `choice` */
-    GW_EV_USAGE,    /* the upstream's token counts */
-    GW_EV_END,      /* the answer is complete; last event */
-    GW_EV_ERROR,    /* the call failed; last event */
+    GW_EV_HEAD = 1,  /* the answer started (Pieces: first data message; HTTP: first chunk) */
+    GW_EV_TEXT,      /* a content delta of choice `choice` */
+    GW_EV_REFUSAL,   /* a refusal delta of choice `choice` */
+    GW_EV_TOOL_CALL, /* a tool-call delta (tool.index; id/name when first seen; args fragment) */
+    GW_EV_FINISH,    /* the finish reason of choice `choice` */
+    GW_EV_USAGE,     /* the upstream's token counts */
+    GW_EV_END,       /* the answer is complete; last event */
+    GW_EV_ERROR,     /* the call failed; last event */
 } gw_ev_type_t;
 
 typedef enum {
@@ -74,26 +74,26 @@ typedef enum {
  * the upstream (the output side escapes and repairs them). */
 typedef struct {
     gw_ev_type_t type;
-    int choice;                   /* choice index (n > 1); 0 otherwise */
-    unsigned flags;               /* GW_EV_F_* */
-    uint64_t created;             /* HEAD/TEXT: upstream's unix time for it, 0 = unknown */
-    const char *text;             /* TEXT/REFUSAL: the delta; TOOL_CALL: arguments fragment;
-                                     HEAD: the upstream's answer id to show (NULL: the gateway's) */
+    int choice;       /* choice index (n > 1); 0 otherwise */
+    unsigned flags;   /* GW_EV_F_* */
+    uint64_t created; /* HEAD/TEXT: upstream's unix time for it, 0 = unknown */
+    const char *text; /* TEXT/REFUSAL: the delta; TOOL_CALL: arguments fragment;
+                         HEAD: the upstream's answer id to show (NULL: the gateway's) */
     size_t len;
     struct {
         int index;
-        const char *id, *name;    /* NULL when this delta does not carry them */
+        const char *id, *name; /* NULL when this delta does not carry them */
         size_t id_len, name_len;
-    } tool;                       /* TOOL_CALL */
-    gw_finish_t finish;           /* FINISH */
+    } tool;                                     /* TOOL_CALL */
+    gw_finish_t finish;                         /* FINISH */
     long long prompt_tokens, completion_tokens; /* USAGE */
     struct {
         gw_be_class_t cls;
-        int status;               /* upstream HTTP status, 0 = none */
-        int retryable;            /* the backend's opinion: worth another attempt */
-        double retry_after;       /* seconds from the upstream's Retry-After; < 0 = none */
-        const char *message;      /* upstream's message or the transport error (NUL-ended) */
-    } error;                      /* ERROR */
+        int status;          /* upstream HTTP status, 0 = none */
+        int retryable;       /* the backend's opinion: worth another attempt */
+        double retry_after;  /* seconds from the upstream's Retry-After; < 0 = none */
+        const char *message; /* upstream's message or the transport error (NUL-ended) */
+    } error;                 /* ERROR */
 } gw_llm_event_t;
 
 typedef void (*gw_backend_cb)(void *ud, const gw_llm_event_t *ev);
@@ -109,26 +109,26 @@ typedef struct {
 /* One backend to try, in the order the route phase chose. Owned by the request's chat
  * parameters (src/chat.h); strings are NUL-terminated copies. */
 typedef struct {
-    char backend[32];             /* configured backend name */
-    char *model;                  /* the upstream's model name */
-    char *encoding;               /* tokenizer of the completion count ("" = none) */
-    long long prompt_tokens;      /* the gateway's count of this target's prompt */
-    long long completion_offset;  /* added to the tokenizer's completion count (Vertex: 3) */
-    int variant;                  /* backend-defined (Pieces: GW_PIECES_GPT / _VERTEX) */
+    char backend[32];            /* configured backend name */
+    char *model;                 /* the upstream's model name */
+    char *encoding;              /* tokenizer of the completion count ("" = none) */
+    long long prompt_tokens;     /* the gateway's count of this target's prompt */
+    long long completion_offset; /* added to the tokenizer's completion count (Vertex: 3) */
+    int variant;                 /* backend-defined (Pieces: GW_PIECES_GPT / _VERTEX) */
     int has_temperature, has_top_p;
-    double temperature, top_p;    /* sampling sent by backends without a body (Pieces GPT) */
-    gw_buf_t text;                /* the parts' bytes */
+    double temperature, top_p; /* sampling sent by backends without a body (Pieces GPT) */
+    gw_buf_t text;             /* the parts' bytes */
     gw_chat_part_t *parts;
     size_t n_parts, cap_parts;
 } gw_chat_target_t;
 
 /* The client's request as every backend sees it (borrowed from the request for the call). */
 typedef struct {
-    const char *echo;             /* the model name the client sent (shown in every answer) */
-    int stream;                   /* the client asked for a stream */
-    int include_usage;            /* stream_options.include_usage */
-    const char *body;             /* an OpenAI chat-completions JSON body; HTTP backends pass */
-    size_t body_len;              /* its fields through (model and stream options replaced) */
+    const char *echo;  /* the model name the client sent (shown in every answer) */
+    int stream;        /* the client asked for a stream */
+    int include_usage; /* stream_options.include_usage */
+    const char *body;  /* an OpenAI chat-completions JSON body; HTTP backends pass */
+    size_t body_len;   /* its fields through (model and stream options replaced) */
 } gw_chat_request_t;
 
 /* ---- the vtable -------------------------------------------------------------------------- */
@@ -161,7 +161,7 @@ typedef struct {
 struct gw_backend_s {
     const gw_backend_vt_t *vt;
     char name[32];
-    int type;                     /* GW_BACKEND_* (config.h) */
+    int type; /* GW_BACKEND_* (config.h) */
 };
 
 /* ---- the set of a worker's backends ---------------------------------------------------- */

@@ -16,8 +16,8 @@
 
 const char *gw_finish_name(gw_finish_t f)
 {
-    static const char *names[] = {"none", "stop", "length", "tool_calls", "content_filter",
-                                  "function_call"};
+    static const char *names[] = {"none",       "stop",           "length",
+                                  "tool_calls", "content_filter", "function_call"};
     return (unsigned)f < GW_ARRAY_SIZE(names) ? names[f] : "stop";
 }
 

@@ -356,8 +356,7 @@ int gw_json_skip(gw_json_t *j)
             if ((rc = gw_json_skip(j)) != 0)
                 return rc;
         return rc;
-    default:
-        return -EBADMSG;
+    default: return -EBADMSG;
     }
 }
 

@@ -44,16 +44,16 @@ typedef enum {
 
 typedef struct {
     const char *p, *end;
-    const char *start;    /* the document, for offsets */
+    const char *start; /* the document, for offsets */
     int depth;
-    int first;            /* the next member/element is the first of its container */
+    int first; /* the next member/element is the first of its container */
 } gw_json_t;
 
 /* A string as it appears in the input: the bytes between the quotes, escapes not decoded. */
 typedef struct {
     const char *p;
     size_t len;
-    int escaped;          /* it contains a backslash */
+    int escaped; /* it contains a backslash */
 } gw_json_str_t;
 
 void gw_json_init(gw_json_t *j, const char *p, size_t n);

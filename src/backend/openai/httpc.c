@@ -102,7 +102,6 @@ static void queue_unlink(gw_httpc_t *p, gw_httpc_req_t *r)
     p->queued--;
 }
 
-
 void gw_hc_idle_timer(hconn_t *c);
 
 /* Takes the request off its queue, connection or stream list. */
@@ -411,7 +410,7 @@ static void on_tr_eof(gw_transport_t *t)
         gw_h1_on_eof(c);
 }
 
-static const gw_transport_events_t conn_events = {on_tr_ready, on_tr_data,  on_tr_error,
+static const gw_transport_events_t conn_events = {on_tr_ready, on_tr_data,   on_tr_error,
                                                   on_tr_drain, on_tr_closed, on_tr_eof};
 
 /* Opens a connection for r (bound to it while it connects). */
@@ -599,8 +598,8 @@ static void on_deadline(uv_timer_t *t)
 
 int gw_httpc_request(gw_httpc_t *p, const char *method, const char *path,
                      const gw_httpc_header_t *headers, size_t n_headers, const char *body,
-                     size_t body_len, uint64_t timeout_ms, const gw_httpc_handler_t *h,
-                     void *ud, gw_httpc_req_t **out)
+                     size_t body_len, uint64_t timeout_ms, const gw_httpc_handler_t *h, void *ud,
+                     gw_httpc_req_t **out)
 {
     if (out)
         *out = NULL;
@@ -717,8 +716,9 @@ void gw_httpc_stats_json(gw_httpc_t *p, gw_buf_t *out)
     gw_httpc_counters(p, &k);
     gw_buf_puts(out, "{\"origin\":\"");
     gw_buf_json_escape(out, p->origin, strlen(p->origin));
-    gw_buf_printf(out, "\",\"connections\":%d,\"idle\":%d,\"h2\":%d,\"requests\":%d,"
-                       "\"queued\":%d,\"opened\":%llu,\"failed\":%llu,\"reused\":%llu}",
+    gw_buf_printf(out,
+                  "\",\"connections\":%d,\"idle\":%d,\"h2\":%d,\"requests\":%d,"
+                  "\"queued\":%d,\"opened\":%llu,\"failed\":%llu,\"reused\":%llu}",
                   k.connections, k.idle, k.h2, k.active, p->queued,
                   (unsigned long long)k.conns_opened, (unsigned long long)k.conns_failed,
                   (unsigned long long)k.reused);

@@ -78,8 +78,8 @@ void gw_httpc_close(gw_httpc_t *p);
  * (no callback then). */
 int gw_httpc_request(gw_httpc_t *p, const char *method, const char *path,
                      const gw_httpc_header_t *headers, size_t n_headers, const char *body,
-                     size_t body_len, uint64_t timeout_ms, const gw_httpc_handler_t *h,
-                     void *ud, gw_httpc_req_t **out);
+                     size_t body_len, uint64_t timeout_ms, const gw_httpc_handler_t *h, void *ud,
+                     gw_httpc_req_t **out);
 /* No callback after this; an HTTP/1.1 connection in the middle of the answer is closed, an
  * HTTP/2 stream is reset (CANCEL). */
 void gw_httpc_cancel(gw_httpc_req_t *r);

@@ -153,7 +153,7 @@ void gw_h1_on_data(hconn_t *c, const uint8_t *data, size_t n)
     if (e != HPE_OK) {
         snprintf(msg, sizeof(msg), "invalid HTTP answer from the upstream: %s",
                  llhttp_get_error_reason(&c->parser) ? llhttp_get_error_reason(&c->parser)
-                                                      : llhttp_errno_name(e));
+                                                     : llhttp_errno_name(e));
         gw_hc_conn_close(c);
         gw_hc_req_finish(r, GW_HTTPC_BAD_ANSWER, msg);
     }

@@ -29,8 +29,8 @@ static gw_httpc_req_t *stream_req(nghttp2_session *s, int32_t id)
     return r && !r->dead ? r : NULL;
 }
 
-static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
-                     size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
+static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+                     const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
 {
     gw_httpc_req_t *r;
     (void)flags, (void)ud;
@@ -81,8 +81,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
         c->goaway = 1;
         gw_hc_kick(c->pool);
         break;
-    default:
-        break;
+    default: break;
     }
     return 0;
 }
@@ -120,7 +119,8 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *u
     } else if (err == NGHTTP2_REFUSED_STREAM && !r->got_bytes && !r->retried) {
         gw_hc_req_requeue(r); /* never processed by the peer */
     } else if (err == NGHTTP2_NO_ERROR) {
-        gw_hc_req_finish(r, GW_HTTPC_BAD_ANSWER, "the upstream closed the stream without an answer");
+        gw_hc_req_finish(r, GW_HTTPC_BAD_ANSWER,
+                         "the upstream closed the stream without an answer");
     } else {
         snprintf(msg, sizeof(msg), "stream reset by the upstream (%s) %s",
                  nghttp2_http2_strerror(err),
@@ -275,7 +275,7 @@ void gw_h2_cancel(gw_httpc_req_t *r)
     if (!c->sess || r->stream_id <= 0)
         return;
     nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_CANCEL);
-    r->unconsumed = 0; /* the stream's window goes with the stream */
+    r->unconsumed = 0;   /* the stream's window goes with the stream */
     gw_hc_kick(c->pool); /* flush the RST from outside any nghttp2 callback */
 }
 

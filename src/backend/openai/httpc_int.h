@@ -34,8 +34,8 @@ struct gw_httpc_req_s {
     gw_httpc_req_t *prev, *next; /* pool queue or conn->streams */
     rq_state_t state;
     char *method, *path;
-    gw_httpc_header_t *hdrs;     /* [0] = method, path; [1..n_hdrs] the headers; strings
-                                    live in the same allocation */
+    gw_httpc_header_t *hdrs; /* [0] = method, path; [1..n_hdrs] the headers; strings
+                                live in the same allocation */
     size_t n_hdrs;
     char *body;
     size_t body_len, body_off;
@@ -47,26 +47,26 @@ struct gw_httpc_req_s {
     int status;
     double retry_after;
     char ctype[96];
-    size_t unconsumed;           /* HTTP/2 DATA bytes not yet given back to the stream */
+    size_t unconsumed; /* HTTP/2 DATA bytes not yet given back to the stream */
     unsigned timer_on : 1, paused : 1, dead : 1, in_cb : 1, head_done : 1, got_bytes : 1,
         retried : 1, discard : 1;
 };
 
 struct hconn_s {
     gw_httpc_t *pool;
-    hconn_t *prev, *next;        /* every connection */
-    hconn_t *iprev, *inext;      /* idle HTTP/1.1 connections */
+    hconn_t *prev, *next;   /* every connection */
+    hconn_t *iprev, *inext; /* idle HTTP/1.1 connections */
     hc_state_t state;
     unsigned id;
     gw_transport_t tr;
-    uv_timer_t timer;            /* connect timeout, then the idle timeout */
+    uv_timer_t timer; /* connect timeout, then the idle timeout */
     int handles;
     unsigned h2 : 1, used : 1, idle : 1, keep : 1, settings_seen : 1, in_h2 : 1, goaway : 1,
         closed : 1;
     /* HTTP/1.1 */
     llhttp_t parser;
-    gw_httpc_req_t *req;         /* bound (sent, or waiting for this connection to be ready) */
-    gw_buf_t hname, hval;        /* the response header being parsed */
+    gw_httpc_req_t *req;  /* bound (sent, or waiting for this connection to be ready) */
+    gw_buf_t hname, hval; /* the response header being parsed */
     /* HTTP/2 */
     nghttp2_session *sess;
     gw_httpc_req_t *streams;
@@ -89,7 +89,7 @@ struct gw_httpc_s {
     int queued;
     uv_idle_t kick;
     int handles;
-    uint8_t *rbuf;               /* read buffer shared by this pool's transports */
+    uint8_t *rbuf; /* read buffer shared by this pool's transports */
     gw_httpc_counters_t cnt;
     unsigned closing : 1, close_done : 1;
 };

@@ -123,7 +123,8 @@ static int tool_call(ctx_t *c, gw_json_t *j, int position)
     }
     if (rc != 0)
         return rc;
-    gw_llm_event_t ev = {.type = GW_EV_TOOL_CALL, .text = c->m->text.data ? c->m->text.data : "",
+    gw_llm_event_t ev = {.type = GW_EV_TOOL_CALL,
+                         .text = c->m->text.data ? c->m->text.data : "",
                          .len = c->m->text.len};
     ev.tool.index = (int)index;
     if (has_id == 1)
@@ -189,8 +190,7 @@ static int choice_index(gw_json_t j, int position)
         return position;
     while (gw_json_object_next(&j, &k) > 0) {
         if (gw_json_key_is(&k, "index"))
-            return gw_json_int(&j, &index) == 0 && index >= 0 && index < 1 << 20 ? (int)index
-                                                                                 : -1;
+            return gw_json_int(&j, &index) == 0 && index >= 0 && index < 1 << 20 ? (int)index : -1;
         if (gw_json_skip(&j) != 0)
             break;
     }
@@ -284,8 +284,7 @@ static int error_event(gw_oai_map_t *m, const char *json, size_t n, gw_oai_emit_
     return cb(ud, &ev);
 }
 
-static int map(gw_oai_map_t *m, const char *json, size_t n, gw_oai_emit_cb cb, void *ud,
-               int answer)
+static int map(gw_oai_map_t *m, const char *json, size_t n, gw_oai_emit_cb cb, void *ud, int answer)
 {
     int is_error, rc = validate(json, n, &is_error);
     if (rc != 0)
@@ -316,14 +315,12 @@ static int map(gw_oai_map_t *m, const char *json, size_t n, gw_oai_emit_cb cb, v
     return rc;
 }
 
-int gw_oai_map_chunk(gw_oai_map_t *m, const char *json, size_t n, gw_oai_emit_cb emit,
-                     void *ud)
+int gw_oai_map_chunk(gw_oai_map_t *m, const char *json, size_t n, gw_oai_emit_cb emit, void *ud)
 {
     return map(m, json, n, emit, ud, 0);
 }
 
-int gw_oai_map_answer(gw_oai_map_t *m, const char *json, size_t n, gw_oai_emit_cb emit,
-                      void *ud)
+int gw_oai_map_answer(gw_oai_map_t *m, const char *json, size_t n, gw_oai_emit_cb emit, void *ud)
 {
     return map(m, json, n, emit, ud, 1);
 }

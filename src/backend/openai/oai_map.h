@@ -39,11 +39,9 @@ void gw_oai_map_init(gw_oai_map_t *m);
 void gw_oai_map_dispose(gw_oai_map_t *m);
 /* One stream chunk (the data of one SSE event, "[DONE]" excluded). 0, -EBADMSG (not JSON,
  * not an object, or a field of the wrong type) or emit's non-zero return. */
-int gw_oai_map_chunk(gw_oai_map_t *m, const char *json, size_t n, gw_oai_emit_cb emit,
-                     void *ud);
+int gw_oai_map_chunk(gw_oai_map_t *m, const char *json, size_t n, gw_oai_emit_cb emit, void *ud);
 /* A whole non-stream answer. Same returns. */
-int gw_oai_map_answer(gw_oai_map_t *m, const char *json, size_t n, gw_oai_emit_cb emit,
-                      void *ud);
+int gw_oai_map_answer(gw_oai_map_t *m, const char *json, size_t n, gw_oai_emit_cb emit, void *ud);
 /* The message of an error body ({"error":{"message":..}}, {"error":".."} or {"message":..}),
  * appended to out. 0, or -EBADMSG when there is none. */
 int gw_oai_error_message(const char *json, size_t n, gw_buf_t *out);

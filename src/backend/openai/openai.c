@@ -40,13 +40,13 @@
 
 #define MAX_ANSWER (16u << 20) /* a non-stream answer */
 #define MAX_ERROR_BODY 65536
-#define MAX_EVENT (4u << 20)   /* one SSE event */
+#define MAX_EVENT (4u << 20) /* one SSE event */
 
 typedef struct {
     gw_backend_t base;
     gw_httpc_t *http;
     char *chat_path;
-    char *key;                 /* for scrubbing upstream messages */
+    char *key; /* for scrubbing upstream messages */
     gw_httpc_header_t *hdrs;
     size_t n_hdrs;
     int calls;
@@ -63,7 +63,7 @@ struct gw_backend_call_s {
     gw_sse_parser_t parser;
     gw_oai_map_t map;
     gw_buf_t body;
-    int depth;                 /* nesting of httpc callbacks on the stack */
+    int depth; /* nesting of httpc callbacks on the stack */
     unsigned dead : 1, done : 1, saw_done : 1, saw_finish : 1, too_big : 1;
 };
 
@@ -116,11 +116,11 @@ static void scrub(const oai_t *b, char *msg, size_t cap)
 }
 
 /* The last event: the call is over for the engine (no cancel may follow). */
-static void finish_error(call_t *c, gw_be_class_t cls, int status, int retryable,
-                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void finish_error(call_t *c, gw_be_class_t cls, int status, int retryable, const char *fmt,
+                         ...) __attribute__((format(printf, 5, 6)));
 
-static void finish_error(call_t *c, gw_be_class_t cls, int status, int retryable,
-                         const char *fmt, ...)
+static void finish_error(call_t *c, gw_be_class_t cls, int status, int retryable, const char *fmt,
+                         ...)
 {
     char msg[512];
     va_list ap;
@@ -256,8 +256,8 @@ static void on_end(void *ud)
                          c->map.head_sent ? "Upstream ended the stream before it was complete"
                                           : "Upstream ended the stream without a response");
     } else {
-        int rc = gw_oai_map_answer(&c->map, c->body.data ? c->body.data : "", c->body.len,
-                                   on_mapped, c);
+        int rc =
+            gw_oai_map_answer(&c->map, c->body.data ? c->body.data : "", c->body.len, on_mapped, c);
         if (rc == -EBADMSG)
             finish_error(c, GW_BE_BAD_ANSWER, c->status, 0,
                          "Bad upstream answer: not a chat completion (invalid JSON)");
@@ -278,9 +278,10 @@ static void on_error(void *ud, int kind, const char *msg)
                                                       : GW_BE_UNREACHABLE;
     int retryable = cls == GW_BE_UNREACHABLE && !strstr(msg, "certificate");
     finish_error(c, cls, 0, retryable, "%s: %s",
-                 cls == GW_BE_TIMEOUT      ? "Upstream timed out"
-                 : cls == GW_BE_BAD_ANSWER ? "Upstream ended the call before the answer was complete"
-                                           : "Upstream unavailable",
+                 cls == GW_BE_TIMEOUT ? "Upstream timed out"
+                 : cls == GW_BE_BAD_ANSWER
+                     ? "Upstream ended the call before the answer was complete"
+                     : "Upstream unavailable",
                  msg);
     c->dead = 1;
     leave(c);
@@ -362,8 +363,8 @@ static void oai_close(gw_backend_t *base)
     backend_release(b);
 }
 
-static const gw_backend_vt_t oai_vt = {"openai", 1, oai_start, oai_cancel, oai_pause, oai_stats,
-                                       oai_close};
+static const gw_backend_vt_t oai_vt = {"openai",  1,         oai_start, oai_cancel,
+                                       oai_pause, oai_stats, oai_close};
 
 /* ---- construction ------------------------------------------------------------------------- */
 
@@ -427,7 +428,9 @@ int gw_backend_openai_new(uv_loop_t *loop, const gw_config_t *cfg, const gw_back
     }
     if (split_url(bc->base_url, &origin, &path, err) != 0)
         return -EINVAL;
-    gw_httpc_conf_t hc = {.origin = origin, .ca_file = bc->ca_file, .insecure = bc->insecure,
+    gw_httpc_conf_t hc = {.origin = origin,
+                          .ca_file = bc->ca_file,
+                          .insecure = bc->insecure,
                           .connect_timeout = cfg->upstream.connect_timeout,
                           .max_idle = bc->max_idle};
     oai_t *b = gw_calloc(1, sizeof(*b));

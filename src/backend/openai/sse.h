@@ -29,12 +29,11 @@
 /* One dispatched event; data is valid during the callback only (not NUL-terminated). Return 0
  * to go on, anything else to stop: gw_sse_feed returns that value at once (the callback may
  * then have freed the parser's owner; a stopped parser may only be disposed). */
-typedef int (*gw_sse_cb)(void *ud, const char *event, size_t elen, const char *data,
-                         size_t dlen);
+typedef int (*gw_sse_cb)(void *ud, const char *event, size_t elen, const char *data, size_t dlen);
 
 typedef struct {
-    gw_buf_t line;                /* the start of a line that continues in the next read */
-    gw_buf_t data;                /* the data lines of the current event */
+    gw_buf_t line; /* the start of a line that continues in the next read */
+    gw_buf_t data; /* the data lines of the current event */
     char event[GW_SSE_EVENT_MAX];
     size_t event_len;
     size_t max_event;

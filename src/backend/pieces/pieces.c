@@ -177,13 +177,11 @@ static int transient(const gw_grpc_result_t *res)
     case GW_GRPC_ERR_DNS:
     case GW_GRPC_ERR_RESET:
     case GW_GRPC_ERR_REFUSED:
-    case GW_GRPC_ERR_PING_TIMEOUT:
-        return 1;
+    case GW_GRPC_ERR_PING_TIMEOUT: return 1;
     case GW_GRPC_ERR_STATUS:
         return res->grpc_status == 14 || res->grpc_status == 8 || res->grpc_status == 13 ||
                res->grpc_status == 2 || res->grpc_status == 4;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -208,8 +206,8 @@ static void fail_with(call_t *c, const gw_grpc_result_t *res)
         if (res->grpc_status == 14 || res->grpc_status == 4) {
             snprintf(m, sizeof(m), "Upstream %s: %s",
                      res->grpc_status == 14 ? "unavailable" : "timed out", d);
-            return emit_error(c, res->grpc_status == 14 ? GW_BE_UNREACHABLE : GW_BE_TIMEOUT,
-                              retry, m);
+            return emit_error(c, res->grpc_status == 14 ? GW_BE_UNREACHABLE : GW_BE_TIMEOUT, retry,
+                              m);
         }
         snprintf(m, sizeof(m), "Upstream error (gRPC status %d): %s", res->grpc_status, d);
         return emit_error(c, GW_BE_BAD_ANSWER, retry, m);
@@ -253,15 +251,14 @@ static int encode(const gw_chat_target_t *t, uint8_t **out, size_t *len)
         msgs[i].text = base + t->parts[i].off;
         msgs[i].len = t->parts[i].len;
     }
-    int rc = gw_pieces_gpt_encode(t->model, msgs, t->n_parts, t->has_temperature,
-                                  t->temperature, t->has_top_p, t->top_p, out, len);
+    int rc = gw_pieces_gpt_encode(t->model, msgs, t->n_parts, t->has_temperature, t->temperature,
+                                  t->has_top_p, t->top_p, out, len);
     free(msgs);
     return rc;
 }
 
-static int pieces_start(gw_backend_t *base, const gw_chat_request_t *rq,
-                        const gw_chat_target_t *t, uint64_t timeout_ms, gw_backend_cb cb,
-                        void *ud, gw_backend_call_t **out)
+static int pieces_start(gw_backend_t *base, const gw_chat_request_t *rq, const gw_chat_target_t *t,
+                        uint64_t timeout_ms, gw_backend_cb cb, void *ud, gw_backend_call_t **out)
 {
     pieces_t *b = (pieces_t *)base;
     uint8_t *pb = NULL;
@@ -341,8 +338,8 @@ static void pieces_close(gw_backend_t *base)
         free(b);
 }
 
-static const gw_backend_vt_t pieces_vt = {"pieces", 0, pieces_start, pieces_cancel, pieces_pause,
-                                          pieces_stats, pieces_close};
+static const gw_backend_vt_t pieces_vt = {
+    "pieces", 0, pieces_start, pieces_cancel, pieces_pause, pieces_stats, pieces_close};
 
 static int new_pool(uv_loop_t *loop, const gw_config_t *cfg, const gw_backend_conf_t *bc,
                     const char *address, gw_upstream_t **out, char **err)
