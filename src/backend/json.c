@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 
 void gw_json_init(gw_json_t *j, const char *p, size_t n)
@@ -64,37 +65,56 @@ static int hexval(char c)
     return -1;
 }
 
+/* Bytes that end the plain run of a string: the quote, the backslash, control characters. */
+static const unsigned char STOP[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1,
+};
+
+/* 8 bytes at a time (SWAR): whether any of them is a quote, a backslash or a control byte. */
+static inline int word_stops(const unsigned char *s)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t w;
+    memcpy(&w, s, 8);
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    uint64_t zero = ((q - ones) & ~q) | ((b - ones) & ~b), ctl = (w - ones * 0x20) & ~w;
+    return ((zero | ctl) & highs) != 0;
+}
+
 /* Scans a string starting at the opening quote; the cursor ends after the closing quote. */
 int gw_json_string_raw(gw_json_t *j, gw_json_str_t *out)
 {
     if (gw_json_peek(j) != GW_JSON_STRING)
         return -EBADMSG;
-    const char *s = ++j->p, *e = j->end;
+    const unsigned char *s = (const unsigned char *)++j->p, *e = (const unsigned char *)j->end;
     int escaped = 0;
     while (s < e) {
-        unsigned char c = (unsigned char)*s;
+        while (e - s >= 8 && !word_stops(s))
+            s += 8;
+        while (s < e && !STOP[*s])
+            s++;
+        if (s >= e)
+            break;
+        unsigned char c = *s;
         if (c == '"') {
             out->p = j->p;
-            out->len = (size_t)(s - j->p);
+            out->len = (size_t)((const char *)s - j->p);
             out->escaped = escaped;
-            j->p = s + 1;
+            j->p = (const char *)s + 1;
             return 0;
         }
         if (c < 0x20)
             return -EBADMSG;
-        if (c != '\\') {
-            s++;
-            continue;
-        }
         escaped = 1;
         if (++s >= e)
             return -EBADMSG;
         if (*s == 'u') {
-            if (e - s < 5 || hexval(s[1]) < 0 || hexval(s[2]) < 0 || hexval(s[3]) < 0 ||
-                hexval(s[4]) < 0)
+            if (e - s < 5 || hexval((char)s[1]) < 0 || hexval((char)s[2]) < 0 ||
+                hexval((char)s[3]) < 0 || hexval((char)s[4]) < 0)
                 return -EBADMSG;
             s += 5;
-        } else if (strchr("\"\\/bfnrt", *s) && *s) {
+        } else if (*s && strchr("\"\\/bfnrt", *s)) {
             s++;
         } else {
             return -EBADMSG;
@@ -178,9 +198,11 @@ int gw_json_string(gw_json_t *j, gw_buf_t *out)
 
 int gw_json_key_is(const gw_json_str_t *key, const char *name)
 {
-    size_t n = strlen(name);
-    if (!key->escaped)
-        return key->len == n && memcmp(key->p, name, n) == 0;
+    return gw_json_key_eq(key, name, strlen(name));
+}
+
+int gw_json_key_eq_escaped(const gw_json_str_t *key, const char *name, size_t n)
+{
     if (key->len > 6 * n)
         return 0;
     gw_buf_t b;

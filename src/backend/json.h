@@ -71,6 +71,15 @@ int gw_json_array_next(gw_json_t *j);
 /* Whether a key equals the NUL-terminated ASCII name, escapes decoded ("\u006dodel" is
  * "model"), so a key cannot be disguised from a check. */
 int gw_json_key_is(const gw_json_str_t *key, const char *name);
+int gw_json_key_eq_escaped(const gw_json_str_t *key, const char *name, size_t n);
+/* The same for a name of known length (the common unescaped case inline). */
+static inline int gw_json_key_eq(const gw_json_str_t *key, const char *name, size_t n)
+{
+    if (!key->escaped)
+        return key->len == n && __builtin_memcmp(key->p, name, n) == 0;
+    return gw_json_key_eq_escaped(key, name, n);
+}
+#define GW_JSON_KEY(key, lit) gw_json_key_eq((key), (lit), sizeof(lit) - 1)
 /* A string value, decoded (\uXXXX pairs to UTF-8; a lone surrogate becomes U+FFFD), appended
  * to out. */
 int gw_json_string(gw_json_t *j, gw_buf_t *out);

@@ -34,7 +34,8 @@
 //   split        the usual answer written in small pieces, CRLF lines, ": ping" comments
 //   big          x-mock-total bytes (default 50 MB) of "lorem ipsum " in 16 KiB events, honouring
 //                backpressure (the writer waits for 'drain')
-//   chunks       x-mock-chunks chunks (default 20) of "tok ", x-mock-gap ms apart (default 0)
+//   chunks       x-mock-chunks chunks (default 20) "c0 ".."cN-1 ", x-mock-gap ms apart
+//                (default 0); chunks-N-G: N chunks G ms apart (benchmarks)
 // Usage numbers are the mock's own ({17, 5, 22}), so a test can tell them from the gateway's.
 //
 // Standalone (C integration tests, benchmarks):
@@ -88,10 +89,10 @@ function streamChunks(model, body) {
             chunk(m, [delta({ role: 'assistant', content: 'Two' }, null, 1)]),
             chunk(m, [delta({}, 'stop', 0)]), chunk(m, [delta({}, 'length', 1)])];
     }
-    if (m === 'chunks') {
+    if (m === 'chunks' || /^chunks-\d+-\d+$/.test(m)) {
         const n = Number(body._chunks || 20);
         const out = [chunk(m, [delta({ role: 'assistant', content: '' })])];
-        for (let i = 0; i < n; i++) out.push(chunk(m, [delta({ content: 'tok ' })]));
+        for (let i = 0; i < n; i++) out.push(chunk(m, [delta({ content: `c${i} ` })]));
         out.push(chunk(m, [delta({}, 'stop')]));
         return out;
     }
@@ -212,9 +213,10 @@ async function scenario(ctx) {
         return ctx.json(200, answer(model));
     }
     if (model === 'big') return bigStream(ctx, model);
-    body._chunks = ctx.header('x-mock-chunks', 20);
+    const named = /^chunks-(\d+)-(\d+)$/.exec(model);
+    body._chunks = named ? Number(named[1]) : ctx.header('x-mock-chunks', 20);
     const chunks = streamChunks(model, body);
-    const gap = ctx.header('x-mock-gap', 0);
+    const gap = named ? Number(named[2]) : ctx.header('x-mock-gap', 0);
     const wantUsage = body.stream_options && body.stream_options.include_usage === true &&
         model !== 'no-usage';
     ctx.head();

@@ -97,14 +97,25 @@ void gw_h1_send(hconn_t *c, gw_httpc_req_t *r)
     gw_httpc_t *p = c->pool;
     gw_buf_t b;
     gw_buf_init(&b);
-    gw_buf_reserve(&b, 256 + r->body_len);
-    gw_buf_printf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\n", r->method, r->path, p->host_header);
+    gw_buf_reserve(&b, 512 + r->body_len);
+    gw_buf_puts(&b, r->method);
+    gw_buf_putc(&b, ' ');
+    gw_buf_puts(&b, r->path);
+    gw_buf_puts(&b, " HTTP/1.1\r\nHost: ");
+    gw_buf_puts(&b, p->host_header);
+    gw_buf_puts(&b, "\r\n");
     for (size_t i = 1; i <= r->n_hdrs; i++) {
         const gw_httpc_header_t *h = &r->hdrs[i];
-        if (clean(h->name) && clean(h->value))
-            gw_buf_printf(&b, "%s: %s\r\n", h->name, h->value);
+        if (!clean(h->name) || !clean(h->value))
+            continue;
+        gw_buf_puts(&b, h->name);
+        gw_buf_puts(&b, ": ");
+        gw_buf_puts(&b, h->value);
+        gw_buf_puts(&b, "\r\n");
     }
-    gw_buf_printf(&b, "Content-Length: %zu\r\n\r\n", r->body_len);
+    gw_buf_puts(&b, "Content-Length: ");
+    gw_buf_put_uint(&b, r->body_len);
+    gw_buf_puts(&b, "\r\n\r\n");
     gw_buf_append(&b, r->body, r->body_len);
     llhttp_init(&c->parser, HTTP_RESPONSE, &settings);
     c->parser.data = c;

@@ -7,9 +7,9 @@
  * the GNU General Public License as published by the Free Software Foundation, either version 3
  * of the License, or (at your option) any later version. See LICENSE.
  *
- * A chunk ("chat.completion.chunk") or an answer ("chat.completion") is validated as a whole
- * first (nothing is emitted for a document that is not valid JSON), then mapped in document
- * order: for each choice its content, refusal and tool-call deltas (message.* for an answer),
+ * A chunk ("chat.completion.chunk") or an answer ("chat.completion") is read in one pass; its
+ * events are kept until the whole document proved valid (nothing is emitted for a document
+ * that is not valid JSON) and then emitted in document order: for each choice its content, refusal and tool-call deltas (message.* for an answer),
  * its finish_reason; the usage object. A document with an "error" member maps to one ERROR
  * event (class BAD_ANSWER, the upstream's message). The first document that is not an error
  * is preceded by one HEAD event. Fields the gateway does not interpret are skipped (still
@@ -30,8 +30,16 @@
 /* Return 0 to continue, non-zero to stop (the mapping returns that value at once). */
 typedef int (*gw_oai_emit_cb)(void *ud, const gw_llm_event_t *ev);
 
+/* An event waiting for the end of its document; strings are offsets into the arena. */
 typedef struct {
-    gw_buf_t text, id, name;
+    gw_llm_event_t ev;
+    size_t text, id, name; /* offsets; SIZE_MAX = none */
+} gw_oai_pending_t;
+
+typedef struct {
+    gw_buf_t arena;            /* the decoded strings of the document being read */
+    gw_oai_pending_t *ev;
+    size_t n, cap;
     int head_sent;
 } gw_oai_map_t;
 

@@ -121,12 +121,12 @@ static int on_line(gw_sse_parser_t *p, const char *l, size_t n, int in_input, zc
     return 0;
 }
 
+/* The first CR or LF (memchr for both: lines are long, CR-only line ends rare). */
 static const char *line_end(const char *s, const char *e)
 {
-    for (; s < e; s++)
-        if (*s == '\n' || *s == '\r')
-            return s;
-    return NULL;
+    const char *nl = memchr(s, '\n', (size_t)(e - s));
+    const char *cr = memchr(s, '\r', (size_t)((nl ? nl : e) - s));
+    return cr ? cr : nl;
 }
 
 /* The rest of the input holds no line end: keep it for the next read. */
