@@ -30,6 +30,7 @@ DURATION=${DURATION:-5}
 source "$(dirname "$0")/lib/common.sh"
 
 RATE=${RATE:-2000}
+PARTS=${PARTS:-"nonstream stream rate memory peer"} # which measurements to run
 STREAM_C=${STREAM_C:-50}
 MEM_C=${MEM_C:-"500 5000"}
 HERE=$BENCH_ROOT/bench
@@ -76,12 +77,16 @@ bench_info
 echo "# gateway CPU $SERVER_CPU (WORKERS=1); Node OpenAI mock + clients on CPU $CLIENT_CPU;" \
     "${DURATION}s x $RUNS runs"
 
+want() { [[ " $PARTS " == *" $1 "* ]]; }
+
 # ---- 1. non-stream CPU per request ----
-warm "$gw_pid" "$gw_url" -s "$BENCH_TMP/post.lua"
-: >"$BENCH_TMP/ns_cpu"
-: >"$BENCH_TMP/ns_rps"
-: >"$BENCH_TMP/mock_rps"
+want nonstream && warm "$gw_pid" "$gw_url" -s "$BENCH_TMP/post.lua"
+echo 0 >"$BENCH_TMP/ns_cpu"
+echo 0 >"$BENCH_TMP/ns_rps"
+echo 0 >"$BENCH_TMP/mock_rps"
+want nonstream && : >"$BENCH_TMP/ns_cpu" && : >"$BENCH_TMP/ns_rps" && : >"$BENCH_TMP/mock_rps"
 for i in $(seq 1 "$RUNS"); do
+    want nonstream || break
     g=$(measure "$gw_pid" "$gw_url" -s "$BENCH_TMP/post.lua")
     m=$(measure "$mock_pid" "$mock_url" -s "$BENCH_TMP/post.lua")
     echo "  non-stream run $i: gateway $g | mock direct $m"
@@ -92,9 +97,11 @@ done
 ns_cpu=$(median <"$BENCH_TMP/ns_cpu")
 
 # ---- 2. streams ----
-load "$gw_port" "$STREAM_C" chunks-20-0 2 20 --pid "$gw_pid" >/dev/null
+want stream && load "$gw_port" "$STREAM_C" chunks-20-0 2 20 --pid "$gw_pid" >/dev/null
 declare -A st_cpu st_gw_p50 st_gw_p99 st_d_p50 st_d_p99
 for model in chunks-20-0 chunks-20-5; do
+    st_cpu[$model]=0
+    want stream || continue
     : >"$BENCH_TMP/cpu-$model"
     for i in $(seq 1 "$RUNS"); do
         g=$(load "$gw_port" "$STREAM_C" "$model" "$DURATION" 20 --pid "$gw_pid")
@@ -116,10 +123,12 @@ done
 # ---- 3. added latency at a fixed rate ----
 rate() { taskset -c "$CLIENT_CPU" node "$HERE/openai/rate.js" --port "$1" --rate "$RATE" \
     --duration "$DURATION"; }
-rate "$gw_port" >/dev/null
-: >"$BENCH_TMP/add50"
-: >"$BENCH_TMP/add99"
+want rate && rate "$gw_port" >/dev/null
+echo 0 >"$BENCH_TMP/add50"
+echo 0 >"$BENCH_TMP/add99"
+want rate && : >"$BENCH_TMP/add50" && : >"$BENCH_TMP/add99"
 for i in $(seq 1 "$RUNS"); do
+    want rate || break
     d=$(rate "$mock_port")
     g=$(rate "$gw_port")
     [ "$(field failed "$g")" = 0 ] && [ "$(field failed "$d")" = 0 ] ||
@@ -138,20 +147,24 @@ add99=$(median <"$BENCH_TMP/add99")
 declare -A kb_per
 sleep 1
 for c in $MEM_C; do
+    kb_per[$c]=0
+    want memory || continue
     idle=$(rss_of "$gw_pid" VmRSS)
     g=$(load "$gw_port" "$c" chunks-5-1000 8 5 --pid "$gw_pid" --timeout 60)
     peak=$(field rss_peak_kb "$g")
-    openp=$(field open_at_peak "$g")
+    openp=$(field open_max "$g")
+    # the allocator keeps freed memory, so the peak comes late: divide by the most streams open
     kb_per[$c]=$(awk -v p="$peak" -v i="$idle" -v o="$openp" 'BEGIN { printf "%.1f", (p - i) / o }')
-    echo "  C=$c: idle RSS $((idle / 1024)) MB, peak $((peak / 1024)) MB with $openp open," \
-        "${kb_per[$c]} KB/stream, failures $(field failures "$g")"
+    echo "  C=$c: idle RSS $((idle / 1024)) MB, peak $((peak / 1024)) MB, at most $openp open," \
+        "${kb_per[$c]} KB/stream, failures $(field failures "$g")" \
+        "$(sed -n 's/.*"fail_reasons":\({[^}]*}\).*/\1/p' <<<"$g")"
     sleep 2
 done
 
 # ---- the peer ----
 portkey=$BENCH_ROOT/bench/peers/node_modules/@portkey-ai/gateway/build/start-server.js
 pk_line="  Portkey: not installed (scripts/npm-ci.sh bench/peers)"
-if [ -f "$portkey" ]; then
+if [ -f "$portkey" ] && want peer; then
     pk_port=$(free_port)
     taskset -c "$SERVER_CPU" node "$portkey" --port="$pk_port" --headless \
         >"$BENCH_TMP/portkey.log" 2>&1 &

@@ -51,7 +51,7 @@
 
 #define HIGH_WATER (256 * 1024)
 #define LOW_WATER (64 * 1024)
-#define DEFER_MAX 65536
+#define DEFER_MAX 8192 /* stream text kept untokenized (per stream memory vs CPU) */
 #define MAX_CHOICES 128
 
 typedef struct chat_s {

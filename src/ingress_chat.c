@@ -21,7 +21,7 @@
 #include "ingress.h"
 
 typedef struct {
-    char head[512]; /* data: {"id":..,"object":..,"created":..,"model":.., */
+    char head[256]; /* data: {"id":..,"object":..,"created":..,"model":.., (when it fits) */
     size_t head_len;
 } chat_state_t;
 

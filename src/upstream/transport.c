@@ -319,6 +319,11 @@ int gw_transport_flush(gw_transport_t *t)
     w->t = t;
     w->len = t->out_len;
     t->out_len = 0;
+    if (t->trim_out) {
+        free(t->out);
+        t->out = NULL;
+        t->out_cap = 0;
+    }
     b = uv_buf_init((char *)w->data, (unsigned)w->len);
     rc = uv_write(&w->req, (uv_stream_t *)&t->tcp, &b, 1, on_written);
     if (rc != 0) {

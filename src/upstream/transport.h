@@ -70,7 +70,8 @@ struct gw_transport_s {
     uint8_t *rbuf;
 
     unsigned tcp_open : 1, gai_active : 1, closing : 1, failed : 1, ready : 1,
-        close_when_drained : 1, allow_h1 : 1, alpn_h2 : 1, rbuf_borrowed : 1, reading : 1;
+        close_when_drained : 1, allow_h1 : 1, alpn_h2 : 1, rbuf_borrowed : 1, reading : 1,
+        trim_out : 1; /* free the out buffer once it is flushed (connections that write rarely) */
 };
 
 /* Prepares t (no I/O yet). host is copied. 0 or -ENOMEM. */

@@ -350,6 +350,7 @@ static void on_tr_ready(gw_transport_t *t)
         return;
     c->state = HC_READY;
     c->h2 = t->alpn_h2 && c->pool->ssl;
+    t->trim_out = !c->h2;
     if (c->h2) {
         c->req = NULL;
         if (gw_h2_start(c) != 0) {
@@ -430,6 +431,7 @@ static hconn_t *conn_open(gw_httpc_t *p, gw_httpc_req_t *r)
     }
     gw_transport_use_rbuf(&c->tr, p->rbuf);
     c->tr.allow_h1 = 1;
+    c->tr.trim_out = 1; /* HTTP/1.1 writes one request per answer: keep no 16 KiB buffer */
     uv_timer_init(p->loop, &c->timer);
     c->timer.data = c;
     c->handles = 2;

@@ -65,7 +65,7 @@ static gw_oai_pending_t *push(ctx_t *c, gw_ev_type_t type)
 {
     gw_oai_map_t *m = c->m;
     if (m->n == m->cap) {
-        m->cap = m->cap ? m->cap * 2 : 8;
+        m->cap = m->cap ? m->cap * 2 : 4;
         m->ev = gw_realloc(m->ev, m->cap * sizeof(*m->ev));
     }
     gw_oai_pending_t *p = &m->ev[m->n++];
