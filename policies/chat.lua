@@ -16,6 +16,10 @@
 -- tokens(name)]) + 3 in the model's encoding.
 -- POST {P}/tokenize is answered by policies/tokenize.lua with this policy's helpers.
 --
+-- Every string of the body must be valid UTF-8 without lone surrogate escapes (host.json's text
+-- rule; 400 invalid_request naming the field). A prompt over the model's input limit (the
+-- catalog's max_tokens.input) answers 400 context_length_exceeded before dispatch.
+--
 -- Config:
 --   temperature, top_p (env GPT_DEFAULT_TEMPERATURE, GPT_DEFAULT_TOP_P; default unset): sent
 --     to the Pieces GPT service when the client gives none (the original sent nothing).
@@ -25,6 +29,9 @@ local _M = { name = "chat" }
 local type, ipairs, next, tostring = type, ipairs, next, tostring
 local concat = table.concat
 local format = string.format
+
+local CONTEXT = "This model's maximum context length is %d tokens. However, your messages "
+    .. "resulted in %d tokens. Please reduce the length of the messages."
 
 function _M.new(conf, host)
     for _, k in ipairs({ "temperature", "top_p" }) do
@@ -137,9 +144,10 @@ local function decode_body(r, json)
     if body == "" then
         return bad(r, "Request body is empty")
     end
-    local req, err = json.decode(body)
+    local req, err, field = json.decode(body)
     if req == nil then
-        return bad(r, "Invalid JSON body: " .. tostring(err))
+        -- field: a string breaks the text rule (invalid UTF-8 or a lone surrogate escape)
+        return bad(r, field and err or "Invalid JSON body: " .. tostring(err))
     end
     if type(req) ~= "table" then
         return bad(r, "Request body must be a JSON object")
@@ -216,6 +224,13 @@ function _M:route(r)
         temperature = temperature or self.conf.temperature, top_p = top_p or self.conf.top_p })
     if not targets then
         return r.resp:error(500, "internal_error", err)
+    end
+    -- the first target's count is the one the answer reports
+    local prompt = targets[1] and targets[1].prompt_tokens or 0
+    local limit = entry.max_tokens and entry.max_tokens.input
+    if limit and prompt > limit then -- OpenAI's answer; the upstream never sees the request
+        return r.resp:error(400, "context_length_exceeded", format(CONTEXT, limit, prompt),
+            "invalid_request_error")
     end
     r.upstream = {
         echo_model = echo, ingress = "chat", stream = req.stream == true,

@@ -111,18 +111,18 @@ local function move_first(targets, name)
     end
 end
 
+-- A stable insertion sort by rank (a handful of targets; no closure, so it JIT-compiles).
 function _M:order(targets)
-    local rank, pos = self.rank, {}
-    for i, t in ipairs(targets) do
-        pos[t] = i
-    end
-    table.sort(targets, function(a, b)
-        local ra, rb = rank[a.backend] or huge, rank[b.backend] or huge
-        if ra ~= rb then
-            return ra < rb
+    local rank = self.rank
+    for i = 2, #targets do
+        local t = targets[i]
+        local rt, j = rank[t.backend] or huge, i - 1
+        while j >= 1 and (rank[targets[j].backend] or huge) > rt do
+            targets[j + 1] = targets[j]
+            j = j - 1
         end
-        return pos[a] < pos[b]
-    end)
+        targets[j + 1] = t
+    end
 end
 
 function _M:draw(targets)
@@ -203,9 +203,11 @@ end
 
 function _M:outcome(shared, name, result, probing, now)
     if result == "ok" or result == "refused" then
-        shared:delete(key(name, "fails"))
-        shared:delete(key(name, "open"))
-        shared:delete(key(name, "probe"))
+        if probing or shared:get(key(name, "fails")) then -- else it is closed already
+            shared:delete(key(name, "fails"))
+            shared:delete(key(name, "open"))
+            shared:delete(key(name, "probe"))
+        end
     elseif result == "unreachable" or result == "timeout" or result == "bad_answer" then
         local n = shared:incr(key(name, "fails"), 1, 0)
         if probing or (n and n >= self.failures) then

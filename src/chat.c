@@ -41,7 +41,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "gw.h"
@@ -110,8 +109,9 @@ gw_chat_params_t *gw_chat_params(gw_req_t *req, int create)
 
 /* ---------- small helpers ---------- */
 
-/* <prefix><28 hex>; random bytes come from a per-thread pool refilled by getrandom. */
-static void random_id(char *out, size_t cap, const char *prefix)
+/* <prefix><28 hex>; random bytes come from a per-thread pool refilled from the kernel's
+ * CSPRNG. GW_ERROR when there is no random source at all (never a fixed id). */
+static int random_id(char *out, size_t cap, const char *prefix)
 {
     static const char hex[] = "0123456789abcdef";
     static __thread unsigned char pool[256];
@@ -119,8 +119,8 @@ static void random_id(char *out, size_t cap, const char *prefix)
     unsigned char r[14];
     size_t pl = strlen(prefix);
     if (avail < sizeof(r)) {
-        if (getrandom(pool, sizeof(pool), 0) != (ssize_t)sizeof(pool))
-            memset(pool, 0x5a, sizeof(pool));
+        if (gw_random_bytes(pool, sizeof(pool)) != GW_OK)
+            return GW_ERROR;
         avail = sizeof(pool);
     }
     memcpy(r, pool + sizeof(pool) - avail, sizeof(r));
@@ -133,6 +133,7 @@ static void random_id(char *out, size_t cap, const char *prefix)
         out[pl + 1 + 2 * i] = hex[r[i] & 15];
     }
     out[pl + 28] = '\0';
+    return GW_OK;
 }
 
 static uint64_t now_s(void)
@@ -667,7 +668,6 @@ static chat_t *chat_new(gw_chat_env_t *env, gw_req_t *req, gw_chat_params_t *p)
     if (!c->fmt)
         c->fmt = &gw_ingress_chat;
     c->out.state = gw_calloc(1, c->fmt->state_size ? c->fmt->state_size : 1);
-    random_id(c->id, sizeof(c->id), c->fmt->id_prefix);
     c->out.id = c->id;
     c->out.created = now_s();
     c->out.model = p->echo ? p->echo : "";
@@ -699,6 +699,11 @@ void gw_chat_start(gw_chat_env_t *env, gw_req_t *req)
     if (p->n_targets == 0)
         return client_error(c, 500, "internal_error", "error",
                             "The route phase produced no upstream request", -1);
+    if (random_id(c->id, sizeof(c->id), c->fmt->id_prefix) != GW_OK) {
+        gw_error("chat: no random source (getrandom and /dev/urandom both failed)");
+        return client_error(c, 500, "internal_error", "error", "Cannot generate a response id",
+                            -1);
+    }
     c->max_attempts = cfg->upstream.max_retries > 0 ? cfg->upstream.max_retries : 1;
     double limit = p->stream ? cfg->stream_timeout : cfg->request_timeout;
     if (limit > 0)

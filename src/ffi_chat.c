@@ -134,12 +134,10 @@ int gw_ffi_chat_attempt(void *req, int i, const char **backend, size_t *blen, in
 
 int gw_ffi_backends_json(void *req, char *buf, size_t cap)
 {
-    gw_req_t *r = req;
     gw_buf_t b;
-    if (!r || !r->worker)
-        return GW_ESTATE;
+    GW_UNUSED(req); /* the request's worker is the calling thread's */
     gw_buf_init(&b);
-    gw_worker_backends_json(r->worker, &b);
+    gw_worker_backends_json(&b);
     size_t n = b.len;
     if (cap > n) {
         memcpy(buf, b.data, n);

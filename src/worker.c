@@ -99,7 +99,6 @@ void gw_worker_on_request(gw_req_t *req, void *ud)
 {
     gw_worker_t *w = ud;
     const gw_config_t *cfg = w->cfg;
-    req->worker = w;
     gw_metrics_count(is_api_path(cfg, req->path, req->path_len));
     resolve_client_ip(cfg, req);
     if (strcmp(req->method_name, "OPTIONS") == 0) {
@@ -156,9 +155,14 @@ void gw_worker_on_complete(gw_req_t *req, void *ud)
                req->method_name ? req->method_name : "-", (int)ul, uri, ip, req->status, dur);
 }
 
-void gw_worker_backends_json(gw_worker_t *w, gw_buf_t *out)
+static __thread gw_worker_t *current; /* the worker running on this thread */
+
+void gw_worker_backends_json(gw_buf_t *out)
 {
-    gw_routes_backends_json(w->routes, out);
+    if (current && current->routes)
+        gw_routes_backends_json(current->routes, out);
+    else
+        gw_buf_puts(out, "{}");
 }
 
 /* ---------- lifecycle ---------- */
@@ -236,6 +240,7 @@ static void worker_cleanup(gw_worker_t *w)
 static void worker_main(void *arg)
 {
     gw_worker_t *w = arg;
+    current = w;
     uv_loop_init(&w->loop);
     uv_async_init(&w->loop, &w->async, on_async);
     w->async.data = w;

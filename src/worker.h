@@ -31,8 +31,9 @@ void gw_worker_reload(gw_worker_t *w);
 /* Wait for the thread to exit and free the worker. */
 void gw_worker_join(gw_worker_t *w);
 
-/* This worker's backends and their pools as JSON (src/routes.h), appended to out. */
-void gw_worker_backends_json(gw_worker_t *w, gw_buf_t *out);
+/* The backends and pools of the worker running on the calling thread as JSON (src/routes.h),
+ * appended to out ("{}" on a thread that is no worker). */
+void gw_worker_backends_json(gw_buf_t *out);
 
 /* Handler entry points (worker.c), used by the HTTP server of each worker. */
 void gw_worker_on_request(gw_req_t *req, void *ud);

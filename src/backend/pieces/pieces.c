@@ -212,6 +212,7 @@ static void fail_with(call_t *c, const gw_grpc_result_t *res)
         snprintf(m, sizeof(m), "Upstream error (gRPC status %d): %s", res->grpc_status, d);
         return emit_error(c, GW_BE_BAD_ANSWER, retry, m);
     case GW_GRPC_ERR_RESET:
+    case GW_GRPC_ERR_EOF:
         snprintf(m, sizeof(m), "Upstream ended the call before the answer was complete: %s", d);
         return emit_error(c, c->got_message ? GW_BE_BAD_ANSWER : GW_BE_UNREACHABLE, retry, m);
     default:
