@@ -110,6 +110,17 @@ int gw_ffi_resp_answer(void *req, int status, const char *ctype, size_t ctlen, c
     return GW_OK;
 }
 
+int gw_ffi_resp_error(void *req, int status, const char *code, size_t clen, const char *msg,
+                      size_t mlen, const char *type, size_t tlen)
+{
+    gw_buf_t b;
+    gw_buf_init(&b);
+    gw_openai_error_json(&b, msg, mlen, type, tlen, code, clen);
+    int rc = gw_ffi_resp_answer(req, status, "application/json", 16, b.data, b.len);
+    gw_buf_dispose(&b);
+    return rc;
+}
+
 int gw_ffi_resp_status(void *req)
 {
     gw_req_t *r = req;

@@ -27,6 +27,9 @@ int gw_ffi_req_set_log_model(void *req, const char *p, size_t len);
 int gw_ffi_resp_header(void *req, const char *n, size_t nl, const char *v, size_t vl);
 int gw_ffi_resp_answer(void *req, int status, const char *ctype, size_t ctlen, const char *body,
                        size_t blen);
+/* An answer with the OpenAI error envelope (gw_openai_error_json); status as resp_answer. */
+int gw_ffi_resp_error(void *req, int status, const char *code, size_t clen, const char *msg,
+                      size_t mlen, const char *type, size_t tlen);
 int gw_ffi_resp_status(void *req);
 double gw_ffi_now(void);
 int gw_ffi_log(int level, const char *msg, size_t len);

@@ -93,7 +93,4 @@ extern const gw_ingress_t gw_ingress_chat;
 /* The format by name (NULL when unknown). */
 const gw_ingress_t *gw_ingress_find(const char *name);
 
-/* {"error":{"message":..,"type":..,"code":..}}: the OpenAI error envelope, built here only. */
-void gw_openai_error_json(gw_buf_t *out, const char *message, const char *type, const char *code);
-
 #endif

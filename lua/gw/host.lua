@@ -313,9 +313,12 @@ function resp_methods.exit(self, status, body, content_type)
 end
 
 function resp_methods.error(self, status, code, message, etype)
-    local body = format('{"error":{"message":%s,"type":%s,"code":%s}}',
-        cjson.encode(message or ""), cjson.encode(etype or "error"), cjson.encode(code or ""))
-    return resp_methods.exit(self, status, body, "application/json")
+    code, message, etype = tostring(code or ""), tostring(message or ""), etype or "error"
+    if C.gw_ffi_resp_error(self._req, status, code, #code, message, #message, etype,
+        #etype) ~= 0 then
+        error("resp:error: a response was already sent, or the status is invalid", 2)
+    end
+    self._r._answered = true
 end
 
 local resp_mt = {

@@ -177,6 +177,16 @@ local function core_functions(st)
         return GW_OK
     end
 
+    -- the envelope as src/http.c writes it (cjson escapes a little more: same JSON value)
+    function C.gw_ffi_resp_error(req, status, code, clen, msg, mlen, etype, tlen)
+        local cjson = require "cjson"
+        local t = tonumber(tlen) > 0 and sub(etype, 1, tonumber(tlen)) or "error"
+        local body = string.format('{"error":{"message":%s,"type":%s,"code":%s}}',
+            cjson.encode(sub(msg, 1, tonumber(mlen))), cjson.encode(t),
+            cjson.encode(sub(code, 1, tonumber(clen))))
+        return C.gw_ffi_resp_answer(req, status, "application/json", 16, body, #body)
+    end
+
     function C.gw_ffi_resp_status(req)
         return req.status or req.answer_status or 0
     end
