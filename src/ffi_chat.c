@@ -146,3 +146,8 @@ int gw_ffi_backends_json(void *req, char *buf, size_t cap)
     gw_buf_dispose(&b);
     return (int)n;
 }
+
+int gw_ffi_req_routed(void *req)
+{
+    return gw_worker_route_phase(req);
+}

@@ -19,6 +19,7 @@ int gw_ffi_resp_answer(void *req, int status, const char *ctype, size_t ctlen, c
 int gw_ffi_resp_error(void *req, int status, const char *code, size_t clen, const char *msg,
                       size_t mlen, const char *type, size_t tlen);
 int gw_ffi_resp_status(void *req);
+int gw_ffi_req_routed(void *req);
 double gw_ffi_now(void);
 int gw_ffi_log(int level, const char *msg, size_t len);
 int gw_ffi_debug_enabled(void);

@@ -419,15 +419,15 @@ local function publish_ctx(r, req)
     end
 end
 
-local route_paths = {}
-
 function _M.handle(req, id)
     req = cast_req(req)
     local r = new_r(req)
     run_in_coroutine(run_pre, r)
     publish_ctx(r, req)
     -- keep r (and r.ctx) for the route and log phases of the same request
-    if #chain.log > 0 or (#chain.route > 0 and not r._answered and route_paths[r.req.path]) then
+    -- the C router owns the route table: it says whether a route phase follows
+    if #chain.log > 0 or (#chain.route > 0 and not r._answered and C.gw_ffi_req_routed(req) == 1)
+    then
         active[id] = r
     end
 end
@@ -541,10 +541,6 @@ function _M.init(opts)
     end
     cfg = config.load(opts.config_path, quiet >= 1)
     muted = quiet >= 2
-    route_paths = {
-        [cfg.api_prefix .. "/chat/completions"] = true,
-        [cfg.api_prefix .. "/tokenize"] = true,
-    }
     api_prefix = cfg.api_prefix
     host = build_host(opts)
     if host.shared == nil then

@@ -187,6 +187,13 @@ local function core_functions(st)
         return C.gw_ffi_resp_answer(req, status, "application/json", 16, body, #body)
     end
 
+    -- the C router's table (src/routes.c): st.api_prefix (default "/v1")
+    function C.gw_ffi_req_routed(req)
+        local p, pre = req.path or "", st.api_prefix or "/v1"
+        return (req.method == "POST" and (p == pre .. "/chat/completions"
+            or p == pre .. "/tokenize")) and 1 or 0
+    end
+
     function C.gw_ffi_resp_status(req)
         return req.status or req.answer_status or 0
     end
