@@ -76,7 +76,8 @@ local function read_file(path)
     return data
 end
 
-local FILE_INFO_ERRORS = { [-4] = "No such file or directory", [-3] = "not a regular file" }
+local FILE_INFO_ERRORS = { [C.GW_FFI_ENOENT] = "No such file or directory",
+    [C.GW_FFI_EINVAL] = "not a regular file" }
 
 -- { size = bytes, mtime = unix seconds (float) } of a regular file, or nil, "<path>: <reason>"
 local function file_info(path)
