@@ -5,8 +5,7 @@
 -- of the License, or (at your option) any later version. See LICENSE.
 --
 -- Content phase for every path under /admin/ (ip_rules and rate_limit run before it, API-key
--- auth does not apply). Admin auth comes first, for every /admin/ path, so the endpoints are not
--- revealed to unauthenticated clients:
+-- auth does not apply). Admin auth comes first so no endpoint is revealed without it:
 --   Authorization not starting with "Bearer "  -> 401 `unauthorized` "Unauthorized"
 --   token different from the admin key         -> 403 `forbidden` "Forbidden" (constant time)
 -- Endpoints:
@@ -21,10 +20,10 @@
 --       "invalid range". Several ranges: the whole file (200), no multipart/byteranges. If-Range:
 --       a date equal to Last-Modified keeps the Range, anything else drops it. Dates: IMF-fixdate
 --       only (RFC 850/asctime count as unparsable). If-Match, If-Unmodified-Since: ignored.
---   POST /admin/reload     host.reload() (every worker reloads its policies), then 200
---                          {"status":"reloading"}
---   GET  /admin/policies   200, the JSON of host.status(): loaded policies, config version and
---                          the last reload's outcome
+--   POST /admin/reload    host.reload() (every worker reloads), 200 {"status":"reloading"}
+--   GET  /admin/policies  200, host.status(): policies, config version, last reload's outcome
+--   GET  /admin/backends  200 {backends: this worker's backends and pools, breakers: the
+--                         router policy's circuit breakers} (no API keys)
 -- Another path under /admin/ -> 404 `route_not_found`; a known path with another method -> 405
 -- `method_not_allowed`.
 --
@@ -214,10 +213,16 @@ local function policies(self, r)
     return r.resp:exit(200, self.host.status())
 end
 
+local function backends(self, r)
+    local rt, pools = self.host.policy("router"), self.host.backend_pools(r)
+    return r.resp:exit(200, { backends = pools, breakers = rt and rt:breakers() })
+end
+
 local ROUTES = {
     ["/admin/blacklist"] = { method = "GET", handler = blacklist },
     ["/admin/reload"] = { method = "POST", handler = reload },
     ["/admin/policies"] = { method = "GET", handler = policies },
+    ["/admin/backends"] = { method = "GET", handler = backends },
 }
 
 function _M:content(r)
