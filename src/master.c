@@ -187,11 +187,16 @@ static void close_all(void)
             uv_close(hs[i], NULL);
 }
 
-static void on_grace(uv_timer_t *t)
+/* Each worker closes its connections when the grace period is over (aborting what is still in
+ * flight) and exits with everything freed. This backstop only fires for a worker that cannot
+ * get back to its loop (a policy stuck in a loop): the process exits without waiting for it. */
+#define GW_SHUTDOWN_BACKSTOP_MS 3000
+
+static void on_backstop(uv_timer_t *t)
 {
     GW_UNUSED(t);
-    gw_warn("shutdown grace period over, %d worker(s) still busy: exiting",
-            M.n_workers - atomic_load(&M.exited));
+    gw_warn("%d worker(s) still busy %d ms after the shutdown grace period: exiting anyway",
+            M.n_workers - atomic_load(&M.exited), GW_SHUTDOWN_BACKSTOP_MS);
     uv_stop(M.loop);
 }
 
@@ -209,7 +214,8 @@ static void on_signal(uv_signal_t *s, int signum)
             M.cfg.shutdown_grace);
     for (int i = 0; i < M.n_workers; i++)
         gw_worker_stop(M.workers[i]);
-    uv_timer_start(&M.grace, on_grace, (uint64_t)(M.cfg.shutdown_grace * 1000), 0);
+    uv_timer_start(&M.grace, on_backstop,
+                   (uint64_t)(M.cfg.shutdown_grace * 1000) + GW_SHUTDOWN_BACKSTOP_MS, 0);
 }
 
 static void on_async(uv_async_t *a)
@@ -402,7 +408,7 @@ int gw_master_main(int argc, char **argv)
     gw_persist_stop();
     gw_info("bye");
     if (!all_exited)
-        _exit(0); /* grace period over: do not wait for busy workers */
+        _exit(0); /* the backstop fired: do not wait for a stuck worker */
     gw_process_shutdown();
     gw_metrics_shutdown();
     gw_config_dispose(&M.cfg);

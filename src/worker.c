@@ -12,6 +12,10 @@
  * Dispatch order for a complete request: metrics and client IP; OPTIONS -> 204 and unknown
  * methods -> 405 (before any policy, as the original's CORS layer); Lua rewrite/access/content
  * (only when a policy defines one of them); then the built-in routes in C.
+ *
+ * Stop: the listener closes and idle connections go; requests in flight get the shutdown grace
+ * period, then their connections are closed (the requests aborted). Either way the loop ends
+ * with every request completed and every VM released, so the thread exits with nothing left.
  */
 #include "worker.h"
 
@@ -42,6 +46,7 @@ struct gw_worker_s {
     int start_rc;
     char *start_err;
     int stopping;
+    uv_timer_t grace; /* while stopping: in-flight requests get cfg->shutdown_grace seconds */
 };
 
 /* ---------- dispatch ---------- */
@@ -161,8 +166,30 @@ int gw_worker_route_phase(const gw_req_t *req)
 static void on_drained(void *ud)
 {
     gw_worker_t *w = ud;
+    uv_close((uv_handle_t *)&w->grace, NULL);
     gw_routes_close(w->routes);
     uv_close((uv_handle_t *)&w->async, NULL);
+}
+
+/* The grace period is over: close every connection now. Unfinished requests are aborted there
+ * (their handlers are told, their log phase runs and they release their VM), so the worker
+ * still ends its loop with everything freed, as after a finished drain. */
+static void on_grace_over(uv_timer_t *t)
+{
+    gw_worker_t *w = t->data;
+    gw_warn("worker %d: shutdown grace period over, closing %zu connection(s)", w->id,
+            gw_http_server_connections(w->http));
+    gw_http_server_free(w->http); /* the drain callback is dropped: it would not come now */
+    on_drained(w);
+}
+
+static void start_stop(gw_worker_t *w)
+{
+    w->stopping = 1;
+    uv_timer_init(&w->loop, &w->grace);
+    w->grace.data = w;
+    uv_timer_start(&w->grace, on_grace_over, (uint64_t)(w->cfg->shutdown_grace * 1000), 0);
+    gw_http_server_drain(w->http, on_drained, w); /* may call on_drained at once */
 }
 
 static void do_reload(gw_worker_t *w)
@@ -186,8 +213,7 @@ static void on_async(uv_async_t *a)
 {
     gw_worker_t *w = a->data;
     if (atomic_exchange(&w->want_stop, 0) && !w->stopping) {
-        w->stopping = 1;
-        gw_http_server_drain(w->http, on_drained, w);
+        start_stop(w);
         return;
     }
     if (atomic_exchange(&w->want_reload, 0) && !w->stopping)
