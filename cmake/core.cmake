@@ -32,7 +32,8 @@ set_source_files_properties(${GW_LUA_INDEX} PROPERTIES OBJECT_DEPENDS "${GW_LUA_
 
 file(GLOB GW_CORE_SOURCES ${PROJECT_SOURCE_DIR}/src/*.c)
 list(REMOVE_ITEM GW_CORE_SOURCES ${PROJECT_SOURCE_DIR}/src/main.c)
-set(GW_CORE_LIBS llhttp PkgConfig::LIBUV PkgConfig::LUAJIT ${LUA_CJSON} Threads::Threads m dl)
+set(GW_CORE_LIBS llhttp PkgConfig::LIBUV PkgConfig::LUAJIT PkgConfig::HIREDIS ${LUA_CJSON}
+    Threads::Threads m dl)
 foreach(comp gw_tok gw_upstream gw_shdict)
     if(TARGET ${comp})
         list(APPEND GW_CORE_LIBS ${comp})

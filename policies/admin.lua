@@ -5,28 +5,24 @@
 -- of the License, or (at your option) any later version. See LICENSE.
 --
 -- Content phase for every path under /admin/ (ip_rules and rate_limit run before it, API-key
--- auth does not apply). Admin auth comes first, for every /admin/ path, so the endpoints are not
--- revealed to unauthenticated clients:
---   Authorization not starting with "Bearer "  -> 401 `unauthorized` "Unauthorized"
---   token different from the admin key         -> 403 `forbidden` "Forbidden" (constant time)
--- Endpoints:
---   GET  /admin/blacklist  the blacklist file, served like Go's http.ServeFile: 200, its raw
---       bytes, `Content-Type: text/plain`, `Accept-Ranges: bytes`, `Last-Modified` (the mtime;
---       none for the epoch), `Content-Disposition: attachment; filename=blacklist.txt`; 404
---       text "404 page not found" when it is missing. If-Modified-Since >= the mtime (whole
---       seconds) -> 304 without body (ignored when unparsable or with If-None-Match; If-None-
---       Match `*` -> 304: no ETag is sent). One Range (bytes=a-b, a-, -n) -> 206 `Content-Range:
---       bytes a-b/size`; none satisfiable (start >= size, or -0) -> 416 `Content-Range: bytes
---       */size` "invalid range: failed to overlap" (200 for an empty file); malformed -> 416
---       "invalid range". Several ranges: the whole file (200), no multipart/byteranges. If-Range:
---       a date equal to Last-Modified keeps the Range, anything else drops it. Dates: IMF-fixdate
---       only (RFC 850/asctime count as unparsable). If-Match, If-Unmodified-Since: ignored.
---   POST /admin/reload     host.reload() (every worker reloads its policies), then 200
---                          {"status":"reloading"}
---   GET  /admin/policies   200, the JSON of host.status(): loaded policies, config version and
---                          the last reload's outcome
--- Another path under /admin/ -> 404 `route_not_found`; a known path with another method -> 405
--- `method_not_allowed`.
+-- auth does not apply). Admin auth first, on every /admin/ path: no "Bearer " -> 401
+-- `unauthorized` "Unauthorized"; another token -> 403 `forbidden` "Forbidden" (constant time).
+--   GET /admin/blacklist: the file like Go's http.ServeFile: 200 raw bytes, Content-Type
+--     text/plain, Accept-Ranges: bytes, Last-Modified (mtime; none for the epoch),
+--     Content-Disposition: attachment; filename=blacklist.txt; 404 "404 page not found" when
+--     missing. If-Modified-Since >= mtime (whole seconds) -> 304 (ignored when unparsable or
+--     with If-None-Match; If-None-Match `*` -> 304). One Range (a-b, a-, -n) -> 206
+--     Content-Range; none satisfiable -> 416 `bytes */size` "invalid range: failed to overlap"
+--     (200 for an empty file); malformed -> 416 "invalid range"; several -> 200 whole file.
+--     If-Range: only a date equal to Last-Modified keeps the Range. IMF-fixdate only. When the
+--     bans changed since the file was written (e.g. on another instance sharing the store),
+--     the current bans are served (Last-Modified: now) and the file is queued.
+--   DELETE /admin/blacklist/{ip-or-cidr} (percent-encoded or not): lifts the ban on every
+--     instance, forgets the IP's violations, rewrites the file: 200 {"status":"removed","ip"};
+--     404 `ban_not_found`; 400 `invalid_request` when it is not an IP or CIDR.
+--   POST /admin/reload: host.reload() (every worker reloads), 200 {"status":"reloading"};
+--   GET /admin/policies: 200, host.status() (policies, config version, last reload, store).
+-- Another path under /admin/ -> 404 `route_not_found`; another method -> 405.
 --
 -- Config keys (gateway.lua):
 --   key    the admin key, env ADMIN_KEY. The host generates one (CSPRNG) at start-up when it is
@@ -59,11 +55,8 @@ function _M.new(conf, host)
     if key == nil or key == "" then
         key = generate_key(host)
     end
-    local file = conf.file
-    if file == nil then
-        local bl = host.policy("blacklist")
-        file = bl and bl.file or "blacklist.txt"
-    end
+    local bl = host.policy("blacklist")
+    local file = conf.file == nil and (bl and bl.file or "blacklist.txt") or conf.file
     if type(file) ~= "string" or file == "" then
         return nil, "admin: file must be a non-empty string"
     end
@@ -146,10 +139,6 @@ local function parse_range(s, size)
     return ranges
 end
 
-local function not_found(r)
-    return r.resp:exit(404, "404 page not found\n", "text/plain; charset=utf-8")
-end
-
 local function not_modified(req, mtime)
     local inm = req:header("If-None-Match")
     if inm and inm ~= "" then
@@ -161,16 +150,15 @@ end
 
 local function blacklist(self, r)
     local host, req, resp = self.host, r.req, r.resp
-    local info = host.file_info(self.file)
-    if not info then
-        return not_found(r)
-    end
-    local mtime = floor(info.mtime)
-    mtime = mtime > 0 and mtime or nil -- Go: the epoch means "unknown"
-    local modified = not not_modified(req, mtime)
-    local content = modified and host.read_file(self.file)
-    if modified and not content then
-        return not_found(r)
+    local bl = host.policy("blacklist")
+    local content = bl and bl:lagging_file() -- the current bans, when the file lags them
+    local info = content and { mtime = host.now() } or host.file_info(self.file)
+    local mtime = info and floor(info.mtime)
+    mtime = mtime and mtime > 0 and mtime or nil -- Go: the epoch means "unknown"
+    local modified = info and not not_modified(req, mtime)
+    content = content or (modified and host.read_file(self.file))
+    if not info or (modified and not content) then
+        return resp:exit(404, "404 page not found\n", "text/plain; charset=utf-8")
     end
     resp:set_header("Content-Disposition", "attachment; filename=blacklist.txt")
     if mtime then
@@ -203,17 +191,31 @@ local function blacklist(self, r)
 end
 
 local function reload(self, r)
-    self.host.reload()
-    return r.resp:exit(200, { status = "reloading" })
+    return self.host.reload() and r.resp:exit(200, { status = "reloading" })
 end
 
 local function policies(self, r)
-    if not self.host.status then
+    local st = self.host.status and self.host.status()
+    if not st then
         return r.resp:error(500, "internal_error", "Status is not available")
     end
-    return r.resp:exit(200, self.host.status())
+    return r.resp:exit(200, st)
 end
 
+local UNBAN = "/admin/blacklist/"
+local function HEX(h) return string.char(tonumber(h, 16)) end
+local function unban(self, r) -- (routed only when the blacklist policy is loaded)
+    local target = r.req.path:sub(#UNBAN + 1):gsub("%%(%x%x)", HEX)
+    local removed, err = self.host.policy("blacklist"):unban(target)
+    if removed == nil then
+        return r.resp:error(400, "invalid_request", tostring(err))
+    elseif not removed then
+        return r.resp:error(404, "ban_not_found", "No ban for " .. target)
+    end
+    return r.resp:exit(200, { status = "removed", ip = target })
+end
+
+local UNBAN_ROUTE = { method = "DELETE", handler = unban }
 local ROUTES = {
     ["/admin/blacklist"] = { method = "GET", handler = blacklist },
     ["/admin/reload"] = { method = "POST", handler = reload },
@@ -233,6 +235,9 @@ function _M:content(r)
         return r.resp:error(403, "forbidden", "Forbidden")
     end
     local route = ROUTES[path]
+    if not route and path:sub(1, #UNBAN) == UNBAN and self.host.policy("blacklist") then
+        route = UNBAN_ROUTE
+    end
     if not route then
         return r.resp:error(404, "route_not_found", "Requested path not found")
     end

@@ -62,6 +62,32 @@ int gw_ffi_shdict_incr(const char *key, size_t key_len, double delta, int has_in
 int gw_ffi_shdict_delete(const char *key, size_t key_len);
 int gw_ffi_shdict_keys(const char *prefix, size_t prefix_len, int max, unsigned char *buf,
                        size_t *len);
+/* Sliding-window check-and-increment of n rules as one atomic step (gw_shdict_window_incr):
+ * keys holds 2n strings (each rule's current, then previous counter) with their lengths in
+ * klens; args 3n numbers (weight, limit, ttl of each rule); counts gets 2n numbers (each rule's
+ * current and previous count before the call). 1 admitted (every current counter + 1),
+ * 0 rejected (nothing changed), or a negative GW_SHDICT_* status. */
+int gw_ffi_shdict_window_incr(int n, const char **keys, const size_t *klens, const double *args,
+                              double *counts);
+
+/* --- shared store (Redis, src/store.h) --- */
+/* Send a command for req on this worker's store connection. script < 0: argv is the whole
+ * command; else a GW_SCRIPT_* number (| 0x100: send the body, EVAL) and argv follows
+ * EVALSHA <sha> (numkeys, keys, args). 0: sent, and the calling phase must yield until the host
+ * resumes it, then read the answer with gw_ffi_store_reply. GW_EAGAIN: the store is down,
+ * nothing was sent. req NULL: no answer wanted (fire and forget). */
+int gw_ffi_store_send(void *req, int script, int argc, const char **argv, const size_t *lens);
+/* The answer the resumed phase waited for, valid until it yields again or returns. i = 0: the
+ * reply, i >= 1: its i-th array element. The type: 0 nil, 1 integer (*num), 2 string (*p,
+ * *len), 3 array (*num = its size), 4 error (*p, *len), 5 status (*p, *len); -1 timed out,
+ * -2 store down, -3 no such element. */
+int gw_ffi_store_reply(int i, const char **p, size_t *len, double *num);
+/* Replicated maps with the Redis store: queue a local change for Redis (add 1 / delete 0; the
+ * value is ignored for a delete). 0, or GW_EAGAIN when the queue is full. */
+int gw_ffi_map_push(int add, const char *map, size_t mlen, const char *field, size_t flen,
+                    const char *value, size_t vlen);
+/* Keep this process's copy of map in sync with Redis from now on. */
+int gw_ffi_map_watch(const char *map, size_t mlen);
 
 /* --- tokenizer --- */
 long long gw_ffi_tok_count(const char *enc, size_t elen, const char *text, size_t tlen);
