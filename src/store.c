@@ -38,6 +38,9 @@
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
 #define STALE_MS 5000          /* no answer for this long: reconnect */
+#define CONNECT_MIN_MS 200     /* connect + handshake deadline: 4 x the call timeout, within */
+#define CONNECT_MAX_MS 1000    /* these bounds (the libuv adapter drops poll errors, so a
+                                  refused connect shows only as this deadline passing) */
 #define QUIET_MS 1000          /* a degraded client recovers after a success this long after
                                   its last failure (one log line per period, not per flap) */
 #define MAX_ARGS 64
@@ -357,8 +360,15 @@ static void on_deadline(uv_timer_t *t)
 
 static int is_error(const redisReply *r) { return r && r->type == REDIS_REPLY_ERROR; }
 
+static unsigned connect_ms(const gw_store_t *s)
+{
+    return GW_MAX(CONNECT_MIN_MS, GW_MIN(CONNECT_MAX_MS, 4 * s->cfg->store.timeout_ms));
+}
+
 static void became_ready(gw_store_t *s)
 {
+    gw_debug("shared store (%s): connected", s->opts.name);
+    uv_timer_stop(&s->retry); /* the connect deadline */
     s->state = ST_READY;
     s->backoff_ms = BACKOFF_MIN_MS;
     set_ready(s, 1);
@@ -437,6 +447,7 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *privdata)
 /* ---------- connection ---------- */
 
 static void on_retry(uv_timer_t *t);
+static void on_connect_deadline(uv_timer_t *t);
 
 static void schedule_retry(gw_store_t *s)
 {
@@ -452,6 +463,7 @@ static void lost(gw_store_t *s, redisAsyncContext *ac, const char *why)
         return;
     s->ac = NULL;
     int was = s->state;
+    gw_debug("shared store (%s): connection lost: %s", s->opts.name, why);
     if (s->state != ST_CLOSED)
         s->state = ST_DOWN;
     set_ready(s, 0);
@@ -489,7 +501,7 @@ static int send_handshake_op(gw_store_t *s, int kind, int argc, const char **arg
     gw_store_op_t *op = gw_calloc(1, sizeof(*op));
     op->s = s;
     op->handshake = kind;
-    op->deadline = uv_now(s->loop) + GW_MAX(s->cfg->store.timeout_ms, 1000);
+    op->deadline = uv_now(s->loop) + connect_ms(s);
     if (redisAsyncCommandArgv(s->ac, on_reply, op, argc, argv, lens) != REDIS_OK) {
         free(op);
         return GW_ERROR;
@@ -531,6 +543,7 @@ static int send_handshake(gw_store_t *s)
 static void connect_now(gw_store_t *s)
 {
     const gw_config_t *c = s->cfg;
+    gw_debug("shared store (%s): connecting", s->opts.name);
     redisAsyncContext *ac = redisAsyncConnect(c->store.host, c->store.port);
     if (!ac || ac->err) {
         failure(s, ac ? ac->errstr : "cannot connect", 0);
@@ -551,10 +564,20 @@ static void connect_now(gw_store_t *s)
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     s->ac = ac;
     s->state = ST_CONNECTING;
+    uv_update_time(s->loop); /* the deadlines count from now (name resolution blocked) */
     s->handshake_left = 0;
     memset(s->sha, 0, sizeof(s->sha));
     if (send_handshake(s) != 0)
         teardown(s, "cannot send the handshake");
+    else
+        uv_timer_start(&s->retry, on_connect_deadline, connect_ms(s), 0);
+}
+
+static void on_connect_deadline(uv_timer_t *t)
+{
+    gw_store_t *s = t->data;
+    if (s->state == ST_CONNECTING)
+        teardown(s, "connect timed out");
 }
 
 static void on_retry(uv_timer_t *t)
@@ -579,7 +602,9 @@ gw_store_t *gw_store_new(uv_loop_t *loop, const gw_config_t *cfg, const gw_store
     pthread_mutex_lock(&G.lock);
     G.clients++;
     pthread_mutex_unlock(&G.lock);
-    connect_now(s);
+    /* connect once the loop runs: a worker loads its VM first, and the handshake's deadline
+     * must not run out meanwhile */
+    uv_timer_start(&s->retry, on_retry, 0, 0);
     return s;
 }
 
