@@ -39,8 +39,7 @@
 #define BACKOFF_MAX_MS 1000
 #define STALE_MS 5000          /* no answer for this long: reconnect */
 #define CONNECT_MIN_MS 200     /* connect + handshake deadline: 4 x the call timeout, within */
-#define CONNECT_MAX_MS 1000    /* these bounds (the libuv adapter drops poll errors, so a
-                                  refused connect shows only as this deadline passing) */
+#define CONNECT_MAX_MS 1000    /* these bounds (a black hole answers nothing at all) */
 #define QUIET_MS 1000          /* a degraded client recovers after a success this long after
                                   its last failure (one log line per period, not per flap) */
 #define MAX_ARGS 64
@@ -446,6 +445,44 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *privdata)
 
 /* ---------- connection ---------- */
 
+/* hiredis 0.14's libuv adapter drops poll errors (status < 0): a reset or refused connection
+ * would never reach hiredis, and libuv has stopped the handle by then. Its callbacks are kept,
+ * but every (re)start of the poll handle goes through on_poll, which hands an error to hiredis
+ * as a read (recv then reports it: the context disconnects, or the connect fails). */
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    redisLibuvEvents *p = h->data;
+    if (status < 0) {
+        if (p->context)
+            redisAsyncHandleRead(p->context);
+        return;
+    }
+    redisLibuvPoll(h, status, events);
+}
+
+static void restart_poll(void *privdata)
+{
+    redisLibuvEvents *p = privdata;
+    if (p->events)
+        uv_poll_start(&p->handle, p->events, on_poll);
+}
+
+static void add_read(void *pd) { redisLibuvAddRead(pd); restart_poll(pd); }
+static void del_read(void *pd) { redisLibuvDelRead(pd); restart_poll(pd); }
+static void add_write(void *pd) { redisLibuvAddWrite(pd); restart_poll(pd); }
+static void del_write(void *pd) { redisLibuvDelWrite(pd); restart_poll(pd); }
+
+static int attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    if (redisLibuvAttach(ac, loop) != REDIS_OK)
+        return REDIS_ERR;
+    ac->ev.addRead = add_read;
+    ac->ev.delRead = del_read;
+    ac->ev.addWrite = add_write;
+    ac->ev.delWrite = del_write;
+    return REDIS_OK;
+}
+
 static void on_retry(uv_timer_t *t);
 static void on_connect_deadline(uv_timer_t *t);
 
@@ -553,7 +590,7 @@ static void connect_now(gw_store_t *s)
         return;
     }
     ac->data = s;
-    if (redisLibuvAttach(ac, s->loop) != REDIS_OK) {
+    if (attach(ac, s->loop) != REDIS_OK) {
         failure(s, "cannot watch the socket", 0);
         redisAsyncFree(ac);
         schedule_retry(s);
@@ -642,7 +679,9 @@ int gw_store_ready(const gw_store_t *s) { return s && s->state == ST_READY; }
 gw_store_op_t *gw_store_send(gw_store_t *s, int argc, const char **argv, const size_t *lens,
                              gw_store_cb cb, void *ud)
 {
-    if (!s || (s->state != ST_READY && s->state != ST_CONNECTING) || !s->ac)
+    /* only on a ready connection: while (re)connecting a call would wait for its timeout on a
+     * connection that may never come; it falls back at once instead */
+    if (!s || s->state != ST_READY || !s->ac)
         return NULL;
     gw_store_op_t *op = gw_calloc(1, sizeof(*op));
     op->s = s;

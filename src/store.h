@@ -12,8 +12,8 @@
  * selects the database (SELECT), loads the server-side scripts (SCRIPT LOAD) and reconnects
  * with a back-off (50 ms doubling to 1 s) whenever the connection fails. Every command has a
  * deadline (SHARED_STORE_TIMEOUT_MS): its callback runs exactly once, with the reply, or with
- * GW_STORE_TIMEOUT / GW_STORE_DOWN. While the connection is down, gw_store_send fails at once
- * (the caller falls back without waiting).
+ * GW_STORE_TIMEOUT / GW_STORE_DOWN. Until the connection is ready (connected, authenticated,
+ * scripts loaded), gw_store_send fails at once: the caller falls back without waiting.
  *
  * Process-wide accounting (thread-safe): calls, errors, timeouts, the last error, and the
  * degraded state (some client failing). A degraded period is logged once when it starts and
@@ -73,7 +73,7 @@ gw_store_t *gw_store_new(uv_loop_t *loop, const gw_config_t *cfg, const gw_store
 void gw_store_close(gw_store_t *s);
 int gw_store_ready(const gw_store_t *s);
 
-/* Send a command (argv borrowed for the call only). NULL when the store is down (cb never
+/* Send a command (argv borrowed for the call only). NULL when the store is not ready (cb never
  * runs); otherwise cb runs exactly once, later (never from inside this call). */
 gw_store_op_t *gw_store_send(gw_store_t *s, int argc, const char **argv, const size_t *lens,
                              gw_store_cb cb, void *ud);

@@ -133,7 +133,7 @@ test('bans: made through instance A, refused by B within 100 ms; lifted through 
     const ms = await within(1000, () => banned(b), 'ban seen by B');
     assert.ok(ms < 100, `B refused the banned IP after ${ms} ms`);
     assert.ok(await banned(a));
-    assert.deepEqual(await redis.cmd('HKEYS', 'gw-map:bans'), [ip]);
+    assert.ok((await redis.cmd('HKEYS', 'gw-map:bans')).includes(ip));
     // GET /admin/blacklist on B serves the ban made on A
     assert.match((await status(`${b.url}/admin/blacklist`, ADMIN)).body, /203\.0\.113\.66/);
     // lift it through B (CIDR syntax and unknown bans are checked too)
@@ -150,7 +150,7 @@ test('bans: made through instance A, refused by B within 100 ms; lifted through 
     assert.equal(r.status, 400);
     r = await status(`${b.url}/admin/blacklist/${ip}`, {}, { method: 'DELETE' });
     assert.equal(r.status, 401, 'the admin key is required');
-    assert.deepEqual(await redis.cmd('HKEYS', 'gw-map:bans'), []);
+    assert.ok(!(await redis.cmd('HKEYS', 'gw-map:bans')).includes(ip));
     await sleep(300); // the persistence thread
     assert.doesNotMatch(fs.readFileSync(path.join(b.dir, 'blacklist.txt'), 'utf8'), /203\.0\.113/);
     assert.doesNotMatch((await status(`${a.url}/admin/blacklist`, ADMIN)).body, /203\.0\.113/);
@@ -177,7 +177,8 @@ test('bans: DELETE /admin/blacklist/{cidr} with the local store rewrites the fil
   assert.match(file, /198\.51\.100\.9/);
 });
 
-// Requests from `clients` concurrent loops until stop(); every answer is recorded.
+// Requests from `clients` concurrent loops until stop(); every answer is recorded with the
+// time its request started.
 function load(gw, clients, ip) {
   const seen = [];
   let running = true;
@@ -187,10 +188,10 @@ function load(gw, clients, ip) {
       while (running) {
         const t0 = Date.now();
         try {
-          const r = await status(`${gw.url}/v1/models`, from(ip), { signal: AbortSignal.timeout(5000) });
-          seen.push({ status: r.status, body: r.body, ms: Date.now() - t0 });
+          const r = await status(`${gw.url}/v1/models`, from(ip), { signal: AbortSignal.timeout(10000) });
+          seen.push({ status: r.status, code: r.status === 200 ? '' : r.body, t0, ms: Date.now() - t0 });
         } catch (e) {
-          seen.push({ status: 'error', body: String(e), ms: Date.now() - t0 });
+          seen.push({ status: 'error', code: String(e), t0, ms: Date.now() - t0 });
         }
       }
     })());
@@ -210,24 +211,25 @@ for (const [mode, want] of Object.entries(MODES)) {
     test(`Redis killed under load, SHARED_STORE_ON_ERROR=${mode} (${flavour}): documented answers, then back within 2 s`, async (t) => {
       const redis = await startRedis();
       t.after(() => redis.stop('SIGKILL'));
+      // a generous call timeout: this test is about the store going away, not about slowness
       const gw = await redisGateway(redis, { SHARED_STORE_ON_ERROR: mode, RATE_LIMIT_ENABLED: 'true',
-        RATE_LIMIT: '1000000', SHARED_STORE_TIMEOUT_MS: '100' }, { bin });
+        RATE_LIMIT: '1000000', SHARED_STORE_TIMEOUT_MS: '2000' }, { bin });
       t.after(() => gw.stop());
       await connected(gw, 20000);
       const l = load(gw, 16, '198.51.100.3');
-      await sleep(300);
+      await within(10000, async () => l.seen.length >= 16, 'load running');
       await redis.stop('SIGKILL');
-      const killedAt = l.seen.length;
-      await sleep(700);
-      const during = l.seen.slice(killedAt + 32); // what was in flight at the kill aside
+      const killed = Date.now();
+      // what started 100 ms after the kill must get the mode's answer (the loss is seen at once)
+      const after = () => l.seen.filter((r) => r.t0 > killed + 100);
+      await within(20000, async () => after().length >= 32, 'answers while Redis is down');
       await l.stop();
-      assert.ok(during.length > 0, 'requests went on while Redis was down');
       for (const r of l.seen) {
-        assert.ok(r.status === 200 || r.status === want.status, `${r.status} ${r.body}`);
+        assert.ok(r.status === 200 || r.status === want.status, JSON.stringify(r));
       }
-      for (const r of during) {
-        assert.equal(r.status, want.status, r.body);
-        if (want.code) assert.equal(JSON.parse(r.body).error.code, want.code);
+      for (const r of after()) {
+        assert.equal(r.status, want.status, JSON.stringify(r));
+        if (want.code) assert.equal(JSON.parse(r.code).error.code, want.code);
       }
       let st = await health(gw);
       assert.equal(st.degraded, true);
@@ -240,9 +242,9 @@ for (const [mode, want] of Object.entries(MODES)) {
       const r = await status(`${gw.url}/v1/models`, from('198.51.100.4'));
       assert.equal(r.status, 200);
       assert.equal((await redis.cmd('KEYS', 'gw:rl:default:198.51.100.4:*')).length, 1,
-        `state shared again (${ms} ms)`);
+        `state shared again (${ms} ms): ${JSON.stringify(await health(gw))}`);
       st = await health(gw);
-      assert.ok(st.errors + st.timeouts > 0);
+      assert.ok(st.errors > 0);
       assert.doesNotMatch(gw.log, /\[error\]/);
     });
   }
