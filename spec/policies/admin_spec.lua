@@ -299,6 +299,59 @@ describe("admin policy", function()
         end)
     end)
 
+    describe("DELETE /admin/blacklist/{ip-or-cidr}", function()
+        local bl
+
+        before_each(function()
+            h = fake.new()
+            h.files["blacklist.txt"] = '{"ip":"192.0.2.0/24","type":"subnet"}\n'
+                .. '{"ip":"198.51.100.9","type":"ip"}\n'
+            bl = assert(h.load("blacklist", {}))
+            chain = { bl, assert(h.load("admin", { key = "adm1n-key" })) }
+        end)
+
+        it("lifts a ban (IP or percent-encoded CIDR) and rewrites the file", function()
+            local r = send("DELETE", "/admin/blacklist/198.51.100.9", OK)
+            assert.equal(200, r.resp.status)
+            assert.same({ status = "removed", ip = "198.51.100.9" }, h.body(r))
+            assert.is_false(bl:is_banned("198.51.100.9"))
+            r = send("DELETE", "/admin/blacklist/192.0.2.0%2F24", OK)
+            assert.same({ status = "removed", ip = "192.0.2.0/24" }, h.body(r))
+            assert.is_false(bl:is_banned("192.0.2.1"))
+            assert.equal("", h.files["blacklist.txt"])
+        end)
+
+        it("answers 404 ban_not_found and 400 invalid_request", function()
+            assert_error(send("DELETE", "/admin/blacklist/203.0.113.1", OK), 404, "ban_not_found",
+                "No ban for 203.0.113.1")
+            assert_error(send("DELETE", "/admin/blacklist/x%20y", OK), 400, "invalid_request",
+                "not an IP address or CIDR")
+        end)
+
+        it("needs the admin key and the DELETE method", function()
+            assert_error(send("DELETE", "/admin/blacklist/198.51.100.9"), 401, "unauthorized",
+                "Unauthorized")
+            assert_error(send("GET", "/admin/blacklist/198.51.100.9", OK), 405,
+                "method_not_allowed", "Method not allowed")
+            assert.is_true(bl:is_banned("198.51.100.9"))
+        end)
+
+        it("is not routed without the blacklist policy", function()
+            setup({ key = "adm1n-key" })
+            assert_error(send("DELETE", "/admin/blacklist/198.51.100.9", OK), 404,
+                "route_not_found", "Requested path not found")
+        end)
+
+        it("GET serves the current bans when the file lags them", function()
+            bl.written = -1 -- as if a change made elsewhere had not reached the file yet
+            h.files["blacklist.txt"] = "stale\n"
+            local r = send("GET", "/admin/blacklist", OK)
+            assert.equal(200, r.resp.status)
+            assert.matches("198%.51%.100%.9", r.resp.body)
+            assert.equal(r.resp.body, h.files["blacklist.txt"], "and the file is written")
+        end)
+    end)
+
     describe("POST /admin/reload", function()
         it("asks the host to reload", function()
             local r = send("POST", "/admin/reload", OK)
