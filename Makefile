@@ -5,7 +5,13 @@ JOBS    ?= $(shell nproc)
 CONFIG  ?= gateway.lua
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test e2e-deps bench clean format
+.PHONY: all deps build run test e2e-deps bench clean format fuzz fuzz-merge
+
+# make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="tokenizer ..."]: every libFuzzer driver of
+# cmake/fuzz.cmake, built with clang in build-fuzz, run FUZZ_SECONDS each (scripts/fuzz.sh).
+# make fuzz-merge: minimise the committed corpora, folding in what make fuzz found.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
 
 all: build
 
@@ -28,6 +34,12 @@ test: build e2e-deps
 bench: build
 	@scripts/install-deps.sh bench
 	@bench/run-all.sh
+
+fuzz: deps
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" JOBS=$(JOBS) scripts/fuzz.sh run
+
+fuzz-merge: deps
+	@FUZZ_TARGETS="$(FUZZ_TARGETS)" JOBS=$(JOBS) scripts/fuzz.sh merge
 
 clean:
 	rm -rf $(BUILD)

@@ -134,6 +134,28 @@ TEST(partial_stays_buffered)
     gw_grpc_deframer_dispose(&d);
 }
 
+/* A call that ends without DATA (trailers-only) asks a deframer that never allocated: its
+ * buffer is NULL and nothing may be computed from it (clang's UBSan: "applying zero offset to
+ * null pointer"). The same after release. */
+TEST(empty_deframer_has_no_message)
+{
+    gw_grpc_deframer_t d;
+    const uint8_t one[6] = {0, 0, 0, 0, 1, 'x'}, *msg;
+    size_t len, wire;
+    gw_grpc_deframer_init(&d, 100);
+    CHECK_EQ_INT(gw_grpc_deframer_next(&d, &msg, &len, &wire), 0);
+    CHECK_EQ_INT(gw_grpc_deframer_pending(&d), 0);
+    gw_grpc_deframer_feed(&d, one, 0); /* an empty DATA frame allocates nothing */
+    CHECK_EQ_INT(gw_grpc_deframer_next(&d, &msg, &len, &wire), 0);
+    gw_grpc_deframer_feed(&d, one, 6);
+    CHECK_EQ_INT(gw_grpc_deframer_next(&d, &msg, &len, &wire), 1);
+    gw_grpc_deframer_release(&d);
+    CHECK(d.buf == NULL);
+    CHECK_EQ_INT(gw_grpc_deframer_next(&d, &msg, &len, &wire), 0);
+    gw_grpc_deframer_dispose(&d);
+    CHECK_EQ_INT(gw_grpc_deframer_next(&d, &msg, &len, &wire), 0);
+}
+
 TEST(timeout_format)
 {
     char b[16];
@@ -217,6 +239,7 @@ int main(void)
     RUN(oversized_prefix_rejected_without_allocating);
     RUN(compressed_or_bad_flag_rejected);
     RUN(partial_stays_buffered);
+    RUN(empty_deframer_has_no_message);
     RUN(timeout_format);
     RUN(percent_decode);
     RUN(status_mapping);

@@ -70,11 +70,12 @@ int gw_grpc_deframer_feed(gw_grpc_deframer_t *d, const uint8_t *p, size_t n)
 int gw_grpc_deframer_next(gw_grpc_deframer_t *d, const uint8_t **msg, size_t *len, size_t *wire)
 {
     size_t avail = d->len - d->off;
-    const uint8_t *h = d->buf + d->off;
+    const uint8_t *h;
     uint32_t n;
 
     if (avail < GW_GRPC_PREFIX)
-        return 0;
+        return 0; /* before forming h: buf is NULL until the first feed (NULL + 0 is UB) */
+    h = d->buf + d->off;
     if (h[0] != 0)
         return -EPROTO;
     n = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | h[4];
