@@ -38,8 +38,9 @@
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
 #define STALE_MS 5000          /* no answer for this long: reconnect */
-#define CONNECT_MIN_MS 200     /* connect + handshake deadline: 4 x the call timeout, within */
-#define CONNECT_MAX_MS 1000    /* these bounds (a black hole answers nothing at all) */
+#define CONNECT_MIN_MS 500     /* connect + handshake deadline: 4 x the call timeout, within */
+#define CONNECT_MAX_MS 3000    /* these bounds (a refused connect fails at once; this is for a
+                                  host that answers nothing, or a very slow handshake) */
 #define QUIET_MS 1000          /* a degraded client recovers after a success this long after
                                   its last failure (one log line per period, not per flap) */
 #define MAX_ARGS 64
@@ -67,6 +68,9 @@ struct gw_store_s {
     uv_timer_t deadline;
     uint64_t deadline_due;      /* when the deadline timer fires; 0 = not running */
     uv_timer_t retry;
+    uv_check_t flusher;         /* writes this iteration's commands (see add_write) */
+    uv_idle_t kick;
+    int flush_due, flushing;
     unsigned backoff_ms;
     int handles_open;
     int degraded;
@@ -445,10 +449,18 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *privdata)
 
 /* ---------- connection ---------- */
 
-/* hiredis 0.14's libuv adapter drops poll errors (status < 0): a reset or refused connection
- * would never reach hiredis, and libuv has stopped the handle by then. Its callbacks are kept,
- * but every (re)start of the poll handle goes through on_poll, which hands an error to hiredis
- * as a read (recv then reports it: the context disconnects, or the connect fails). */
+/* The libuv adapter of hiredis 0.14 (hiredis/adapters/libuv.h) attaches the context, dispatches
+ * its poll events and cleans up; its four event functions are replaced, for two reasons:
+ * - it calls uv_poll_start on every add/del, even when nothing changes (hiredis re-adds the
+ *   read event after every read), and each uv_poll_start costs an epoll_ctl DEL + ADD: here
+ *   the poll handle is touched only when its event mask really changes;
+ * - it drops poll errors (status < 0), so a reset or refused connection never reached hiredis
+ *   (libuv has stopped the handle by then): on_poll hands an error to hiredis as a read, and
+ *   recv reports it (the context disconnects, or the connect fails).
+ * And a connected context does not poll for "writable" at all: the commands of one loop
+ * iteration go out in one write at its end (flusher, a check handle; kick, an idle handle, keeps
+ * the loop from blocking in poll before it ran); only a write that could not finish waits for
+ * the socket to become writable. */
 static void on_poll(uv_poll_t *h, int status, int events)
 {
     redisLibuvEvents *p = h->data;
@@ -460,17 +472,64 @@ static void on_poll(uv_poll_t *h, int status, int events)
     redisLibuvPoll(h, status, events);
 }
 
-static void restart_poll(void *privdata)
+static void set_events(redisLibuvEvents *p, int events)
 {
-    redisLibuvEvents *p = privdata;
-    if (p->events)
-        uv_poll_start(&p->handle, p->events, on_poll);
+    if (events == p->events)
+        return;
+    p->events = events;
+    if (events)
+        uv_poll_start(&p->handle, events, on_poll);
+    else
+        uv_poll_stop(&p->handle);
 }
 
-static void add_read(void *pd) { redisLibuvAddRead(pd); restart_poll(pd); }
-static void del_read(void *pd) { redisLibuvDelRead(pd); restart_poll(pd); }
-static void add_write(void *pd) { redisLibuvAddWrite(pd); restart_poll(pd); }
-static void del_write(void *pd) { redisLibuvDelWrite(pd); restart_poll(pd); }
+static void add_read(void *pd)
+{
+    redisLibuvEvents *p = pd;
+    set_events(p, p->events | UV_READABLE);
+}
+
+static void del_read(void *pd)
+{
+    redisLibuvEvents *p = pd;
+    set_events(p, p->events & ~UV_READABLE);
+}
+
+static void on_kick(uv_idle_t *h) { GW_UNUSED(h); }
+
+static void on_flush(uv_check_t *h)
+{
+    gw_store_t *s = h->data;
+    s->flush_due = 0;
+    uv_check_stop(&s->flusher);
+    uv_idle_stop(&s->kick);
+    if (s->ac) {
+        s->flushing = 1;
+        redisAsyncHandleWrite(s->ac); /* may disconnect: then s->ac is NULL afterwards */
+        s->flushing = 0;
+    }
+}
+
+static void add_write(void *pd)
+{
+    redisLibuvEvents *p = pd;
+    gw_store_t *s = p->context ? p->context->data : NULL;
+    if (!s || s->flushing || !(p->context->c.flags & REDIS_CONNECTED)) {
+        set_events(p, p->events | UV_WRITABLE); /* connecting, or the socket was full */
+        return;
+    }
+    if (!s->flush_due) {
+        s->flush_due = 1;
+        uv_check_start(&s->flusher, on_flush);
+        uv_idle_start(&s->kick, on_kick);
+    }
+}
+
+static void del_write(void *pd)
+{
+    redisLibuvEvents *p = pd;
+    set_events(p, p->events & ~UV_WRITABLE);
+}
 
 static int attach(redisAsyncContext *ac, uv_loop_t *loop)
 {
@@ -634,8 +693,10 @@ gw_store_t *gw_store_new(uv_loop_t *loop, const gw_config_t *cfg, const gw_store
     s->state = ST_DOWN;
     uv_timer_init(loop, &s->deadline);
     uv_timer_init(loop, &s->retry);
-    s->deadline.data = s->retry.data = s;
-    s->handles_open = 2;
+    uv_check_init(loop, &s->flusher);
+    uv_idle_init(loop, &s->kick);
+    s->deadline.data = s->retry.data = s->flusher.data = s->kick.data = s;
+    s->handles_open = 4;
     pthread_mutex_lock(&G.lock);
     G.clients++;
     pthread_mutex_unlock(&G.lock);
@@ -670,6 +731,8 @@ void gw_store_close(gw_store_t *s)
         redisAsyncFree(ac); /* pending ops: their callbacks run now with GW_STORE_DOWN */
     uv_close((uv_handle_t *)&s->deadline, on_closed);
     uv_close((uv_handle_t *)&s->retry, on_closed);
+    uv_close((uv_handle_t *)&s->flusher, on_closed);
+    uv_close((uv_handle_t *)&s->kick, on_closed);
 }
 
 int gw_store_ready(const gw_store_t *s) { return s && s->state == ST_READY; }

@@ -55,6 +55,7 @@ for (const [mode, want] of Object.entries(MODES)) {
       await connected(gw, 20000);
       const l = load(gw, 16, '198.51.100.3');
       await within(10000, async () => l.seen.length >= 16, 'load running');
+      const logAt = gw.log.length;
       await redis.stop('SIGKILL');
       const killed = Date.now();
       // what started 100 ms after the kill must get the mode's answer (the loss is seen at once)
@@ -71,8 +72,9 @@ for (const [mode, want] of Object.entries(MODES)) {
       let st = await health(gw);
       assert.equal(st.degraded, true);
       assert.equal(st.connected, false);
-      assert.match(gw.log, /shared store 127\.0\.0\.1:\d+ degraded/);
-      assert.equal((gw.log.match(/shared store .* degraded/g) || []).length, 1, 'logged once');
+      const logged = gw.log.slice(logAt);
+      assert.match(logged, /shared store 127\.0\.0\.1:\d+ degraded/);
+      assert.equal((logged.match(/shared store .* degraded/g) || []).length, 1, 'logged once');
       // Redis back on the same port: the gateway reconnects and shares state again
       await redis.start();
       const ms = await within(2000, async () => (await health(gw)).connected, 'reconnected');
@@ -82,6 +84,8 @@ for (const [mode, want] of Object.entries(MODES)) {
         `state shared again (${ms} ms): ${JSON.stringify(await health(gw))}`);
       st = await health(gw);
       assert.ok(st.errors > 0);
+      await within(3000, async () => /shared store .* recovered after/.test(gw.log.slice(logAt)),
+        'the end of the degraded period is logged');
       assert.doesNotMatch(gw.log, /\[error\]/);
     });
   }
