@@ -190,6 +190,7 @@ int gw_vm_new(const gw_vm_opts_t *opts, gw_vm_t **out, char **err)
     vm->ref_resume = take_ref(L, host, "resume");
     vm->ref_abort = take_ref(L, host, "abort");
     lua_settop(L, 0);
+    lua_pushcfunction(L, msgh); /* stays at index 1: the message handler of every call_req */
     *out = vm;
     return GW_OK;
 fail:
@@ -240,14 +241,15 @@ static void internal_error(gw_req_t *req)
 static int call_req(gw_vm_t *vm, int ref, gw_req_t *req, const char *phase, int answer_500)
 {
     lua_State *L = vm->L;
-    char *err = NULL;
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     /* As a number: LuaJIT compiles ffi.cast(number -> void *), not light userdata. */
     lua_pushnumber(L, (lua_Number)(uintptr_t)req);
     lua_pushnumber(L, (lua_Number)req->id);
-    if (pcall(L, 2, 1, &err) != 0) {
-        gw_error("host error in %s (%s %s): %s", phase, req->method_name, req->path, err);
-        free(err);
+    if (lua_pcall(L, 2, 1, 1) != 0) { /* msgh is at index 1 (gw_vm_new), not made per call */
+        const char *m = lua_tostring(L, -1);
+        gw_error("host error in %s (%s %s): %s", phase, req->method_name, req->path,
+                 m ? m : "unknown Lua error");
+        lua_pop(L, 1);
         if (answer_500)
             internal_error(req);
         return 0;

@@ -118,6 +118,27 @@ local function ttl_ms(ttl)
     return format("%d", ceil(ttl * 1000))
 end
 
+-- Limits and TTLs repeat on every request: their texts are made once (bounded caches).
+local limit_text, ttl_text = { n = 0 }, { n = 0 }
+local function cached(cache, v, make)
+    local s = cache[v]
+    if s == nil then
+        if cache.n >= 1000 then
+            for k in pairs(cache) do
+                cache[k] = nil
+            end
+            cache.n = 0
+        end
+        s = make(v)
+        cache[v], cache.n = s, cache.n + 1
+    end
+    return s
+end
+
+local function num_text(v)
+    return format("%.17g", v)
+end
+
 local function reply_elem(i)
     return C.gw_ffi_store_reply(i, rp, rl, rn)
 end
@@ -293,8 +314,8 @@ local function send_window(rules, n)
     for i = 1, n do
         local w, j = rules[i], 2 * n + 3 * i - 2
         arg(j, format("%.17g", w.weight))
-        arg(j + 1, format("%.17g", w.limit))
-        arg(j + 2, ttl_ms(w.ttl))
+        arg(j + 1, cached(limit_text, w.limit, num_text))
+        arg(j + 2, cached(ttl_text, w.ttl, ttl_ms))
     end
     return 1 + 5 * n
 end
