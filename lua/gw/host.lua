@@ -575,6 +575,10 @@ function _M.init(opts)
         end
     end
     cfg = config.load(opts.config_path, quiet >= 1)
+    local st = cfg.shared_store -- C authenticates; policies (host.config) never see the password
+    if st.password then
+        st.password, st.url = nil, (st.url:gsub("^(redis://)[^@]*@", "%1***@"))
+    end
     muted = quiet >= 2
     route_paths = {
         [cfg.api_prefix .. "/chat/completions"] = true,

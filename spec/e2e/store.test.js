@@ -12,7 +12,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { startGateway, sleep, tmpDir } = require('./lib/gateway');
-const { startRedis } = require('./lib/redis');
+const { startRedis, pipeline } = require('./lib/redis');
 const { PROBE, ADMIN, NO_UPSTREAM, from, status, health, connected, redisGateway, burst,
   within } = require('./lib/store');
 
@@ -51,6 +51,34 @@ test('rate limits: the local store admits exactly RATE_LIMIT over two racing wor
   t.after(() => gw.stop());
   assert.equal((await health(gw)).type, 'local');
   assert.deepEqual(await burst([gw.url], 400, '198.51.100.2'), { 200: 100, 429: 300 });
+});
+
+test('AUTH and SELECT: the password works and never shows in a log or an answer', async (t) => {
+  const pw = 'pw-s3cr3t-0123';
+  const redis = await startRedis({ args: ['--requirepass', pw] });
+  t.after(() => redis.stop());
+  const url = `redis://:${pw}@127.0.0.1:${redis.port}/3`;
+  const gw = await redisGateway(redis, { SHARED_STORE: url, RATE_LIMIT_ENABLED: 'true',
+    RATE_LIMIT: '5' });
+  t.after(() => gw.stop());
+  const st = await connected(gw);
+  assert.equal(st.db, 3);
+  assert.equal((await status(`${gw.url}/v1/models`, from('198.51.100.50'))).status, 200);
+  const [auth, sel, keys] = await pipeline(redis.port, [['AUTH', pw], ['SELECT', '3'],
+    ['KEYS', 'gw:rl:*198.51.100.50*']]);
+  assert.equal(auth, 'OK');
+  assert.equal(sel, 'OK');
+  assert.equal(keys.length, 1, 'the window lives in database 3');
+  const policies = await status(`${gw.url}/admin/policies`, ADMIN);
+  for (const text of [gw.log, policies.body, JSON.stringify(await health(gw))]) {
+    assert.ok(!text.includes(pw), 'the password leaked');
+  }
+  // a wrong password: degraded, logged without it
+  const bad = await redisGateway(redis, { SHARED_STORE: `redis://:wrong-${pw}@127.0.0.1:${redis.port}/0` });
+  t.after(() => bad.stop());
+  await within(5000, async () => /degraded .*AUTH\/SELECT failed/.test(bad.log), 'AUTH failure logged');
+  assert.equal((await health(bad)).connected, false);
+  assert.ok(!bad.log.includes(pw));
 });
 
 test('bans: made through instance A, refused by B within 100 ms; lifted through B, free on A',

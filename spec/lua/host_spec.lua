@@ -828,6 +828,14 @@ end]]) }, { "rl" })
             assert.equal(2, inst("rl").n)
         end)
 
+        it("policies never see the password (host.config)", function()
+            boot_ok({ a = policy() }, { "a" },
+                'shared_store = { url = "redis://:s3cret@127.0.0.1:6379/0" },')
+            local st = host.host().config.shared_store
+            assert.is_nil(st.password)
+            assert.equal("redis://***@127.0.0.1:6379/0", st.url)
+        end)
+
         it("changes maps locally and queues them for Redis, without waiting", function()
             boot_redis({ m = policy([[
 function _M:access(r)

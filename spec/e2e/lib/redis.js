@@ -43,27 +43,42 @@ function parse(buf, pos) {
   throw new Error(`bad RESP type ${kind}`);
 }
 
-// Send one command on a fresh connection; resolves with the reply (an Error for -ERR).
-function command(port, ...args) {
+function encode(args) {
+  const parts = [`*${args.length}\r\n`];
+  for (const a of args) {
+    const s = String(a);
+    parts.push(`$${Buffer.byteLength(s)}\r\n${s}\r\n`);
+  }
+  return parts.join('');
+}
+
+// Send commands (arrays) on one fresh connection; resolves with their replies (an Error for
+// -ERR), in order.
+function pipeline(port, cmds) {
   return new Promise((resolve, reject) => {
     const sock = net.connect(port, '127.0.0.1');
     let buf = Buffer.alloc(0);
     sock.on('error', reject);
     sock.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
-      const r = parse(buf, 0);
-      if (r) {
-        sock.destroy();
-        resolve(r[0]);
+      const out = [];
+      let pos = 0;
+      while (out.length < cmds.length) {
+        const r = parse(buf, pos);
+        if (!r) return;
+        out.push(r[0]);
+        pos = r[1];
       }
+      sock.destroy();
+      resolve(out);
     });
-    const parts = [`*${args.length}\r\n`];
-    for (const a of args) {
-      const s = String(a);
-      parts.push(`$${Buffer.byteLength(s)}\r\n${s}\r\n`);
-    }
-    sock.write(parts.join(''));
+    sock.write(cmds.map(encode).join(''));
   });
+}
+
+// One command on a fresh connection; resolves with the reply.
+async function command(port, ...args) {
+  return (await pipeline(port, [args]))[0];
 }
 
 class Redis {
@@ -87,7 +102,8 @@ class Redis {
     const deadline = Date.now() + 10000;
     while (Date.now() < deadline) {
       try {
-        if ((await command(this.port, 'PING')) === 'PONG') return this;
+        const r = await command(this.port, 'PING'); // with --requirepass: NOAUTH, also up
+        if (r === 'PONG' || (r instanceof Error && /NOAUTH/.test(r.message))) return this;
       } catch (e) { /* not up yet */ }
       await sleep(20);
     }
@@ -110,4 +126,4 @@ async function startRedis(opts = {}) {
   return new Redis(opts.port).start(opts.args);
 }
 
-module.exports = { startRedis, command, Redis };
+module.exports = { startRedis, command, pipeline, Redis };
