@@ -45,6 +45,10 @@ int gw_ffi_status(char *buf, size_t cap);
  * empty, too long or holds a NUL; GW_ERROR otherwise (e.g. permission denied). */
 int gw_ffi_file_info(const char *path, size_t plen, long long *size, double *mtime);
 
+/* The text rule of JSON bodies (src/jsontext.h): 0 when every byte sequence is valid UTF-8 and
+ * no \u escape is a lone surrogate; GW_EINVAL with *at the offset of the first offending byte. */
+int gw_ffi_json_text_check(const char *s, size_t len, size_t *at);
+
 /* --- shared dictionary --- */
 /* The process-wide dictionary (src/shdict.h). Status: 0, or negative GW_SHDICT_*. Value type
  * 1 = number (num), 2 = string (bytes). get copies a string into buf (capacity *len) and sets

@@ -128,7 +128,6 @@ void gw_worker_on_request(gw_req_t *req, void *ud)
 {
     gw_worker_t *w = ud;
     const gw_config_t *cfg = w->cfg;
-    req->worker = w;
     gw_metrics_count(is_api_path(cfg, req->path, req->path_len));
     resolve_client_ip(cfg, req);
     if (strcmp(req->method_name, "OPTIONS") == 0) {
@@ -186,7 +185,7 @@ static void log_done(gw_req_t *req, void *ud)
 
 void gw_worker_on_complete(gw_req_t *req, void *ud)
 {
-    gw_worker_t *w = req->worker ? req->worker : ud;
+    gw_worker_t *w = ud;
     gw_vm_t *vm = req->vm;
     if (vm && (gw_vm_phases(vm) & GW_PHASE_LOG) &&
         gw_vm_log(vm, req, log_done, w) == GW_VM_SUSPENDED) {

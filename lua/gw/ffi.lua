@@ -30,6 +30,7 @@ int gw_ffi_persist(const char *path, size_t plen, const char *data, size_t dlen)
 int gw_ffi_reload(void);
 int gw_ffi_status(char *buf, size_t cap);
 int gw_ffi_file_info(const char *path, size_t plen, long long *size, double *mtime);
+int gw_ffi_json_text_check(const char *s, size_t len, size_t *at);
 long long gw_ffi_tok_count(const char *enc, size_t elen, const char *text, size_t tlen);
 int gw_ffi_chat_begin(void *req, int service, const char *model, size_t mlen, const char *echo,
                       size_t elen, const char *enc, size_t enclen, int stream, int include_usage,
@@ -129,6 +130,15 @@ function _M.file_info(path)
         return nil, rc
     end
     return tonumber(ll[0]), dbl[0]
+end
+
+-- nil when the JSON text s is clean (src/jsontext.h), else the 0-based offset of the first
+-- invalid UTF-8 byte or lone surrogate escape
+function _M.json_text_check(s)
+    if C.gw_ffi_json_text_check(s, #s, sl) ~= 0 then
+        return tonumber(sl[0])
+    end
+    return nil
 end
 
 function _M.status()

@@ -18,6 +18,7 @@
 -- that cannot yield does not pay for the ability to.
 local gwffi = require "gw.ffi"
 local config = require "gw.config"
+local phases = require "gw.phases"
 local cjson = require "cjson.safe"
 local gwstore = require "gw.store"
 
@@ -30,8 +31,7 @@ local co_create, co_resume, co_yield, co_status =
     coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
 local req_str, req_header = gwffi.req_str, gwffi.req_header
 
-local PHASES = { "rewrite", "access", "content", "route", "log" }
-local PHASE_BIT = { rewrite = 1, access = 2, content = 4, route = 8, log = 16 }
+local PHASES, PHASE_BIT, phase_fn = phases.PHASES, phases.BIT, phases.fn
 
 local _M = {}
 
@@ -120,15 +120,8 @@ local function random_string(n, alphabet)
     return concat(out)
 end
 
-local json = {
-    encode = function(v)
-        return cjson.encode(v)
-    end,
-    decode = function(s)
-        return cjson.decode(s)
-    end,
-    null = cjson.null,
-}
+-- lua-cjson with the text rule of request bodies, tested in C (lua/gw/json.lua)
+local json = require("gw.json").new(gwffi.json_text_check)
 
 local function optional(name)
     local ok, mod = pcall(require, name)
@@ -602,8 +595,8 @@ function _M.init(opts)
         instances[entry.name] = inst
         names[#names + 1] = entry.name
         for _, phase in ipairs(PHASES) do
-            local fn = inst[phase]
-            if type(fn) == "function" then
+            local fn = phase_fn(inst, phase)
+            if fn then
                 local list = chain[phase]
                 list[#list + 1] = { name = entry.name, inst = inst, fn = fn, where = where(fn) }
             end

@@ -274,6 +274,15 @@ local function core_functions(st)
         return GW_OK
     end
 
+    function C.gw_ffi_json_text_check(s, len, at)
+        local off = require("gw.json").text_check(sub(s, 1, tonumber(len)))
+        if off == nil then
+            return GW_OK
+        end
+        at[0] = off
+        return GW_EINVAL
+    end
+
     function C.gw_ffi_status(buf, cap)
         local s = st.status_json
         local n = #s

@@ -13,7 +13,8 @@
 --                               h.store.server.dict = "Redis"); h.local_shared is then this
 --                               instance's own dictionary. Without it host.shared is a local
 --                               dictionary (h.shared) and nothing ever waits.
---   h.load(name, conf)          new() of policies/<name>.lua; registers it for host.policy()
+--   h.load(name, conf)          new() of <name>.lua found on the policy path (below);
+--                               registers it for host.policy()
 --   h.register(name, instance)  registers a stub instance (e.g. a "models" stub)
 --   h.request{ method, path, headers, body, peer_ip } -> r (client_ip resolved via gw.ip)
 --   h.run(policies, r)          phases in the host's order; `policies`: array of instances.
@@ -32,14 +33,18 @@
 -- Test-only fields (policies must not read them): r.resp.headers (lowercase name -> value),
 -- r.resp.body, r.resp.content_type, r.resp.answered_by.
 -- fake.new{ peer = h } builds a second "worker" sharing h's clock, dictionary and files.
+-- The policy path (package.searchpath syntax) is fake.new{ policy_path = ... }, else the
+-- environment variable GW_POLICY_PATH (set by scripts/policy-test.sh to the operator's
+-- directory, then this repository's policies/), else "policies/?.lua".
 
 local cjson = require "cjson.safe"
 local ip = require "gw.ip"
 local fake_store = require "fake_store"
+local phases = require "gw.phases" -- the real host's phase detection
 
 local _M = {}
 
-local PHASES = { "rewrite", "access", "content", "route", "log" }
+local PHASES, phase_fn = phases.PHASES, phases.fn
 
 -- In-memory shared dictionary with the semantics of policy-api.md.
 local function new_shared(clock)
@@ -191,6 +196,7 @@ function _M.new(opts)
     local trusted = opts.trusted_proxies or { "127.0.0.0/8", "::1/128", "10.0.0.0/8",
         "172.16.0.0/12", "192.168.0.0/16", "fc00::/7" }
     local trusted_set = assert(ip.set(trusted))
+    local policy_path = opts.policy_path or os.getenv("GW_POLICY_PATH") or "policies/?.lua"
 
     h.clock = clock
     h.ctl = { co = nil } -- the request coroutine running now (the store may wait inside it)
@@ -235,7 +241,7 @@ function _M.new(opts)
         shared = h.shared,
         ip = ip,
         worker_id = opts.worker_id or 0,
-        json = { encode = cjson.encode, decode = cjson.decode, null = cjson.null },
+        json = require("gw.json").new(), -- the real host.json, its text check in Lua
     }
     function host.now()
         return clock.t
@@ -329,7 +335,7 @@ function _M.new(opts)
     end
 
     function h.load(name, conf)
-        local path = assert(package.searchpath(name, "policies/?.lua"))
+        local path = assert(package.searchpath(name, policy_path))
         local mod = assert(loadfile(path))()
         local inst, err = mod.new(conf or {}, host)
         if not inst then
@@ -431,11 +437,9 @@ function _M.new(opts)
         return ok, what
     end
 
-    local function call(inst, phase, r)
-        assert(type(inst[phase]) == "function",
-            ("policy %s: field %q is not a phase function"):format(tostring(r._policy), phase))
+    local function call(inst, phase, fn, r)
         r._phase = phase
-        local ok, err = run_call(inst[phase], inst, r)
+        local ok, err = run_call(fn, inst, r)
         if not ok and err == fake_store.UNAVAILABLE then -- SHARED_STORE_ON_ERROR=closed
             if phase ~= "log" and not r.resp.answered_by then
                 r.resp:error(503, "store_unavailable", "The shared store is unavailable")
@@ -472,9 +476,10 @@ function _M.new(opts)
                     if r.resp.answered_by then
                         break
                     end
-                    if inst[phase] then
+                    local fn = phase_fn(inst, phase)
+                    if fn then
                         r._policy = name_of(inst)
-                        call(inst, phase, r)
+                        call(inst, phase, fn, r)
                     end
                 end
             end
@@ -489,9 +494,10 @@ function _M.new(opts)
             end
         end
         for _, inst in ipairs(policies) do
-            if inst.log then
+            local fn = phase_fn(inst, "log")
+            if fn then
                 r._policy = name_of(inst)
-                call(inst, "log", r)
+                call(inst, "log", fn, r)
             end
         end
         r._phase = nil
