@@ -14,15 +14,13 @@
 --     with If-None-Match; If-None-Match `*` -> 304). One Range (a-b, a-, -n) -> 206
 --     Content-Range; none satisfiable -> 416 `bytes */size` "invalid range: failed to overlap"
 --     (200 for an empty file); malformed -> 416 "invalid range"; several -> 200 whole file.
---     If-Range: only a date equal to Last-Modified keeps the Range. IMF-fixdate only. When the
---     bans changed since the file was written (e.g. on another instance sharing the store),
---     the current bans are served (Last-Modified: now) and the file is queued.
+--     If-Range: only a date equal to Last-Modified keeps the Range. IMF-fixdate only. A file
+--     that lags the bans (e.g. changed on another instance) gets them, served at once.
 --   DELETE /admin/blacklist/{ip-or-cidr} (percent-encoded or not): lifts the ban on every
 --     instance, forgets the IP's violations, rewrites the file: 200 {"status":"removed","ip"};
 --     404 `ban_not_found`; 400 `invalid_request` when it is not an IP or CIDR.
---   POST /admin/reload: host.reload() (every worker reloads), 200 {"status":"reloading"};
---   GET /admin/policies: 200, host.status() (policies, config version, last reload, store).
--- Another path under /admin/ -> 404 `route_not_found`; another method -> 405.
+--   POST /admin/reload: host.reload(), 200 {"status":"reloading"}; GET /admin/policies: 200,
+--   host.status(). Another path under /admin/ -> 404 `route_not_found`; another method 405.
 --
 -- Config keys (gateway.lua):
 --   key    the admin key, env ADMIN_KEY. The host generates one (CSPRNG) at start-up when it is
@@ -52,9 +50,7 @@ function _M.new(conf, host)
     if key ~= nil and type(key) ~= "string" then
         return nil, "admin: key must be a string"
     end
-    if key == nil or key == "" then
-        key = generate_key(host)
-    end
+    key = (key == nil or key == "") and generate_key(host) or key
     local bl = host.policy("blacklist")
     local file = conf.file == nil and (bl and bl.file or "blacklist.txt") or conf.file
     if type(file) ~= "string" or file == "" then
@@ -150,9 +146,12 @@ end
 
 local function blacklist(self, r)
     local host, req, resp = self.host, r.req, r.resp
-    local bl = host.policy("blacklist")
-    local content = bl and bl:lagging_file() -- the current bans, when the file lags them
-    local info = content and { mtime = host.now() } or host.file_info(self.file)
+    local bl, info = host.policy("blacklist"), host.file_info(self.file)
+    local content = bl and bl:render() -- the current bans: the file may lag (async, elsewhere)
+    if content and (not info or host.read_file(self.file) ~= content) then
+        bl:persist()
+        info = { mtime = host.now() }
+    end
     local mtime = info and floor(info.mtime)
     mtime = mtime and mtime > 0 and mtime or nil -- Go: the epoch means "unknown"
     local modified = info and not not_modified(req, mtime)

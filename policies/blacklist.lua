@@ -166,13 +166,6 @@ function _M:persist() -- (what another worker changes meanwhile it writes itself
     return ok
 end
 
-function _M:lagging_file() -- GET /admin/blacklist: the content when the file lags, else nil
-    if self.shared:map_version(BANS) ~= self.written then
-        self:persist()
-        return self:render()
-    end
-end
-
 -- When the bans moved, the matcher is rebuilt (and worker 0 writes changes made elsewhere).
 function _M:is_banned(ip_text)
     local v = self.shared:map_version(BANS)

@@ -82,10 +82,12 @@ describe("admin policy", function()
             h.files["/data/bans.txt"] = "x"
             assert.equal("x", send("GET", "/admin/blacklist", "Bearer k").resp.body)
             h = fake.new()
-            h.files["other.txt"] = "y"
+            local line = '{"ip":"192.0.2.1","type":"ip","added_at":"2024-01-01T00:00:00Z",'
+                .. '"violations":7}\n'
+            h.files["other.txt"] = line
             assert(h.load("blacklist", { file = "other.txt" }))
             chain = { assert(h.load("admin", { key = "k" })) }
-            assert.equal("y", send("GET", "/admin/blacklist", "Bearer k").resp.body)
+            assert.equal(line, send("GET", "/admin/blacklist", "Bearer k").resp.body)
         end)
 
         it("answers 405 to other methods", function()
@@ -343,12 +345,16 @@ describe("admin policy", function()
         end)
 
         it("GET serves the current bans when the file lags them", function()
-            bl.written = -1 -- as if a change made elsewhere had not reached the file yet
-            h.files["blacklist.txt"] = "stale\n"
+            h.files["blacklist.txt"] = "stale\n" -- e.g. a change made on another instance
+            h.mtimes["blacklist.txt"] = 1000
+            h.advance(5)
             local r = send("GET", "/admin/blacklist", OK)
             assert.equal(200, r.resp.status)
             assert.matches("198%.51%.100%.9", r.resp.body)
             assert.equal(r.resp.body, h.files["blacklist.txt"], "and the file is written")
+            assert.equal("Tue, 14 Nov 2023 22:13:25 GMT", r.resp.headers["last-modified"])
+            r = send("GET", "/admin/blacklist", OK) -- in step now: the file's own mtime
+            assert.equal(r.resp.body, h.files["blacklist.txt"])
         end)
     end)
 
