@@ -32,7 +32,9 @@ set_source_files_properties(${GW_LUA_INDEX} PROPERTIES OBJECT_DEPENDS "${GW_LUA_
 
 file(GLOB GW_CORE_SOURCES ${PROJECT_SOURCE_DIR}/src/*.c)
 list(REMOVE_ITEM GW_CORE_SOURCES ${PROJECT_SOURCE_DIR}/src/main.c)
-set(GW_CORE_LIBS llhttp PkgConfig::LIBUV PkgConfig::LUAJIT PkgConfig::HIREDIS ${LUA_CJSON}
+# hiredis: the library only. Its pkg-config cflags add -D_FILE_OFFSET_BITS=64, which would
+# reach every target linking gw_core and rename open() to open64() (test_random wraps open).
+set(GW_CORE_LIBS llhttp PkgConfig::LIBUV PkgConfig::LUAJIT ${HIREDIS_LINK_LIBRARIES} ${LUA_CJSON}
     Threads::Threads m dl)
 foreach(comp gw_tok gw_upstream gw_shdict)
     if(TARGET ${comp})

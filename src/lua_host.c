@@ -8,7 +8,14 @@
  *
  * Provides: gw_vm_*, gw_config_load. Uses: LuaJIT C API, lua-cjson, the embedded host library
  * (lua_modules.h). This file and nothing else in src/ includes the Lua headers.
- * Never: calls Lua unprotected, or lets a Lua error escape into C.
+ * Never: calls Lua unprotected, lets a Lua error escape into C, or resumes a request that was
+ * aborted (its wait state goes with on_abort; the I/O is cancelled first).
+ *
+ * Suspension: a host call that waits registers its I/O (gw_vm_wait_on) and yields; the entry
+ * point returns true, run() parks the request (req->wait: VM reference, continuation) and the
+ * caller returns. gw_vm_wake calls the host's resume(req, id); when the phases are done the
+ * continuation runs, as it would have at once. The common case (nothing waited) costs one
+ * boolean read after the call.
  */
 #include "lua_host.h"
 
