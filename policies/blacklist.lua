@@ -16,6 +16,7 @@
 -- Lines or the original's one-line array) to the map, or creates it empty. Mode off: nothing
 -- is counted, bans still apply. `:is_banned(ip)` answers ip_rules (403 ip_blocked),
 -- `:unban(ip or cidr)` DELETE /admin/blacklist/{ip}. IP_BLACKLIST is ip_rules' own.
+-- Metrics: gateway_bans_active (set when a worker learns the count), gateway_bans_added_total.
 --
 -- Config keys (gateway.lua):
 --   mode           "single" | "subnet" | "off", env BLACKLIST_MODE (default single; an
@@ -70,6 +71,9 @@ function _M.new(conf, host)
     end
     local self = setmetatable({
         host = host, shared = host.shared, ip = host.ip, logger = host.log,
+        active = host.metrics.gauge("gateway_bans_active", "IPs and subnets banned.", nil,
+            { aggregate = "last" }),
+        added = host.metrics.counter("gateway_bans_added_total", "Automatic bans.", { "mode" }),
         mode = mode, threshold = threshold, violation_ttl = ttl, file = file,
         ipv4_mask = mask_value(host.log, conf.ipv4_mask, 8, 32, 24),
         ipv6_mask = mask_value(host.log, conf.ipv6_mask, 32, 128, 48),
@@ -123,6 +127,7 @@ function _M:load()
         end
     end
     if added > 0 then
+        self.active:set(nil, #self:bans())
         self.logger.info("blacklist: loaded %d entries from %s", added, self.file)
     end
     if bad > 0 then
@@ -178,6 +183,7 @@ function _M:is_banned(ip_text)
         local set, serr = self.ip.set(list)
         if items and set then
             self.set, self.version = set, v
+            self.active:set(nil, #list)
             if self.writer and self.written ~= v then
                 self:persist()
             end
@@ -201,6 +207,7 @@ function _M:ban(ip_text, violations)
     if not self.shared:map_add(BANS, target, value) then
         return false
     end
+    self.added:inc(self.mode)
     self.logger.warn("blacklist: banned %s (%s) after %d violations", target, typ,
         violations or 0)
     self:persist()

@@ -46,6 +46,7 @@
 #include "gw_tok.h"
 #include "gw_upstream.h"
 #include "log.h"
+#include "metrics_hooks.h"
 
 #define HIGH_WATER (256 * 1024)
 #define LOW_WATER (64 * 1024)
@@ -207,12 +208,31 @@ static void on_abort(gw_req_t *req)
 
 /* ---------- answers ---------- */
 
+/* What the answer means for the metrics (req->stats, the attempt's result): usage when
+ * completion >= 0; the attempt's result from the status (200 ok, 503 unreachable, 504 timeout,
+ * 502 bad answer). */
+static void stats_end(chat_t *c, int status, long long completion)
+{
+    gw_req_stats_t *st = &c->req->stats;
+    if (completion >= 0) {
+        st->prompt_tokens = c->p->prompt_tokens;
+        st->completion_tokens = completion;
+        st->usage_source = GW_USAGE_TOKENIZER;
+    }
+    if (c->attempt > 0 && status != 500)
+        gw_metrics_upstream_attempt("pieces", status == 200   ? GW_UP_OK
+                                              : status == 503 ? GW_UP_UNREACHABLE
+                                              : status == 504 ? GW_UP_TIMEOUT
+                                                              : GW_UP_BAD_ANSWER);
+}
+
 static void finish_error(chat_t *c, int status, const char *code, const char *type,
                          const char *msg)
 {
     gw_req_t *req = c->req;
     if (!req)
         return;
+    stats_end(c, status, -1);
     if (c->started) {
         gw_buf_t b;
         gw_buf_init(&b);
@@ -235,6 +255,8 @@ static void finish_json(chat_t *c)
     const gw_tok_t *t = encoding(c);
     long long completion = completion_tokens(c, t ? gw_tok_count(t, c->text.data, c->text.len)
                                                   : GW_TOK_COUNT_ERROR);
+    stats_end(c, 200, completion);
+    req->stats.first_token_ns = gw_now_ns();
     if (c->up_id && c->p->service == GW_CHAT_GPT)
         snprintf(c->id, sizeof(c->id), "%.39s", c->up_id);
     gw_buf_t b;
@@ -283,6 +305,8 @@ static void sse_content(chat_t *c, const char *text, size_t len, int role)
     gw_buf_puts(b, "\"content\":\"");
     gw_buf_json_escape(b, text, len);
     gw_buf_puts(b, "\"},\"finish_reason\":null}]}\n\n");
+    if (!c->req->stats.first_token_ns)
+        c->req->stats.first_token_ns = gw_now_ns();
     gw_resp_write(c->req, b->data, b->len);
     if (c->tok)
         gw_tok_stream_feed(c->tok, text, len);
@@ -300,6 +324,7 @@ static void sse_finish(chat_t *c)
     sse_start(c);
     long long completion =
         completion_tokens(c, c->tok ? gw_tok_stream_finish(c->tok) : GW_TOK_COUNT_ERROR);
+    stats_end(c, 200, completion);
     gw_buf_t b;
     gw_buf_init(&b);
     gw_buf_puts(&b, "data: ");
@@ -477,6 +502,7 @@ static int maybe_retry(chat_t *c, const gw_grpc_result_t *res)
     uint64_t now = uv_now(c->env->loop);
     if (c->deadline && now + backoff >= c->deadline)
         return 0;
+    gw_metrics_upstream_attempt("pieces", GW_UP_RETRY);
     gw_debug("upstream attempt %d failed (%s), retrying in %" PRIu64 " ms", c->attempt,
              res->message ? res->message : "?", backoff);
     uv_timer_start(&c->retry_timer, on_retry_timer, backoff, 0);
@@ -517,7 +543,7 @@ static void attempt(chat_t *c)
 {
     if (!c->req)
         return;
-    c->attempt++;
+    c->req->stats.attempts = ++c->attempt;
     uint64_t timeout = 0;
     if (c->deadline) {
         uint64_t now = uv_now(c->env->loop);
@@ -585,6 +611,7 @@ void gw_chat_start(gw_chat_env_t *env, gw_req_t *req)
     c->created = now_s();
     p->run = c;
     req->on_abort = on_abort;
+    gw_metrics_llm_start(req, "pieces", p->stream);
     if (random_id(c->id) != GW_OK) {
         gw_error("chat: no random source (getrandom and /dev/urandom both failed)");
         return finish_error(c, 500, "internal_error", "error", "Cannot generate a response id");

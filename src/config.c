@@ -29,6 +29,7 @@ void gw_config_dispose(gw_config_t *c)
     if (c->store.password) /* a secret: do not leave it in freed memory */
         memset(c->store.password, 0, strlen(c->store.password));
     free(c->store.password);
+    gw_cidr_list_free(&c->metrics.allow);
     free(c->upstream.gpt);
     free(c->upstream.vertex);
     free(c->upstream.ca_file);

@@ -24,8 +24,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "access_log.h"
 #include "gw.h"
 #include "log.h"
+#include "metrics_hooks.h"
 #include "process.h"
 #include "routes.h"
 #include "store.h"
@@ -147,22 +149,14 @@ void gw_worker_on_request(gw_req_t *req, void *ud)
     after_pre(req, w);
 }
 
-static void access_log(gw_req_t *req)
+/* What every completed request records: its route (if no handler named it), metrics, the access
+ * log line. */
+static void record(gw_worker_t *w, gw_req_t *req)
 {
-    if (!gw_log_access_enabled())
-        return;
-    char dur[48];
-    gw_log_format_duration(dur, sizeof(dur), gw_now_ns() - req->start_ns);
-    size_t ul;
-    const char *uri = gw_req_url(req, &ul);
-    const char *ip = req->client_ip[0] ? req->client_ip : req->peer_ip;
-    if (req->log_model)
-        gw_log(GW_LOG_ACCESS, "%s %.*s model=%s IP=%s Status=%d Duration=%s",
-               req->method_name ? req->method_name : "-", (int)ul, uri, req->log_model, ip,
-               req->status, dur);
-    else
-        gw_log(GW_LOG_ACCESS, "%s %.*s IP=%s Status=%d Duration=%s",
-               req->method_name ? req->method_name : "-", (int)ul, uri, ip, req->status, dur);
+    if (!req->stats.route[0])
+        gw_routes_classify(w->routes, req);
+    gw_metrics_request_done(req);
+    gw_access_log(req, w->cfg->access_log_json);
 }
 
 static void finish_stop(gw_worker_t *w);
@@ -175,7 +169,7 @@ static void log_done(gw_req_t *req, void *ud)
     req->vm = NULL;
     if (vm)
         gw_vm_unref(vm);
-    access_log(req);
+    record(w, req);
     if (req->held) {
         gw_req_free(req);
         w->held--;

@@ -30,6 +30,8 @@
 --   h.persisted                 array of { path, content } in persist order
 --   h.logs                      array of { level, msg }; h.logged(level, pattern, plain)
 --   h.reloads                   number of host.reload() calls
+--   h.metric(name, labels)      a metric as /metrics would show it, merged over peers
+--                               (spec/support/fake_metrics.lua: store.value); h.metrics: the store
 -- Test-only fields (policies must not read them): r.resp.headers (lowercase name -> value),
 -- r.resp.body, r.resp.content_type, r.resp.answered_by.
 -- fake.new{ peer = h } builds a second "worker" sharing h's clock, dictionary and files.
@@ -40,6 +42,8 @@
 local cjson = require "cjson.safe"
 local ip = require "gw.ip"
 local fake_store = require "fake_store"
+local metrics = require "gw.metrics"
+local fake_metrics = require "fake_metrics"
 local phases = require "gw.phases" -- the real host's phase detection
 
 local _M = {}
@@ -217,6 +221,8 @@ function _M.new(opts)
     h.mtimes = peer and peer.mtimes or {}
     h.default_mtime = peer and peer.default_mtime or clock.t
     h.persisted = peer and peer.persisted or {}
+    h.metrics = peer and peer.metrics or fake_metrics.new()
+    h.metric = h.metrics.value
     h.logs = {}
     h.reloads = 0
     h.instances = {}
@@ -242,6 +248,7 @@ function _M.new(opts)
         ip = ip,
         worker_id = opts.worker_id or 0,
         json = require("gw.json").new(), -- the real host.json, its text check in Lua
+        metrics = metrics.new(h.metrics.C(h)),
     }
     function host.now()
         return clock.t
@@ -345,7 +352,8 @@ function _M.new(opts)
     end
 
     local function is_api(path)
-        if path == "/" or path == "/ping" or path == "/admin" or path:sub(1, 7) == "/admin/" then
+        if path == "/" or path == "/ping" or path == "/metrics" or path == "/admin"
+            or path:sub(1, 7) == "/admin/" then
             return false
         end
         return path == prefix or path:sub(1, #prefix + 1) == prefix .. "/"
