@@ -66,6 +66,33 @@ return {
         scale_interval = env.num("SCALE_INTERVAL", 30),
         max_retries = env.int("MAX_RETRIES", 3),
         timeout = env.num("TIMEOUT", 30),
+        -- one connection attempt (TCP + TLS + HTTP/2 preface), for every backend
+        connect_timeout = env.num("UPSTREAM_CONNECT_TIMEOUT", 5),
+    },
+
+    -- Backends: name -> { type = "pieces" | "openai", ... }. The Pieces backend uses the
+    -- `upstream` settings above. An openai backend with an empty base_url does not exist.
+    --   openai: base_url (with a path prefix, e.g. https://openrouter.ai/api/v1), api_key
+    --   (sent as Authorization: Bearer; never logged or shown), models (list of "public" or
+    --   "public=upstream", or { id =, model =, encoding = }), headers (extra static request
+    --   headers, name -> value), ca_file / insecure (default: the upstream ones), max_idle.
+    backends = {
+        pieces = { type = "pieces" },
+        openai = {
+            type = "openai",
+            base_url = env.str("OPENAI_BASE_URL", ""),
+            api_key = env.str("OPENAI_API_KEY", ""),
+            models = env.list("OPENAI_MODELS", {}),
+            headers = {},
+        },
+    },
+    -- The order in which the backends that serve a model are tried (fallback on failure).
+    backend_order = env.list("BACKEND_ORDER", { "pieces", "openai" }),
+    -- Circuit breaker per backend: open after `failures` consecutive failed attempts
+    -- (unreachable, timeout, 5xx/bad answer), skipped while open, one probe after `cooldown` s.
+    breaker = {
+        failures = env.int("BREAKER_FAILURES", 5),
+        cooldown = env.num("BREAKER_COOLDOWN", 30),
     },
 
     -- Enabled policies, in the order their phases run. `conf` is passed to the policy's new().
@@ -109,10 +136,14 @@ return {
             ipv6_mask = env.int("IPV6_MASK", 48),
             violation_ttl = env.num("BLACKLIST_VIOLATION_TTL", 86400),
         } },
+        { name = "pieces" },
         { name = "chat", conf = {
             temperature = env.num("GPT_DEFAULT_TEMPERATURE", nil),
             top_p = env.num("GPT_DEFAULT_TOP_P", nil),
         } },
+        -- after chat: orders each request's backends (route phase) and keeps their circuit
+        -- breakers (route: skip open ones; log: count outcomes). See policies/router.lua.
+        { name = "router" },
         { name = "tokenize" },
         { name = "admin", conf = {
             key = env.str("ADMIN_KEY", ""),

@@ -30,7 +30,9 @@ string(APPEND idx_body "const gw_lua_module_t gw_lua_modules[] = {\n${GW_LUA_TAB
 file(GENERATE OUTPUT ${GW_LUA_INDEX} CONTENT "${idx_body}")
 set_source_files_properties(${GW_LUA_INDEX} PROPERTIES OBJECT_DEPENDS "${GW_LUA_C}")
 
-file(GLOB GW_CORE_SOURCES ${PROJECT_SOURCE_DIR}/src/*.c)
+file(GLOB GW_CORE_SOURCES ${PROJECT_SOURCE_DIR}/src/*.c ${PROJECT_SOURCE_DIR}/src/backend/*.c
+    ${PROJECT_SOURCE_DIR}/src/backend/*/*.c)
+list(SORT GW_CORE_SOURCES)
 list(REMOVE_ITEM GW_CORE_SOURCES ${PROJECT_SOURCE_DIR}/src/main.c)
 # hiredis: the library only. Its pkg-config cflags add -D_FILE_OFFSET_BITS=64, which would
 # reach every target linking gw_core and rename open() to open64() (test_random wraps open).

@@ -53,3 +53,7 @@ if(NODE)
         endforeach()
     endif()
 endif()
+gw_c_test(test_oai SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_oai.c LIBS gw_core LABELS backend)
+gw_c_test(test_openai_integration SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_openai_integration.c
+    LIBS gw_core WRAPPER sh ${PROJECT_SOURCE_DIR}/spec/c/run-with-openai-mock.sh
+    LABELS integration backend TIMEOUT 120)

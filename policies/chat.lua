@@ -6,16 +6,14 @@
 --
 -- For POST {P}/chat/completions: decodes and validates the body, resolves the model through
 -- the catalog (policy "models"; claude -YYYYMMDD accepted; the model of a model route when the
--- body names none or an unknown one; DEFAULT_MODEL; else 404 model_not_found), builds the
--- upstream request fields and the prompt token count, and hands them to the C core through
--- r.upstream. The prompt formats are the original service's:
---   GPT:    {role 0: "system:<c>;\r\n"...} {role 1: "<role>:<c>;\r\n"...}
---   Vertex: consecutive same-role messages merged with "\n" (system messages in between do
---           not break a run); message = "<role>:<c>" joined by ";\r\n" plus ";\r\n";
---           rules = "system:" .. systems joined by "\n" .. ";\r\n"
--- Usage: GPT prompt = sum(3 + tokens(content) + tokens(role) [+ 1 + tokens(name) if name is a
--- non-empty string, as the original's Go check `Name != ""`]) + 3;
--- Vertex prompt = Claude tokens of "\n\nSystem:<s>" .. "\n\n<role>:<c>"... [.. "\n\nAssistant:"].
+-- body names none or an unknown one; DEFAULT_MODEL; else 404 model_not_found) and hands the C
+-- core one target per backend that serves the model, in the catalog's backend order, through
+-- r.upstream (docs/policy-api.md). Policies after it in the route phase may reorder or drop
+-- targets (policies/router.lua does: overrides and circuit breakers).
+-- Targets: a "pieces" backend gets the Pieces prompt shape (policies/pieces.lua); an "openai"
+-- backend gets the client's body as it came (the C backend sets model and stream options) and
+-- the prompt count of OpenAI's rule: sum(3 + tokens(content) + tokens(role) [+ 1 +
+-- tokens(name)]) + 3 in the model's encoding.
 -- POST {P}/tokenize is answered by policies/tokenize.lua with this policy's helpers.
 --
 -- Every string of the body must be valid UTF-8 without lone surrogate escapes (host.json's text
@@ -24,7 +22,7 @@
 --
 -- Config:
 --   temperature, top_p (env GPT_DEFAULT_TEMPERATURE, GPT_DEFAULT_TOP_P; default unset): sent
---     to the GPT service when the client gives none (the original sent nothing).
+--     to the Pieces GPT service when the client gives none (the original sent nothing).
 
 local _M = { name = "chat" }
 
@@ -102,75 +100,43 @@ local function check_messages(r, list, null)
     return out
 end
 
-local function gpt_request(msgs)
-    local sys, dlg = {}, {}
+-- OpenAI's prompt rule (also the Pieces GPT one) in an encoding
+local function openai_prompt(count, encoding, msgs)
+    local n = 3
     for _, m in ipairs(msgs) do
-        if m.role == "system" then
-            sys[#sys + 1] = "system:" .. m.content .. ";\r\n"
-        else
-            dlg[#dlg + 1] = m.role .. ":" .. m.content .. ";\r\n"
+        n = n + 3 + count(encoding, m.content) + count(encoding, m.role)
+        if m.name then
+            n = n + 1 + count(encoding, m.name)
         end
     end
-    local out = {}
-    if #sys > 0 then
-        out[#out + 1] = { role = 0, text = concat(sys) }
+    return n
+end
+
+-- The prompt tokens the answer reports (the first backend's rule).
+function _M:prompt_tokens(entry, msgs)
+    local first = entry.backends and entry.backends[1]
+    local pieces = self.host.policy("pieces")
+    if (not first or first.type == "pieces") and pieces then
+        return pieces:prompt_tokens(entry, msgs)
     end
-    if #dlg > 0 then
-        out[#out + 1] = { role = 1, text = concat(dlg) }
+    return openai_prompt(self.host.tokens, entry.encoding, msgs)
+end
+
+-- One target per backend of the entry (nil and a message when a needed policy is missing).
+function _M:targets(entry, msgs, sampling)
+    local out, pieces = {}, self.host.policy("pieces")
+    for _, b in ipairs(entry.backends or {}) do
+        if b.type == "pieces" then
+            if not pieces then
+                return nil, "policy 'pieces' is not loaded"
+            end
+            out[#out + 1] = pieces:target(b.backend, entry, msgs, sampling)
+        else
+            out[#out + 1] = { backend = b.backend, model = b.model, encoding = entry.encoding,
+                prompt_tokens = openai_prompt(self.host.tokens, entry.encoding, msgs) }
+        end
     end
     return out
-end
-
--- systems S and the merged dialog C of the Vertex format
-local function vertex_parts(msgs)
-    local S, C = {}, {}
-    for _, m in ipairs(msgs) do
-        if m.role == "system" then
-            S[#S + 1] = m.content
-        elseif #C > 0 and C[#C].role == m.role then
-            C[#C].content = C[#C].content .. "\n" .. m.content
-        else
-            C[#C + 1] = { role = m.role, content = m.content }
-        end
-    end
-    return concat(S, "\n"), C
-end
-
-local function vertex_request(msgs)
-    local systems, C = vertex_parts(msgs)
-    local lines = {}
-    for i, e in ipairs(C) do
-        lines[i] = e.role .. ":" .. e.content
-    end
-    local message = #lines > 0 and concat(lines, ";\r\n") .. ";\r\n" or ""
-    local rules = systems ~= "" and "system:" .. systems .. ";\r\n" or ""
-    return message, rules
-end
-
-function _M:prompt_tokens(entry, msgs)
-    local count = self.host.tokens
-    if entry.service == "gpt" then
-        local n = 3
-        for _, m in ipairs(msgs) do
-            n = n + 3 + count(entry.encoding, m.content) + count(entry.encoding, m.role)
-            if m.name then
-                n = n + 1 + count(entry.encoding, m.name)
-            end
-        end
-        return n
-    end
-    local systems, C = vertex_parts(msgs)
-    local text = {}
-    if systems ~= "" then
-        text[1] = "\n\nSystem:" .. systems
-    end
-    for _, e in ipairs(C) do
-        text[#text + 1] = "\n\n" .. e.role .. ":" .. e.content
-    end
-    if #C > 0 and C[#C].role == "user" then
-        text[#text + 1] = "\n\nAssistant:"
-    end
-    return count("claude", concat(text))
 end
 
 local function decode_body(r, json)
@@ -254,26 +220,23 @@ function _M:route(r)
         echo = echo or entry.id
     end
     r.ctx.model = echo
-    local prompt = self:prompt_tokens(entry, msgs)
+    local targets, err = self:targets(entry, msgs, {
+        temperature = temperature or self.conf.temperature, top_p = top_p or self.conf.top_p })
+    if not targets then
+        return r.resp:error(500, "internal_error", err)
+    end
+    -- the first target's count is the one the answer reports
+    local prompt = targets[1] and targets[1].prompt_tokens or 0
     local limit = entry.max_tokens and entry.max_tokens.input
     if limit and prompt > limit then -- OpenAI's answer; the upstream never sees the request
         return r.resp:error(400, "context_length_exceeded", format(CONTEXT, limit, prompt),
             "invalid_request_error")
     end
-    local up = {
-        service = entry.service, model = entry.id, echo_model = echo, encoding = entry.encoding,
-        stream = req.stream == true,
+    r.upstream = {
+        echo_model = echo, ingress = "chat", stream = req.stream == true,
         include_usage = type(so) == "table" and so.include_usage == true,
-        prompt_tokens = prompt,
+        targets = targets,
     }
-    if entry.service == "gpt" then
-        up.messages = gpt_request(msgs)
-        up.temperature = temperature or self.conf.temperature
-        up.top_p = top_p or self.conf.top_p
-    else
-        up.message, up.rules = vertex_request(msgs)
-    end
-    r.upstream = up
 end
 
 -- shared with policies/tokenize.lua

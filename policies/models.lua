@@ -5,8 +5,12 @@
 -- of the License, or (at your option) any later version. See LICENSE.
 --
 -- The 14 models of the original service, in its file order, with the upstream service each
--- one is served by and the tokenizer encoding used for `usage`. Adding a model is an edit of
--- MODELS below; GET {P}/models is rendered from it once per load.
+-- one is served by and the tokenizer encoding used for `usage`, served by every backend of
+-- type "pieces"; plus the models each backend of type "openai" lists in its `models` (public
+-- name and the upstream's name). The catalog is in backend order (gateway.lua backend_order),
+-- each backend's models in its own order, a public name once; GET {P}/models is rendered from
+-- it once per load. An entry's `backends` lists who serves it, in backend order:
+--   { backend = name, type = "pieces"|"openai", model = upstream name }
 --
 -- Other policies use the instance through host.policy("models"):
 --   :ids()            array of model ids, in catalog order
@@ -70,24 +74,78 @@ function _M.normalize(name)
     return name
 end
 
-function _M.new(conf, host)
-    local self = setmetatable({ by_id = {}, list = {}, default = nil }, { __index = _M })
-    local data, q = {}, host.json.encode
-    for i, m in ipairs(MODELS) do
-        local entry = {
-            id = m[1], owned_by = m[2], created = m[3], name = m[4],
-            max_tokens = { total = m[5], input = m[6], output = m[7] },
-            service = m[1]:sub(1, 4) == "gpt-" and "gpt" or "vertex",
-            encoding = encoding_for(m[1]),
-        }
-        self.by_id[entry.id] = entry
-        self.list[i] = entry
-        -- written by hand so the key order is the same in every worker and every run
-        data[i] = string.format('{"id":%s,"object":"model","created":%d,"owned_by":%s,'
-            .. '"details":{"name":%s,"max_tokens":{"total":%d,"input":%d,"output":%d}}}',
-            q(entry.id), entry.created, q(entry.owned_by), q(entry.name), m[5], m[6], m[7])
+-- An OpenAI-compatible model's tokenizer when the config names none: tiktoken's choice for
+-- OpenAI's names (o200k for the gpt-4o/4.1/5 and o-series, cl100k for gpt-4 and 3.5), the
+-- Claude vocabulary for claude names, o200k otherwise.
+local function encoding_for_openai(id)
+    local base = id:match("([^/]+)$") or id
+    if base:sub(1, 7) == "claude-" then
+        return "claude"
     end
-    self.json = '{"object":"list","data":[' .. table.concat(data, ",") .. "]}"
+    if base:match("^gpt%-4%-") or base == "gpt-4" or base:match("^gpt%-3%.5") then
+        return "cl100k_base"
+    end
+    return "o200k_base"
+end
+
+local function add_backend(entry, b, model)
+    entry.backends[#entry.backends + 1] = { backend = b.name, type = b.type, model = model }
+end
+
+local function add_entry(self, entry, json)
+    self.by_id[entry.id] = entry
+    self.list[#self.list + 1] = entry
+    self.data[#self.data + 1] = json
+end
+
+local function add_pieces(self, b, q)
+    for _, m in ipairs(MODELS) do
+        local entry = self.by_id[m[1]]
+        if not entry then
+            entry = {
+                id = m[1], owned_by = m[2], created = m[3], name = m[4],
+                max_tokens = { total = m[5], input = m[6], output = m[7] },
+                service = m[1]:sub(1, 4) == "gpt-" and "gpt" or "vertex",
+                encoding = encoding_for(m[1]), backends = {},
+            }
+            -- written by hand so the key order is the same in every worker and every run
+            add_entry(self, entry, string.format('{"id":%s,"object":"model","created":%d,'
+                .. '"owned_by":%s,"details":{"name":%s,"max_tokens":{"total":%d,"input":%d,'
+                .. '"output":%d}}}', q(entry.id), entry.created, q(entry.owned_by),
+                q(entry.name), m[5], m[6], m[7]))
+        end
+        entry.service = entry.service or (m[1]:sub(1, 4) == "gpt-" and "gpt" or "vertex")
+        add_backend(entry, b, m[1])
+    end
+end
+
+local function add_openai(self, b, q)
+    for _, m in ipairs(b.models or {}) do
+        local entry = self.by_id[m.id]
+        if not entry then
+            entry = { id = m.id, owned_by = b.name, created = 0, name = m.id,
+                encoding = m.encoding or encoding_for_openai(m.id), backends = {} }
+            add_entry(self, entry, string.format('{"id":%s,"object":"model","created":0,'
+                .. '"owned_by":%s}', q(entry.id), q(b.name)))
+        end
+        add_backend(entry, b, m.model)
+    end
+end
+
+function _M.new(conf, host)
+    local self = setmetatable({ by_id = {}, list = {}, data = {}, default = nil },
+        { __index = _M })
+    local q = host.json.encode
+    local backends = host.config.backend_list or { { name = "pieces", type = "pieces" } }
+    for _, b in ipairs(backends) do
+        if b.type == "pieces" then
+            add_pieces(self, b, q)
+        elseif b.type == "openai" then
+            add_openai(self, b, q)
+        end
+    end
+    self.json = '{"object":"list","data":[' .. table.concat(self.data, ",") .. "]}"
+    self.data = nil
     local dm = conf.default_model or ""
     if dm ~= "" then
         self.default = self:resolve(dm)
@@ -110,7 +168,7 @@ function _M:resolve(name)
     if type(name) ~= "string" then
         return nil
     end
-    return self.by_id[_M.normalize(name)]
+    return self.by_id[name] or self.by_id[_M.normalize(name)]
 end
 
 function _M:default_model()

@@ -31,7 +31,12 @@ static void text_line(const gw_req_t *req, uint64_t now)
     size_t ul;
     const char *uri = gw_req_url(req, &ul);
     const char *method = req->method_name ? req->method_name : "-";
-    if (req->log_model)
+    if (req->log_model && req->stats.llm && req->stats.backend[0])
+        gw_log(GW_LOG_ACCESS, "%s %.*s model=%s IP=%s Status=%d Duration=%s Backend=%s Usage=%s",
+               method, (int)ul, uri, req->log_model, client_of(req), req->status, dur,
+               req->stats.backend,
+               req->stats.usage_source == GW_USAGE_UPSTREAM ? "upstream" : "tokenizer");
+    else if (req->log_model)
         gw_log(GW_LOG_ACCESS, "%s %.*s model=%s IP=%s Status=%d Duration=%s", method, (int)ul,
                uri, req->log_model, client_of(req), req->status, dur);
     else

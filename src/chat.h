@@ -1,16 +1,18 @@
 /*
- * pieces-gateway: POST {P}/chat/completions over the Pieces gRPC services.
+ * pieces-gateway: the chat engine: one chat call through an ordered list of backends.
  * Copyright (C) 2026 pieces-gateway authors
  *
  * This program is free software: you can redistribute it and/or modify it under the terms of
  * the GNU General Public License as published by the Free Software Foundation, either version 3
  * of the License, or (at your option) any later version. See LICENSE.
  *
- * The Lua route phase decides everything about a request (service, upstream model, the
- * flattened messages, prompt tokens) and records it through gw_ffi_chat_* into the request's
- * gw_chat_params_t. gw_chat_start then runs the upstream call(s) and answers: a chat.completion
- * JSON (non-stream, with retries) or an SSE stream of chat.completion.chunk events, with usage
- * from the tokenizer. Everything runs on the request's worker loop.
+ * The Lua route phase decides everything about a request (the model name to echo, the ingress
+ * format, the ordered targets with their upstream model names, prompt token counts and, for
+ * backends without a JSON body, prompt parts) and records it through gw_ffi_chat_* into the
+ * request's gw_chat_params_t. gw_chat_start then runs attempts on the backends (src/backend/)
+ * and answers in the ingress format (src/ingress.h). Retries, fallback, timeouts, usage, SSE
+ * framing and the error mapping live in chat.c, once for every backend and format. Everything
+ * runs on the request's worker loop.
  */
 #ifndef GW_CHAT_H
 #define GW_CHAT_H
@@ -18,47 +20,48 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "backend/backend.h"
 #include "buf.h"
 #include "config.h"
 #include "http.h"
 
-struct gw_upstream_s;
+#define GW_CHAT_MAX_TARGETS 8
+#define GW_CHAT_MAX_ATTEMPTS 32
 
-enum { GW_CHAT_GPT = 0, GW_CHAT_VERTEX = 1 };
+/* What one attempt did (for the breaker in Lua, the log and metrics). */
+enum { GW_ATTEMPT_NEXT_NONE = 0, GW_ATTEMPT_NEXT_RETRY = 1, GW_ATTEMPT_NEXT_FALLBACK = 2 };
+#define GW_ATTEMPT_CANCELLED 5 /* result: the client went away (after the GW_BE_* values) */
 
 typedef struct {
-    int role;
-    size_t off, len; /* into text */
-} gw_chat_msg_t;
+    char backend[32];
+    int result; /* GW_BE_OK, GW_BE_UNREACHABLE .. GW_BE_REFUSED, GW_ATTEMPT_CANCELLED */
+    int status; /* upstream HTTP status when it had one */
+    int next;   /* GW_ATTEMPT_NEXT_* */
+} gw_chat_attempt_t;
 
 typedef struct gw_chat_params_s {
-    int service;
-    char *model;      /* upstream model id */
-    char *echo;       /* the model name the client sent (echoed in every response) */
-    char *encoding;   /* tokenizer for the completion count */
+    char *echo;    /* the model name the client sent */
+    char *ingress; /* ingress format name ("chat") */
     int stream;
     int include_usage;
-    long long prompt_tokens;
-    int has_temperature, has_top_p;
-    double temperature, top_p;
-    gw_buf_t text;    /* GPT message texts; Vertex: message then rules */
-    gw_chat_msg_t *msgs;
-    size_t n_msgs, cap_msgs;
-    size_t v_message_len, v_rules_len;
-    int vertex_set;
+    char *body; /* the OpenAI body for HTTP backends; NULL = the request's */
+    size_t body_len;
+    gw_chat_target_t targets[GW_CHAT_MAX_TARGETS];
+    size_t n_targets;
+    gw_chat_attempt_t attempts[GW_CHAT_MAX_ATTEMPTS];
+    size_t n_attempts;
     struct chat_s *run; /* the running call, if any */
 } gw_chat_params_t;
 
 typedef struct {
     uv_loop_t *loop;
     const gw_config_t *cfg;
-    struct gw_upstream_s *gpt;
-    struct gw_upstream_s *vertex;
+    gw_backends_t backends;
 } gw_chat_env_t;
 
 /* The request's chat parameters (created on first use when create is set; owned by req). */
 gw_chat_params_t *gw_chat_params(gw_req_t *req, int create);
-/* Run the upstream call and answer the request. Requires params with a model. */
+/* Run the attempts and answer the request. Requires params with at least one target. */
 void gw_chat_start(gw_chat_env_t *env, gw_req_t *req);
 
 #endif

@@ -33,5 +33,21 @@ void gw_config_dispose(gw_config_t *c)
     free(c->upstream.gpt);
     free(c->upstream.vertex);
     free(c->upstream.ca_file);
+    for (size_t i = 0; i < c->n_backends; i++) {
+        gw_backend_conf_t *b = &c->backends[i];
+        free(b->name);
+        free(b->base_url);
+        if (b->api_key)
+            memset(b->api_key, 0, strlen(b->api_key));
+        free(b->api_key);
+        free(b->ca_file);
+        for (size_t h = 0; h < b->n_headers; h++) {
+            free(b->header_names[h]);
+            free(b->header_values[h]);
+        }
+        free(b->header_names);
+        free(b->header_values);
+    }
+    free(c->backends);
     memset(c, 0, sizeof(*c));
 }

@@ -21,6 +21,22 @@ typedef struct {
     char *address;     /* host:port, https://host:port or http://host:port */
 } gw_upstream_addr_t;
 
+/* Backend types (gateway.lua: backends.<name>.type). */
+enum { GW_BACKEND_PIECES = 1, GW_BACKEND_OPENAI = 2 };
+
+/* One configured backend. Pieces takes its addresses and pool sizes from `upstream`. */
+typedef struct {
+    char *name;
+    int type;            /* GW_BACKEND_* */
+    char *base_url;      /* openai: http(s)://host[:port][/path prefix] */
+    char *api_key;       /* openai: sent as Authorization: Bearer; never logged or shown */
+    char *ca_file;       /* "" = system CAs */
+    int insecure;        /* skip certificate verification (warned at start) */
+    char **header_names, **header_values; /* extra static request headers */
+    size_t n_headers;
+    int max_idle;        /* openai: idle keep-alive connections kept per worker */
+} gw_backend_conf_t;
+
 typedef struct {
     char *config_path;   /* gateway.lua */
     char *listen_host;
@@ -71,7 +87,10 @@ typedef struct {
         double scale_interval;
         int max_retries;
         double timeout;      /* 0 = unlimited */
+        double connect_timeout; /* one connection attempt: TCP + TLS + HTTP/2 preface */
     } upstream;
+    gw_backend_conf_t *backends; /* in the order of gateway.lua's backend_order */
+    size_t n_backends;
 } gw_config_t;
 
 void gw_config_dispose(gw_config_t *c);

@@ -59,13 +59,13 @@ int gw_ffi_store_send(void *req, int script, int argc, const char **argv, const 
 static int describe(const redisReply *r, const char **p, size_t *len, double *num)
 {
     switch (r->type) {
-    case REDIS_REPLY_NIL: return 0;
-    case REDIS_REPLY_INTEGER: *num = (double)r->integer; return 1;
-    case REDIS_REPLY_STRING: *p = r->str; *len = r->len; return 2;
-    case REDIS_REPLY_ARRAY: *num = (double)r->elements; return 3;
-    case REDIS_REPLY_ERROR: *p = r->str; *len = r->len; return 4;
-    case REDIS_REPLY_STATUS: *p = r->str; *len = r->len; return 5;
-    default: return -3;
+    case REDIS_REPLY_NIL: return GW_FFI_REPLY_NIL;
+    case REDIS_REPLY_INTEGER: *num = (double)r->integer; return GW_FFI_REPLY_INTEGER;
+    case REDIS_REPLY_STRING: *p = r->str; *len = r->len; return GW_FFI_REPLY_STRING;
+    case REDIS_REPLY_ARRAY: *num = (double)r->elements; return GW_FFI_REPLY_ARRAY;
+    case REDIS_REPLY_ERROR: *p = r->str; *len = r->len; return GW_FFI_REPLY_ERROR;
+    case REDIS_REPLY_STATUS: *p = r->str; *len = r->len; return GW_FFI_REPLY_STATUS;
+    default: return GW_FFI_REPLY_NONE;
     }
 }
 
@@ -73,10 +73,10 @@ int gw_ffi_store_reply(int i, const char **p, size_t *len, double *num)
 {
     const redisReply *r = cur_reply;
     if (!r)
-        return cur_status == GW_STORE_TIMEOUT ? -1 : -2;
+        return cur_status == GW_STORE_TIMEOUT ? GW_FFI_REPLY_TIMEOUT : GW_FFI_REPLY_DOWN;
     if (i > 0) {
         if (r->type != REDIS_REPLY_ARRAY || (size_t)i > r->elements)
-            return -3;
+            return GW_FFI_REPLY_NONE;
         r = r->element[i - 1];
     }
     return describe(r, p, len, num);

@@ -24,6 +24,9 @@
 #define GW_PIECES_VERTEX_PREDICT GW_PIECES_VERTEX_SERVICE "/Predict"
 #define GW_PIECES_VERTEX_STREAM GW_PIECES_VERTEX_SERVICE "/PredictWithStream"
 
+/* The two services (a chat target's variant). */
+enum { GW_PIECES_GPT = 0, GW_PIECES_VERTEX = 1 };
+
 #define GW_PIECES_CODE_DATA 200 /* response_code of a data frame */
 #define GW_PIECES_CODE_END 204  /* response_code of the final frame */
 

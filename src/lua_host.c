@@ -45,6 +45,7 @@ struct gw_vm_s {
     int ref_route;
     int ref_resume;
     int ref_abort;
+    int ref_breakers;
     char *models_json;
     size_t models_len;
     char *policy_names;
@@ -202,6 +203,7 @@ int gw_vm_new(const gw_vm_opts_t *opts, gw_vm_t **out, char **err)
     vm->ref_route = take_ref(L, host, "route");
     vm->ref_resume = take_ref(L, host, "resume");
     vm->ref_abort = take_ref(L, host, "abort");
+    vm->ref_breakers = take_ref(L, host, "breakers_json");
     lua_settop(L, 0);
     lua_pushcfunction(L, msgh); /* stays at index 1: the message handler of every call_req */
     *out = vm;
@@ -234,6 +236,26 @@ const char *gw_vm_models_json(const gw_vm_t *vm, size_t *len)
 
 const char *gw_vm_admin_key(const gw_vm_t *vm) { return vm->admin_key; }
 
+char *gw_vm_breakers_json(gw_vm_t *vm)
+{
+    lua_State *L = vm->L;
+    char *err = NULL, *out = NULL;
+    if (vm->ref_breakers == LUA_NOREF)
+        return NULL;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_breakers);
+    if (pcall(L, 0, 1, &err) != 0) {
+        gw_error("host error in breakers_json: %s", err);
+        free(err);
+        return NULL;
+    }
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    if (s)
+        out = gw_strndup(s, n);
+    lua_pop(L, 1);
+    return out;
+}
+
 const char *gw_vm_policy_names(const gw_vm_t *vm)
 {
     return vm->policy_names ? vm->policy_names : "";
@@ -241,15 +263,13 @@ const char *gw_vm_policy_names(const gw_vm_t *vm)
 
 static void internal_error(gw_req_t *req)
 {
-    static const char body[] =
-        "{\"error\":{\"message\":\"Internal server error\",\"type\":\"error\","
-        "\"code\":\"internal_error\"}}";
     req->answered = 1;
     req->answer_status = 500;
     free(req->answer_ctype);
     req->answer_ctype = gw_strdup("application/json");
     gw_buf_reset(&req->answer_body);
-    gw_buf_append(&req->answer_body, body, sizeof(body) - 1);
+    gw_openai_error_json(&req->answer_body, "Internal server error", 21, "error", 5,
+                         "internal_error", 14);
 }
 
 /* Call one host entry point for req; returns what it returned (true: the phase is suspended).
@@ -509,6 +529,50 @@ static void read_config(lua_State *L, int cfg, gw_config_t *c)
     c->upstream.scale_interval = num_field(L, up, "scale_interval", 30);
     c->upstream.max_retries = (int)num_field(L, up, "max_retries", 3);
     c->upstream.timeout = num_field(L, up, "timeout", 30);
+    c->upstream.connect_timeout = num_field(L, up, "connect_timeout", 5);
+    lua_pop(L, 1);
+}
+
+/* backends.list[i].headers: an array of { name, value } (validated by lua/gw/config.lua). */
+static void read_headers(lua_State *L, int idx, gw_backend_conf_t *b)
+{
+    lua_getfield(L, idx, "header_list");
+    size_t n = lua_istable(L, -1) ? lua_objlen(L, -1) : 0;
+    b->header_names = gw_calloc(n + 1, sizeof(char *));
+    b->header_values = gw_calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, -1, (int)i + 1);
+        int h = lua_gettop(L);
+        b->header_names[i] = dup_field(L, h, "name", NULL);
+        b->header_values[i] = dup_field(L, h, "value", NULL);
+        lua_pop(L, 1);
+    }
+    b->n_headers = n;
+    lua_pop(L, 1);
+}
+
+static void read_backends(lua_State *L, int cfg, gw_config_t *c)
+{
+    lua_getfield(L, cfg, "backend_list");
+    size_t n = lua_istable(L, -1) ? lua_objlen(L, -1) : 0;
+    c->backends = gw_calloc(n + 1, sizeof(*c->backends));
+    for (size_t i = 0; i < n; i++) {
+        gw_backend_conf_t *b = &c->backends[i];
+        lua_rawgeti(L, -1, (int)i + 1);
+        int e = lua_gettop(L);
+        b->name = dup_field(L, e, "name", NULL);
+        char *type = dup_field(L, e, "type", NULL);
+        b->type = type && strcmp(type, "openai") == 0 ? GW_BACKEND_OPENAI : GW_BACKEND_PIECES;
+        free(type);
+        b->base_url = dup_field(L, e, "base_url", NULL);
+        b->api_key = dup_field(L, e, "api_key", NULL);
+        b->ca_file = dup_field(L, e, "ca_file", NULL);
+        b->insecure = bool_field(L, e, "insecure");
+        b->max_idle = (int)num_field(L, e, "max_idle", 0);
+        read_headers(L, e, b);
+        lua_pop(L, 1);
+    }
+    c->n_backends = n;
     lua_pop(L, 1);
 }
 
@@ -530,6 +594,7 @@ int gw_config_load(const char *path, int quiet, gw_config_t *c, char **err)
         goto done;
     int cfg = lua_gettop(L);
     read_config(L, cfg, c);
+    read_backends(L, cfg, c);
     if (read_lists(L, cfg, c, err) != 0)
         goto done;
     c->config_path = gw_strdup(path);

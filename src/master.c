@@ -369,6 +369,10 @@ int gw_master_main(int argc, char **argv)
         gw_debug("no .env file in the working directory");
     if (M.cfg.upstream.insecure)
         gw_warn("UPSTREAM_INSECURE=true: upstream TLS certificates are NOT verified (tests only)");
+    for (size_t i = 0; i < M.cfg.n_backends; i++)
+        if (M.cfg.backends[i].insecure && !M.cfg.upstream.insecure)
+            gw_warn("backend %s: TLS certificates are NOT verified (insecure = true)",
+                    M.cfg.backends[i].name);
     if (generated_key) {
         gw_warn("Generated random ADMIN_KEY: %s", generated_key);
         free(generated_key);

@@ -60,7 +60,7 @@ static const gw_mfamily_def_t builtins[GW_MF_BUILTIN_COUNT] = {
     {"gateway_upstream_connections", "Upstream connections, by backend and state.",
      GW_MT_GAUGE, GW_MA_SUM, "backend,state", NULL, 0, 0, 0},
     {"gateway_upstream_breaker_open", "1 while the circuit breaker of a backend is open.",
-     GW_MT_GAUGE, GW_MA_MAX, "backend", NULL, 0, 0, 0},
+     GW_MT_GAUGE, GW_MA_LAST, "backend", NULL, 0, 0, 0},
     {"gateway_ratelimit_rejections_total", "Requests rejected by a rate limit rule.",
      GW_MT_COUNTER, GW_MA_SUM, "rule", NULL, 0, 0, 0},
     {"gateway_bans_active", "IPs and subnets banned.",

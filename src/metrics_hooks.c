@@ -19,7 +19,6 @@
 
 #include "gw.h"
 #include "gw_ffi.h"
-#include "gw_upstream.h"
 #include "metrics.h"
 
 static gw_mlabel_t label_of(const char *s)
@@ -142,43 +141,44 @@ void gw_metrics_reload(int ok)
 
 struct gw_metrics_pools_s {
     uv_timer_t timer;
-    char backend[32];
-    struct gw_upstream_s **pools[4];
-    size_t n;
+    const gw_backends_t *set;
 };
+
+typedef struct {
+    const char *backend;
+    int zero;
+} emit_ctx_t;
+
+static void emit_state(void *ud, const char *state, int n)
+{
+    emit_ctx_t *e = ud;
+    gw_metrics_upstream_conns(e->backend, state, e->zero ? 0 : n);
+}
 
 static void publish_pools(gw_metrics_pools_t *w, int zero)
 {
-    int connecting = 0, ready = 0;
-    for (size_t i = 0; i < w->n && !zero; i++) {
-        gw_upstream_t *u = *w->pools[i];
-        if (!u)
-            continue;
-        gw_upstream_counters_t c;
-        gw_upstream_counters(u, &c);
-        ready += c.ready;
-        connecting += c.connections - c.ready;
+    for (size_t i = 0; i < w->set->n; i++) {
+        gw_backend_t *b = w->set->list[i];
+        emit_ctx_t e = {b->name, zero};
+        if (b->vt->conn_states)
+            b->vt->conn_states(b, emit_state, &e);
     }
-    gw_metrics_upstream_conns(w->backend, "connecting", connecting);
-    gw_metrics_upstream_conns(w->backend, "ready", ready);
 }
 
 static void on_pools_tick(uv_timer_t *t) { publish_pools(t->data, 0); }
 
-gw_metrics_pools_t *gw_metrics_pools_watch(uv_loop_t *loop, const char *backend,
-                                           struct gw_upstream_s **pools[], size_t n)
+gw_metrics_pools_t *gw_metrics_pools_watch(uv_loop_t *loop, const gw_backends_t *set)
 {
     if (!gw_metrics_enabled())
         return NULL;
     gw_metrics_pools_t *w = gw_calloc(1, sizeof(*w));
-    snprintf(w->backend, sizeof(w->backend), "%s", backend);
-    w->n = n < GW_ARRAY_SIZE(w->pools) ? n : GW_ARRAY_SIZE(w->pools);
-    memcpy(w->pools, pools, w->n * sizeof(pools[0]));
+    w->set = set;
     uv_timer_init(loop, &w->timer);
     w->timer.data = w;
     uv_timer_start(&w->timer, on_pools_tick, 1000, 1000);
     uv_unref((uv_handle_t *)&w->timer); /* never keeps a draining loop alive */
-    gw_metrics_breaker_open(backend, 0);
+    for (size_t i = 0; i < set->n; i++) /* the series exist (closed) before any failure */
+        gw_metrics_breaker_open(set->list[i]->name, 0);
     publish_pools(w, 0);
     return w;
 }

@@ -28,7 +28,7 @@
 #include "http.h"
 #include "ipaddr.h"
 
-struct gw_upstream_s;
+#include "backend/backend.h"
 
 /* gateway_upstream_attempts_total{result} */
 typedef enum {
@@ -62,9 +62,12 @@ void gw_metrics_reload(int ok);
  * pools every second (and gateway_upstream_breaker_open{backend} 0 once, as Pieces has no
  * breaker). pools: addresses of the pool pointers (read at each tick; NULL is skipped), at
  * most 4. Runs on loop; close with gw_metrics_pools_close before the pools are freed. */
+/* gateway_upstream_connections{backend,state}: every second (on an unref'd timer) each
+ * backend of the set reports its connections by state (vt->conn_states); closing the watch
+ * publishes zeros for the states last seen. The set must outlive the watch. NULL when the
+ * metrics are off. */
 typedef struct gw_metrics_pools_s gw_metrics_pools_t;
-gw_metrics_pools_t *gw_metrics_pools_watch(uv_loop_t *loop, const char *backend,
-                                           struct gw_upstream_s **pools[], size_t n);
+gw_metrics_pools_t *gw_metrics_pools_watch(uv_loop_t *loop, const gw_backends_t *set);
 void gw_metrics_pools_close(gw_metrics_pools_t *w);
 
 /* GET|HEAD /metrics: the exposition when the client IP is in allow or the request carries

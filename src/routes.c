@@ -6,7 +6,8 @@
  * the GNU General Public License as published by the Free Software Foundation, either version 3
  * of the License, or (at your option) any later version. See LICENSE.
  *
- * Provides: gw_routes_*. Uses: http, process (metrics), lua_host (the models body).
+ * Provides: gw_routes_*. Uses: http, process (metrics), lua_host (the models body, breakers),
+ *   chat (the engine and this worker's backends).
  * Never: answers a known path with the wrong method other than 405.
  *
  *   GET|HEAD /                 health JSON (counters, upstream pools, the shared store)
@@ -25,7 +26,6 @@
 
 #include "chat.h"
 #include "gw.h"
-#include "gw_upstream.h"
 #include "metrics.h"
 #include "metrics_hooks.h"
 #include "process.h"
@@ -39,26 +39,6 @@ struct gw_routes_s {
     gw_metrics_pools_t *pools_watch;
 };
 
-static int new_pool(gw_routes_t *rt, const char *address, gw_upstream_t **out, char **err)
-{
-    const gw_config_t *cfg = rt->cfg;
-    gw_upstream_conf_t uc = {
-        .address = address,
-        .ca_file = cfg->upstream.ca_file,
-        .insecure = cfg->upstream.insecure,
-        .min_conns = cfg->upstream.min_pool_size,
-        .max_conns = cfg->upstream.max_pool_size,
-        .scale_interval = cfg->upstream.scale_interval,
-    };
-    char *e = NULL;
-    if (gw_upstream_new(rt->loop, &uc, out, &e) != 0) {
-        *err = gw_sprintf("upstream %s: %s", address, e ? e : "invalid");
-        free(e);
-        return GW_ERROR;
-    }
-    return GW_OK;
-}
-
 int gw_routes_new(uv_loop_t *loop, const gw_config_t *cfg, gw_routes_t **out, char **err)
 {
     gw_routes_t *rt = gw_calloc(1, sizeof(*rt));
@@ -70,11 +50,9 @@ int gw_routes_new(uv_loop_t *loop, const gw_config_t *cfg, gw_routes_t **out, ch
     rt->chat.loop = loop;
     rt->chat.cfg = cfg;
     *out = rt;
-    if (new_pool(rt, cfg->upstream.gpt, &rt->chat.gpt, err) != 0 ||
-        new_pool(rt, cfg->upstream.vertex, &rt->chat.vertex, err) != 0)
+    if (gw_backends_open(loop, cfg, &rt->chat.backends, err) != 0)
         return GW_ERROR;
-    gw_upstream_t **pools[] = {&rt->chat.gpt, &rt->chat.vertex};
-    rt->pools_watch = gw_metrics_pools_watch(loop, "pieces", pools, 2);
+    rt->pools_watch = gw_metrics_pools_watch(loop, &rt->chat.backends);
     return GW_OK;
 }
 
@@ -82,11 +60,7 @@ void gw_routes_close(gw_routes_t *rt)
 {
     gw_metrics_pools_close(rt->pools_watch);
     rt->pools_watch = NULL;
-    if (rt->chat.gpt)
-        gw_upstream_close(rt->chat.gpt, NULL, NULL);
-    if (rt->chat.vertex)
-        gw_upstream_close(rt->chat.vertex, NULL, NULL);
-    rt->chat.gpt = rt->chat.vertex = NULL;
+    gw_backends_close(&rt->chat.backends);
 }
 
 void gw_routes_free(gw_routes_t *rt)
@@ -114,25 +88,42 @@ static void method_not_allowed(gw_req_t *req)
     gw_resp_send_error(req, 405, "method_not_allowed", "Method not allowed", "error");
 }
 
-static void put_pool(gw_buf_t *b, const char *name, gw_upstream_t *u)
+void gw_routes_backends_json(gw_routes_t *rt, gw_buf_t *out)
 {
-    char stats[4096];
-    int n = u ? gw_upstream_stats_json(u, stats, sizeof(stats)) : -1;
-    gw_buf_printf(b, "\"%s\":%s", name, n > 0 && (size_t)n < sizeof(stats) ? stats : "null");
+    const gw_backends_t *set = &rt->chat.backends;
+    gw_buf_putc(out, '{');
+    for (size_t i = 0; i < set->n; i++) {
+        gw_backend_t *b = set->list[i];
+        gw_buf_printf(out, "%s\"%s\":{\"type\":\"%s\",\"pool\":", i ? "," : "", b->name,
+                      b->vt->type);
+        b->vt->stats_json(b, out);
+        gw_buf_putc(out, '}');
+    }
+    gw_buf_putc(out, '}');
 }
 
-/* Health: the seed's counters, plus this worker's upstream pools. */
-static void health(gw_routes_t *rt, gw_req_t *req)
+/* Health: the seed's counters, this worker's Pieces pools (as before) and every backend with
+ * its pool and circuit breaker (the breaker state comes from the route policy in Lua). */
+static void health(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
 {
     char metrics[256];
     gw_metrics_json(metrics, sizeof(metrics));
     gw_buf_t b;
     gw_buf_init(&b);
-    gw_buf_printf(&b, "{\"status\":\"ok\",\"metrics\":%s,\"upstream\":{", metrics);
-    put_pool(&b, "gpt", rt->chat.gpt);
-    gw_buf_putc(&b, ',');
-    put_pool(&b, "vertex", rt->chat.vertex);
-    gw_buf_puts(&b, "},");
+    gw_buf_printf(&b, "{\"status\":\"ok\",\"metrics\":%s,\"upstream\":", metrics);
+    gw_backend_t *pieces = NULL;
+    for (size_t i = 0; i < rt->chat.backends.n && !pieces; i++)
+        if (rt->chat.backends.list[i]->type == GW_BACKEND_PIECES)
+            pieces = rt->chat.backends.list[i];
+    if (pieces)
+        pieces->vt->stats_json(pieces, &b);
+    else
+        gw_buf_puts(&b, "null");
+    gw_buf_puts(&b, ",\"backends\":");
+    gw_routes_backends_json(rt, &b);
+    char *breakers = gw_vm_breakers_json(vm);
+    gw_buf_printf(&b, ",\"breakers\":%s,", breakers ? breakers : "{}");
+    free(breakers);
     gw_store_status_json(&b);
     gw_buf_putc(&b, '}');
     gw_resp_send(req, 200, "application/json", b.data, b.len);
@@ -147,7 +138,7 @@ static void after_route(gw_req_t *req, void *ud)
         return gw_resp_send(req, req->answer_status, req->answer_ctype, req->answer_body.data,
                             req->answer_body.len);
     gw_chat_params_t *p = gw_chat_params(req, 0);
-    if (path_is(req, rt->tokenize_path, strlen(rt->tokenize_path)) || !p || !p->model)
+    if (path_is(req, rt->tokenize_path, strlen(rt->tokenize_path)) || !p || !p->n_targets)
         return gw_resp_send_error(req, 500, "internal_error",
                                   "The route phase produced no upstream request", "error");
     gw_chat_start(&rt->chat, req);
@@ -192,12 +183,19 @@ void gw_routes_classify(const gw_routes_t *rt, gw_req_t *req)
     memcpy(req->stats.route, name, strlen(name) + 1);
 }
 
+int gw_routes_has_route_phase(const gw_routes_t *rt, const gw_req_t *req)
+{
+    return strcmp(req->method_name, "POST") == 0 &&
+           (path_is(req, rt->chat_path, strlen(rt->chat_path)) ||
+            path_is(req, rt->tokenize_path, strlen(rt->tokenize_path)));
+}
+
 void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
 {
     if (path_is(req, "/", 1)) {
         if (!is_get(req))
             return method_not_allowed(req);
-        return health(rt, req);
+        return health(rt, vm, req);
     }
     if (path_is(req, "/ping", 5)) {
         if (!is_get(req))

@@ -6,13 +6,15 @@
  * the GNU General Public License as published by the Free Software Foundation, either version 3
  * of the License, or (at your option) any later version. See LICENSE.
  *
- * One gw_routes_t per worker (it owns that worker's upstream pools); used only from its loop.
+ * One gw_routes_t per worker (it owns that worker's backends and their pools); used only from
+ * its loop.
  */
 #ifndef GW_ROUTES_H
 #define GW_ROUTES_H
 
 #include <uv.h>
 
+#include "buf.h"
 #include "config.h"
 #include "http.h"
 #include "lua_host.h"
@@ -24,6 +26,10 @@ void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req);
 /* Sets req->stats.route to the name of the built-in route of its path ("health", "ping",
  * "metrics", "models", "chat", "tokenize"; "other" for any other path). */
 void gw_routes_classify(const gw_routes_t *rt, gw_req_t *req);
+/* Whether dispatching req now would run the Lua route phase (the one route table). */
+int gw_routes_has_route_phase(const gw_routes_t *rt, const gw_req_t *req);
+/* {"<name>":{"type":..,"pool":{..}},..}: this worker's backends, appended to out. */
+void gw_routes_backends_json(gw_routes_t *rt, gw_buf_t *out);
 /* Close the loop handles it owns (upstream pools); gw_routes_free after the loop ran. */
 void gw_routes_close(gw_routes_t *rt);
 void gw_routes_free(gw_routes_t *rt);

@@ -27,6 +27,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "gw_ffi.h"
 
 /* SHARED_STORE_ON_ERROR */
 enum { GW_STORE_OPEN = 0, GW_STORE_CLOSED = 1, GW_STORE_LOCAL = 2 };
@@ -34,16 +35,17 @@ enum { GW_STORE_OPEN = 0, GW_STORE_CLOSED = 1, GW_STORE_LOCAL = 2 };
 /* The status a command's callback gets (besides a reply, which may be a Redis error reply). */
 enum { GW_STORE_OK = 0, GW_STORE_TIMEOUT = -1, GW_STORE_DOWN = -2 };
 
-/* Server-side scripts (store.c), loaded at connect, sent with EVALSHA. */
+/* Server-side scripts (store.c), loaded at connect, sent with EVALSHA; the numbers are the
+ * seam's (gw_ffi.h), Lua names them. */
 enum {
-    GW_SCRIPT_WINDOW = 0, /* rate limit: the rules' check and increment (KEYS cur,prev,...) */
-    GW_SCRIPT_INCR,       /* incr(key, delta, init, ttl) with the dictionary's semantics */
-    GW_SCRIPT_KEYS,       /* keys(prefix, max) through SCAN */
-    GW_SCRIPT_MAP_ADD,    /* HSETNX + PUBLISH */
-    GW_SCRIPT_MAP_DEL,    /* HDEL + PUBLISH */
+    GW_SCRIPT_WINDOW = GW_FFI_SCRIPT_WINDOW,   /* rate limit: the rules' check and increment */
+    GW_SCRIPT_INCR = GW_FFI_SCRIPT_INCR,       /* incr(key, delta, init, ttl), shdict semantics */
+    GW_SCRIPT_KEYS = GW_FFI_SCRIPT_KEYS,       /* keys(prefix, max) through SCAN */
+    GW_SCRIPT_MAP_ADD = GW_FFI_SCRIPT_MAP_ADD, /* HSETNX + PUBLISH */
+    GW_SCRIPT_MAP_DEL = GW_FFI_SCRIPT_MAP_DEL, /* HDEL + PUBLISH */
     GW_SCRIPT_COUNT
 };
-#define GW_SCRIPT_EVAL 0x100 /* flag: send the script's body (EVAL), e.g. after NOSCRIPT */
+#define GW_SCRIPT_EVAL GW_FFI_SCRIPT_EVAL /* flag: send the script's body (EVAL: after NOSCRIPT) */
 
 typedef struct gw_store_s gw_store_t;
 typedef struct gw_store_op_s gw_store_op_t;

@@ -190,6 +190,21 @@ void gw_worker_on_complete(gw_req_t *req, void *ud)
     log_done(req, w);
 }
 
+static __thread gw_worker_t *current; /* the worker running on this thread */
+
+void gw_worker_backends_json(gw_buf_t *out)
+{
+    if (current && current->routes)
+        gw_routes_backends_json(current->routes, out);
+    else
+        gw_buf_puts(out, "{}");
+}
+
+int gw_worker_route_phase(const gw_req_t *req)
+{
+    return current && current->routes && gw_routes_has_route_phase(current->routes, req);
+}
+
 /* ---------- lifecycle ---------- */
 
 /* Once no connection and no held request is left, close what keeps the loop alive. */
@@ -286,6 +301,7 @@ static void worker_cleanup(gw_worker_t *w)
 static void worker_main(void *arg)
 {
     gw_worker_t *w = arg;
+    current = w;
     uv_loop_init(&w->loop);
     uv_async_init(&w->loop, &w->async, on_async);
     w->async.data = w;

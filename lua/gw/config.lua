@@ -148,6 +148,9 @@ local SCHEMA = {
     { "upstream.scale_interval", "number", 0.01, 86400 },
     { "upstream.max_retries", "integer", -1000, 100 },
     { "upstream.timeout", "number", 0, 86400 },
+    { "upstream.connect_timeout", "number", 0.001, 3600 },
+    { "breaker.failures", "integer", 1, 1000000 },
+    { "breaker.cooldown", "number", 0, 86400 },
 }
 
 local DEFAULTS = {
@@ -164,8 +167,10 @@ local DEFAULTS = {
         gpt = "runtime-native-io-gpt-inference-grpc-service-lmuw6mcn3q-ul.a.run.app:443",
         vertex = "runtime-native-io-vertex-inference-grpc-service-lmuw6mcn3q-ul.a.run.app:443",
         ca_file = "", insecure = false, min_pool_size = 5, max_pool_size = 20,
-        scale_interval = 30, max_retries = 3, timeout = 30,
+        scale_interval = 30, max_retries = 3, timeout = 30, connect_timeout = 5,
     },
+    backend_order = { "pieces", "openai" },
+    breaker = { failures = 5, cooldown = 30 },
     trusted_proxies = { "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12",
         "192.168.0.0/16", "fc00::/7" },
     metrics = { enabled = true, allow = { "127.0.0.0/8", "::1/128", "10.0.0.0/8",
@@ -173,7 +178,7 @@ local DEFAULTS = {
     policies = {},
 }
 
-local KNOWN_TOP = {}
+local KNOWN_TOP = { backends = true } -- backends: no default merge (see validate_backends)
 for k in pairs(DEFAULTS) do
     KNOWN_TOP[k] = true
 end
@@ -268,6 +273,149 @@ local function check_store(path, st)
     end
 end
 
+-- ---------- backends ----------
+
+local BACKEND_TYPES = { pieces = true, openai = true }
+local BACKEND_KEYS = {
+    pieces = { type = true, ca_file = true, insecure = true },
+    openai = { type = true, base_url = true, api_key = true, models = true, headers = true,
+        ca_file = true, insecure = true, max_idle = true },
+}
+
+local function trim_all(s)
+    return (s:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
+-- "public" or "public=upstream" strings, or { id = public, model = upstream, encoding = }
+local function backend_models(path, key, list)
+    if list == nil then
+        return {}
+    end
+    if type(list) ~= "table" then
+        fail(path, key, "must be a list")
+    end
+    local out, seen = {}, {}
+    for i, m in ipairs(list) do
+        local where = format("%s[%d]", key, i)
+        local public, upstream, enc
+        if type(m) == "string" then
+            public, upstream = m:match("^([^=]*)=(.*)$")
+            public, upstream = trim_all(public or m), trim_all(upstream or public or m)
+        elseif type(m) == "table" then
+            public, upstream, enc = m.id, m.model or m.id, m.encoding
+        end
+        if type(public) ~= "string" or public == "" or type(upstream) ~= "string"
+            or upstream == "" or (enc ~= nil and type(enc) ~= "string") then
+            fail(path, where, "must be \"public\", \"public=upstream\" or { id =, model = }")
+        end
+        if not seen[public] then
+            seen[public] = true
+            out[#out + 1] = { id = public, model = upstream, encoding = enc }
+        end
+    end
+    return out
+end
+
+local function backend_headers(path, key, h)
+    local out = {}
+    if h == nil then
+        return out
+    end
+    if type(h) ~= "table" then
+        fail(path, key, "must be a table of header name -> value")
+    end
+    for name, value in pairs(h) do
+        if type(name) ~= "string" or not name:match("^[%w!#$%%&'*+%-.^_`|~]+$") then
+            fail(path, key, "has an invalid header name " .. tostring(name))
+        end
+        local lname = name:lower()
+        if lname == "host" or lname == "content-length" or lname == "authorization"
+            or lname == "transfer-encoding" or lname == "connection" then
+            fail(path, key, "must not set " .. name .. " (the gateway sets it)")
+        end
+        if type(value) ~= "string" or value:find("[\r\n%z]") then
+            fail(path, key .. "." .. name, "must be a string without CR, LF or NUL")
+        end
+        out[#out + 1] = { name = name, value = value }
+    end
+    table.sort(out, function(a, b) return a.name < b.name end)
+    return out
+end
+
+local function validate_backend(path, cfg, name, b)
+    local key = "backends." .. tostring(name)
+    if type(name) ~= "string" or not name:match("^[%w_%-]+$") or #name > 31 then
+        fail(path, key, "needs a name of at most 31 letters, digits, _ or -")
+    end
+    if type(b) ~= "table" then
+        fail(path, key, "must be a table with a type (\"pieces\" or \"openai\")")
+    end
+    if not BACKEND_TYPES[b.type] then
+        fail(path, key .. ".type", "must be \"pieces\" or \"openai\"")
+    end
+    for k in pairs(b) do
+        if not BACKEND_KEYS[b.type][k] then
+            fail(path, key .. "." .. tostring(k), "is not a setting of a " .. b.type .. " backend")
+        end
+    end
+    local out = { name = name, type = b.type, ca_file = b.ca_file or cfg.upstream.ca_file,
+        insecure = b.insecure }
+    if out.insecure == nil then
+        out.insecure = cfg.upstream.insecure
+    end
+    check(path, key .. ".ca_file", out.ca_file, "string")
+    check(path, key .. ".insecure", out.insecure, "boolean")
+    if b.type == "openai" then
+        out.base_url = b.base_url
+        if type(out.base_url) ~= "string" or not out.base_url:match("^https?://[^/]") then
+            fail(path, key .. ".base_url", "must be an http:// or https:// URL")
+        end
+        out.api_key = b.api_key or ""
+        check(path, key .. ".api_key", out.api_key, "string")
+        out.models = backend_models(path, key .. ".models", b.models)
+        out.header_list = backend_headers(path, key .. ".headers", b.headers)
+        out.max_idle = b.max_idle or 32
+        check(path, key .. ".max_idle", out.max_idle, "integer", 0, 100000)
+    end
+    return out
+end
+
+-- backends (name -> settings) become backend_list, in backend_order first, then by name. An
+-- openai backend with an empty base_url is no backend (OPENAI_BASE_URL unset).
+local function validate_backends(path, cfg)
+    local given = cfg.backends
+    if given == nil then
+        given = { pieces = { type = "pieces" } }
+    end
+    if type(given) ~= "table" then
+        fail(path, "backends", "must be a table of name -> { type = ... }")
+    end
+    local by_name, names = {}, {}
+    for name, b in pairs(given) do
+        if not (type(b) == "table" and b.type == "openai" and (b.base_url or "") == "") then
+            by_name[name] = validate_backend(path, cfg, name, b)
+            names[#names + 1] = name
+        end
+    end
+    table.sort(names)
+    if type(cfg.backend_order) ~= "table" then
+        fail(path, "backend_order", "must be a list of backend names")
+    end
+    local list, placed = {}, {}
+    for _, name in ipairs(cfg.backend_order) do
+        if by_name[name] and not placed[name] then
+            list[#list + 1], placed[name] = by_name[name], true
+        end
+    end
+    for _, name in ipairs(names) do
+        if not placed[name] then
+            list[#list + 1] = by_name[name]
+        end
+    end
+    cfg.backends = by_name
+    cfg.backend_list = list
+end
+
 -- Load and validate; returns the flattened table the C core reads. Raises "file: message".
 function _M.load(path, quiet, getenv)
     local warn = function(msg)
@@ -321,6 +469,7 @@ function _M.load(path, quiet, getenv)
         fail(path, "metrics.allow", "must be a list of IPs or CIDRs")
     end
     validate_policies(path, cfg.policies)
+    validate_backends(path, cfg)
     cfg.api_prefix = _M.normalize_prefix(cfg.api_prefix, warn)
     -- relative policy and asset directories are relative to gateway.lua, not to the cwd
     local base = path:match("^(.*)/[^/]*$")

@@ -17,7 +17,10 @@ int gw_ffi_req_set_stat(void *req, int field, const char *p, size_t len);
 int gw_ffi_resp_header(void *req, const char *n, size_t nl, const char *v, size_t vl);
 int gw_ffi_resp_answer(void *req, int status, const char *ctype, size_t ctlen, const char *body,
                        size_t blen);
+int gw_ffi_resp_error(void *req, int status, const char *code, size_t clen, const char *msg,
+                      size_t mlen, const char *type, size_t tlen);
 int gw_ffi_resp_status(void *req);
+int gw_ffi_req_routed(void *req);
 double gw_ffi_now(void);
 int gw_ffi_log(int level, const char *msg, size_t len);
 int gw_ffi_debug_enabled(void);
@@ -33,25 +36,93 @@ int gw_ffi_status(char *buf, size_t cap);
 int gw_ffi_file_info(const char *path, size_t plen, long long *size, double *mtime);
 int gw_ffi_json_text_check(const char *s, size_t len, size_t *at);
 long long gw_ffi_tok_count(const char *enc, size_t elen, const char *text, size_t tlen);
-int gw_ffi_chat_begin(void *req, int service, const char *model, size_t mlen, const char *echo,
-                      size_t elen, const char *enc, size_t enclen, int stream, int include_usage,
-                      long long prompt_tokens);
+int gw_ffi_chat_begin(void *req, const char *echo, size_t elen, const char *ingress,
+                      size_t ilen, int stream, int include_usage);
+int gw_ffi_chat_target(void *req, const char *backend, size_t blen, const char *model,
+                       size_t mlen, const char *enc, size_t enclen, long long prompt_tokens,
+                       long long completion_offset, int variant);
 int gw_ffi_chat_sampling(void *req, int has_temperature, double temperature, int has_top_p,
                          double top_p);
-int gw_ffi_chat_message(void *req, int role, const char *text, size_t len);
-int gw_ffi_chat_vertex(void *req, const char *message, size_t mlen, const char *rules,
-                       size_t rlen);
+int gw_ffi_chat_part(void *req, int kind, const char *text, size_t len);
+int gw_ffi_chat_body(void *req, const char *body, size_t len);
+int gw_ffi_chat_attempt(void *req, int i, const char **backend, size_t *blen, int *result,
+                        int *status, int *next);
+int gw_ffi_backends_json(void *req, char *buf, size_t cap);
 ]]
 
 local C = ffi.C
 local ffi_string = ffi.string
 local tonumber, type = tonumber, type
 
-local _M = { C = C }
+-- The seam's constants: the enums of src/gw_ffi.h's block, verbatim (checked by a test), read
+-- as C.GW_FFI_*. Declared once per VM (a second ffi.cdef of an enum constant raises).
+local ENUMS = [[
+enum {
+    GW_FFI_OK = 0,
+    GW_FFI_EPERM = -1,         /* not allowed in the current state (GW_ESTATE) */
+    GW_FFI_ENOENT = -2,        /* not found (GW_ENOENT, GW_SHDICT_NOT_FOUND) */
+    GW_FFI_EIO = -5,           /* failure, see the message (GW_ERROR) */
+    GW_FFI_EAGAIN = -11,       /* try again, too many (GW_EAGAIN) */
+    GW_FFI_ENOMEM = -12,       /* no memory (GW_ENOMEM, GW_SHDICT_NO_MEMORY) */
+    GW_FFI_EEXIST = -17,       /* exists (GW_EEXIST, GW_SHDICT_EXISTS) */
+    GW_FFI_ENODEV = -19,       /* no shared dictionary (GW_SHDICT_NO_DICT) */
+    GW_FFI_EINVAL = -22,       /* invalid argument (GW_EINVAL, GW_SHDICT_INVALID) */
+    GW_FFI_EDOM = -33,         /* not a number (GW_SHDICT_NOT_NUMBER) */
+    GW_FFI_ENOBUFS = -105,     /* the caller's buffer is too small (GW_SHDICT_TOO_SMALL) */
+    GW_FFI_EKEYREJECTED = -129 /* empty or too long key (GW_SHDICT_BAD_KEY) */
+};
+enum {
+    GW_FFI_REQ_METHOD = 0,
+    GW_FFI_REQ_PATH = 1,
+    GW_FFI_REQ_URI = 2,
+    GW_FFI_REQ_QUERY = 3,
+    GW_FFI_REQ_BODY = 4,
+    GW_FFI_REQ_PEER_IP = 5,
+    GW_FFI_REQ_CLIENT_IP = 6
+};
+enum { GW_FFI_LOG_DEBUG = 0, GW_FFI_LOG_INFO = 1, GW_FFI_LOG_WARN = 2, GW_FFI_LOG_ERROR = 3 };
+enum { GW_FFI_TNUMBER = 1, GW_FFI_TSTRING = 2 };
+enum {
+    GW_FFI_ATTEMPT_OK = 0,
+    GW_FFI_ATTEMPT_UNREACHABLE = 1,
+    GW_FFI_ATTEMPT_TIMEOUT = 2,
+    GW_FFI_ATTEMPT_BAD_ANSWER = 3,
+    GW_FFI_ATTEMPT_REFUSED = 4,
+    GW_FFI_ATTEMPT_CANCELLED = 5
+};
+enum { GW_FFI_NEXT_NONE = 0, GW_FFI_NEXT_RETRY = 1, GW_FFI_NEXT_FALLBACK = 2 };
+enum { GW_FFI_PIECES_GPT = 0, GW_FFI_PIECES_VERTEX = 1 };
+enum {
+    GW_FFI_SCRIPT_WINDOW = 0,
+    GW_FFI_SCRIPT_INCR = 1,
+    GW_FFI_SCRIPT_KEYS = 2,
+    GW_FFI_SCRIPT_MAP_ADD = 3,
+    GW_FFI_SCRIPT_MAP_DEL = 4,
+    GW_FFI_SCRIPT_EVAL = 256
+};
+enum {
+    GW_FFI_REPLY_NONE = -3,
+    GW_FFI_REPLY_DOWN = -2,
+    GW_FFI_REPLY_TIMEOUT = -1,
+    GW_FFI_REPLY_NIL = 0,
+    GW_FFI_REPLY_INTEGER = 1,
+    GW_FFI_REPLY_STRING = 2,
+    GW_FFI_REPLY_ARRAY = 3,
+    GW_FFI_REPLY_ERROR = 4,
+    GW_FFI_REPLY_STATUS = 5
+};
+]]
+if not pcall(function() return C.GW_FFI_OK end) then
+    ffi.cdef(ENUMS)
+end
 
-_M.REQ_METHOD, _M.REQ_PATH, _M.REQ_URI, _M.REQ_QUERY = 0, 1, 2, 3
-_M.REQ_BODY, _M.REQ_PEER_IP, _M.REQ_CLIENT_IP = 4, 5, 6
-_M.LOG_DEBUG, _M.LOG_INFO, _M.LOG_WARN, _M.LOG_ERROR = 0, 1, 2, 3
+local _M = { C = C, ENUMS = ENUMS }
+
+_M.REQ_METHOD, _M.REQ_PATH, _M.REQ_URI = C.GW_FFI_REQ_METHOD, C.GW_FFI_REQ_PATH, C.GW_FFI_REQ_URI
+_M.REQ_QUERY, _M.REQ_BODY = C.GW_FFI_REQ_QUERY, C.GW_FFI_REQ_BODY
+_M.REQ_PEER_IP, _M.REQ_CLIENT_IP = C.GW_FFI_REQ_PEER_IP, C.GW_FFI_REQ_CLIENT_IP
+_M.LOG_DEBUG, _M.LOG_INFO = C.GW_FFI_LOG_DEBUG, C.GW_FFI_LOG_INFO
+_M.LOG_WARN, _M.LOG_ERROR = C.GW_FFI_LOG_WARN, C.GW_FFI_LOG_ERROR
 _M.STAT_ROUTE, _M.STAT_MODEL = 0, 1
 
 local sp = ffi.new("const char *[2]")
@@ -125,7 +196,7 @@ function _M.random_bytes(n)
     return ffi_string(buf, n)
 end
 
--- size, mtime of a regular file, or nil and the GW_E* status of gw_ffi_file_info
+-- size, mtime of a regular file, or nil and the GW_FFI_E* status of gw_ffi_file_info
 function _M.file_info(path)
     local rc = C.gw_ffi_file_info(path, #path, ll, dbl)
     if rc ~= 0 then
@@ -143,16 +214,46 @@ function _M.json_text_check(s)
     return nil
 end
 
-function _M.status()
+-- The attempts of a finished chat request: { { backend, result, status, next }, ... }
+local RESULTS = {
+    [C.GW_FFI_ATTEMPT_OK] = "ok", [C.GW_FFI_ATTEMPT_UNREACHABLE] = "unreachable",
+    [C.GW_FFI_ATTEMPT_TIMEOUT] = "timeout", [C.GW_FFI_ATTEMPT_BAD_ANSWER] = "bad_answer",
+    [C.GW_FFI_ATTEMPT_REFUSED] = "refused", [C.GW_FFI_ATTEMPT_CANCELLED] = "cancelled",
+}
+local NEXTS = { [C.GW_FFI_NEXT_NONE] = "none", [C.GW_FFI_NEXT_RETRY] = "retry",
+    [C.GW_FFI_NEXT_FALLBACK] = "fallback" }
+local i3 = ffi.new("int[3]")
+function _M.chat_attempts(req)
+    local out = {}
+    while C.gw_ffi_chat_attempt(req, #out, sp, sl, i3, i3 + 1, i3 + 2) == 0 do
+        out[#out + 1] = { backend = ffi_string(sp[0], sl[0]), result = RESULTS[i3[0]] or "?",
+            status = i3[1], next = NEXTS[i3[2]] or "none" }
+    end
+    return out
+end
+
+-- Calls fill(buf, cap) -> length with a bigger buffer until the text fits (nil if it fails).
+local function grown(fill)
     local cap = 4096
     while true do
         local buf = ffi.new("char[?]", cap)
-        local n = C.gw_ffi_status(buf, cap)
+        local n = fill(buf, cap)
+        if n < 0 then
+            return nil
+        end
         if n < cap then
             return ffi_string(buf, n)
         end
         cap = n + 1
     end
+end
+
+function _M.backends_json(req)
+    return grown(function(buf, cap) return C.gw_ffi_backends_json(req, buf, cap) end)
+end
+
+function _M.status()
+    return grown(C.gw_ffi_status)
 end
 
 return _M

@@ -90,7 +90,8 @@ local function read_file(path)
     return data
 end
 
-local FILE_INFO_ERRORS = { [-4] = "No such file or directory", [-3] = "not a regular file" }
+local FILE_INFO_ERRORS = { [C.GW_FFI_ENOENT] = "No such file or directory",
+    [C.GW_FFI_EINVAL] = "not a regular file" }
 
 -- { size = bytes, mtime = unix seconds (float) } of a regular file, or nil, "<path>: <reason>"
 local function file_info(path)
@@ -143,11 +144,32 @@ local function shared_store()
     return optional("gw.shared"), false
 end
 
+-- The configuration as policies see it: the backends without their API keys.
+local function public_config(c)
+    local out = {}
+    for k, v in pairs(c) do
+        out[k] = v
+    end
+    local list, by = {}, {}
+    for i, b in ipairs(c.backend_list or {}) do
+        local copy = {}
+        for k, v in pairs(b) do
+            if k ~= "api_key" then
+                copy[k] = v
+            end
+        end
+        copy.has_api_key = (b.api_key or "") ~= ""
+        list[i], by[b.name] = copy, copy
+    end
+    out.backend_list, out.backends = list, by
+    return out
+end
+
 local function build_host(opts)
     local shared
     shared, can_wait = shared_store()
     local h = {
-        config = cfg,
+        config = public_config(cfg),
         log = make_logger(),
         now = C.gw_ffi_now,
         worker_id = opts.worker_id or 0,
@@ -191,6 +213,11 @@ local function build_host(opts)
             return nil, "unknown encoding " .. encoding
         end
         return n
+    end
+    -- this worker's backends and their pools ({ name = { type, pool } }) for r's worker
+    function h.backend_pools(r)
+        local s = gwffi.backends_json(r.req._req)
+        return s and cjson.decode(s) or {}
     end
     return h
 end
@@ -316,9 +343,12 @@ function resp_methods.exit(self, status, body, content_type)
 end
 
 function resp_methods.error(self, status, code, message, etype)
-    local body = format('{"error":{"message":%s,"type":%s,"code":%s}}',
-        cjson.encode(message or ""), cjson.encode(etype or "error"), cjson.encode(code or ""))
-    return resp_methods.exit(self, status, body, "application/json")
+    code, message, etype = tostring(code or ""), tostring(message or ""), etype or "error"
+    if C.gw_ffi_resp_error(self._req, status, code, #code, message, #message, etype,
+        #etype) ~= 0 then
+        error("resp:error: a response was already sent, or the status is invalid", 2)
+    end
+    self._r._answered = true
 end
 
 local resp_mt = {
@@ -492,12 +522,12 @@ local function publish_ctx(r, req)
     end
 end
 
-local route_paths = {}
-
 local function handle_done(r, req, id)
     publish_ctx(r, req)
     -- keep r (and r.ctx) for the route and log phases of the same request
-    if #chain.log > 0 or (#chain.route > 0 and not r._answered and route_paths[r.req.path]) then
+    -- the C router owns the route table: it says whether a route phase follows
+    if #chain.log > 0 or (#chain.route > 0 and not r._answered and C.gw_ffi_req_routed(req) == 1)
+    then
         active[id] = r
     end
 end
@@ -511,27 +541,45 @@ local function run_route(r)
     run_phase(r, "route")
 end
 
--- r.upstream, set by the route phase, becomes the C side's chat parameters.
+-- r.upstream, set by the route phase, becomes the C side's chat parameters:
+--   { echo_model, stream, include_usage, ingress = "chat", body = (optional OpenAI body),
+--     targets = { { backend, model, encoding, prompt_tokens, completion_offset, variant,
+--                   temperature, top_p, parts = { { kind, text }, ... } }, ... } }
+-- (docs/policy-api.md). What a target carries for each backend type is that backend's
+-- business (policies/pieces.lua for Pieces, policies/chat.lua for OpenAI-compatible ones).
+local function push_target(req, t)
+    local b, m, enc = t.backend, t.model, t.encoding or ""
+    if C.gw_ffi_chat_target(req, b, #b, m, #m, enc, #enc, t.prompt_tokens or 0,
+        t.completion_offset or 0, t.variant or 0) ~= 0 then
+        error("route: invalid target for backend " .. tostring(b), 0)
+    end
+    C.gw_ffi_chat_sampling(req, t.temperature and 1 or 0, t.temperature or 0,
+        t.top_p and 1 or 0, t.top_p or 0)
+    local parts = t.parts
+    if parts then
+        for i = 1, #parts do
+            local p = parts[i]
+            C.gw_ffi_chat_part(req, p.kind, p.text, #p.text)
+        end
+    end
+end
+
 local function push_upstream(r, req)
     local u = r.upstream
     if r._answered or type(u) ~= "table" then
         return
     end
-    local gpt = u.service ~= "vertex"
-    local echo, enc = u.echo_model or u.model, u.encoding or ""
-    if C.gw_ffi_chat_begin(req, gpt and 0 or 1, u.model, #u.model, echo, #echo, enc, #enc,
-        u.stream and 1 or 0, u.include_usage and 1 or 0, u.prompt_tokens or 0) ~= 0 then
+    local echo, ingress = u.echo_model or "", u.ingress or "chat"
+    if C.gw_ffi_chat_begin(req, echo, #echo, ingress, #ingress, u.stream and 1 or 0,
+        u.include_usage and 1 or 0) ~= 0 then
         error("route: invalid upstream request", 0)
     end
-    C.gw_ffi_chat_sampling(req, u.temperature and 1 or 0, u.temperature or 0,
-        u.top_p and 1 or 0, u.top_p or 0)
-    if gpt then
-        for _, m in ipairs(u.messages or {}) do
-            C.gw_ffi_chat_message(req, m.role, m.text, #m.text)
-        end
-    else
-        C.gw_ffi_chat_vertex(req, u.message or "", #(u.message or ""), u.rules or "",
-            #(u.rules or ""))
+    if u.body then
+        C.gw_ffi_chat_body(req, u.body, #u.body)
+    end
+    local targets = u.targets or {}
+    for i = 1, #targets do
+        push_target(req, targets[i])
     end
 end
 
@@ -567,10 +615,23 @@ function _M.log(req, id)
     local r = active[id]
     if r then
         active[id] = nil
+        if r.upstream then
+            r.attempts = gwffi.chat_attempts(req) -- what each backend attempt did
+        end
     else
         r = new_r(req)
     end
     return run(run_log, r, req, id, log_done)
+end
+
+-- GET /: the circuit breakers of the route policy that keeps them (a JSON object string)
+function _M.breakers_json()
+    for _, inst in pairs(instances) do
+        if type(inst) == "table" and type(inst.breakers) == "function" then
+            return cjson.encode(inst:breakers())
+        end
+    end
+    return nil
 end
 
 -- ---------- init ----------
@@ -592,10 +653,6 @@ function _M.init(opts)
         st.password, st.url = nil, (st.url:gsub("^(redis://)[^@]*@", "%1***@"))
     end
     muted = quiet >= 2
-    route_paths = {
-        [cfg.api_prefix .. "/chat/completions"] = true,
-        [cfg.api_prefix .. "/tokenize"] = true,
-    }
     api_prefix = cfg.api_prefix
     metrics_on = opts.metrics ~= false
     host = build_host(opts)

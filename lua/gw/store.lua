@@ -21,6 +21,7 @@
 -- local copy the main thread keeps in sync (src/store_mirror.c); changes are applied locally
 -- at once and queued for Redis, so neither a ban check nor a ban waits for a round trip.
 local ffi = require "ffi"
+require "gw.ffi" -- the seam's constants (C.GW_FFI_*)
 local lshared = require "gw.shared"
 
 local C = ffi.C
@@ -46,8 +47,11 @@ _M.UNAVAILABLE = setmetatable({}, {
 })
 
 local PREFIX = "gw:"
-local R_TIMEOUT, R_DOWN, R_NIL, R_INT, R_STR, R_ARR, R_ERR, R_STATUS = -1, -2, 0, 1, 2, 3, 4, 5
-local S_WINDOW, S_INCR, S_KEYS, EVAL = 0, 1, 2, 0x100
+local R_TIMEOUT, R_DOWN, R_NIL = C.GW_FFI_REPLY_TIMEOUT, C.GW_FFI_REPLY_DOWN, C.GW_FFI_REPLY_NIL
+local R_INT, R_STR, R_ARR = C.GW_FFI_REPLY_INTEGER, C.GW_FFI_REPLY_STRING, C.GW_FFI_REPLY_ARRAY
+local R_ERR, R_STATUS = C.GW_FFI_REPLY_ERROR, C.GW_FFI_REPLY_STATUS
+local S_WINDOW, S_INCR, S_KEYS = C.GW_FFI_SCRIPT_WINDOW, C.GW_FFI_SCRIPT_INCR, C.GW_FFI_SCRIPT_KEYS
+local EVAL = C.GW_FFI_SCRIPT_EVAL
 local ARGS_MAX = 60
 local EQ = byte("=")
 local WAIT, UNAVAILABLE = _M.WAIT, _M.UNAVAILABLE

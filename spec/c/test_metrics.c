@@ -225,7 +225,7 @@ TEST(series_cap)
     gw_mfamily_def_t d = {"capped_total", "x", GW_MT_COUNTER, GW_MA_SUM, "a,b", NULL, 0, 0, 3};
     char *err = NULL;
     int id = gw_metrics_register(&d, &err);
-    char v[8];
+    char v[16];
     for (int i = 0; i < 6; i++) {
         snprintf(v, sizeof(v), "v%d", i);
         gw_mlabel_t l[2] = {L(v), L("y")};

@@ -472,4 +472,73 @@ describe("gw.config", function()
             end
         end)
     end)
+
+    describe("backends", function()
+        local function names(cfg)
+            local out = {}
+            for i, b in ipairs(cfg.backend_list) do
+                out[i] = b.name
+            end
+            return out
+        end
+
+        it("default: Pieces only, settings from upstream", function()
+            local ok, cfg = load("return { upstream = { ca_file = '/ca.pem', insecure = true } }")
+            assert.is_true(ok, cfg)
+            assert.same({ "pieces" }, names(cfg))
+            assert.equal("/ca.pem", cfg.backend_list[1].ca_file)
+            assert.is_true(cfg.backend_list[1].insecure)
+            assert.same({ failures = 5, cooldown = 30 }, cfg.breaker)
+            assert.equal(5, cfg.upstream.connect_timeout)
+        end)
+
+        it("an openai backend without a base_url does not exist (OPENAI_BASE_URL unset)", function()
+            local ok, cfg = load("return { backends = { pieces = { type = 'pieces' }, "
+                .. "openai = { type = 'openai', base_url = '', api_key = 'k' } } }")
+            assert.is_true(ok, cfg)
+            assert.same({ "pieces" }, names(cfg))
+        end)
+
+        it("orders by backend_order, then by name; parses models and headers", function()
+            local ok, cfg = load([[return { backend_order = { "b", "pieces" }, backends = {
+                pieces = { type = "pieces" }, z = { type = "openai", base_url = "http://z" },
+                b = { type = "openai", base_url = "https://h/api/v1", api_key = "sk",
+                    models = { "gpt-4o=openai/gpt-4o", " deepseek-chat ", "gpt-4o=dup",
+                        { id = "x", model = "y", encoding = "cl100k_base" } },
+                    headers = { ["HTTP-Referer"] = "https://me", ["X-Title"] = "t" } } } }]])
+            assert.is_true(ok, cfg)
+            assert.same({ "b", "pieces", "z" }, names(cfg))
+            local b = cfg.backend_list[1]
+            assert.same({ { id = "gpt-4o", model = "openai/gpt-4o" },
+                { id = "deepseek-chat", model = "deepseek-chat" },
+                { id = "x", model = "y", encoding = "cl100k_base" } }, b.models)
+            assert.same({ { name = "HTTP-Referer", value = "https://me" },
+                { name = "X-Title", value = "t" } }, b.header_list)
+            assert.equal("sk", b.api_key)
+            assert.equal(32, b.max_idle)
+        end)
+
+        it("rejects what cannot work, naming the key", function()
+            for text, want in pairs({
+                ["return { backends = 5 }"] = "backends must be a table",
+                ["return { backends = { x = { type = 'grpc' } } }"] = "backends.x.type must be",
+                ["return { backends = { ['a b'] = { type = 'pieces' } } }"] = "needs a name",
+                ["return { backends = { o = { type = 'openai', base_url = 'ftp://x' } } }"] =
+                    "backends.o.base_url must be an http",
+                ["return { backends = { o = { type = 'openai', base_url = 'http://x', "
+                    .. "headers = { A = 'x\\r\\nB: y' } } } }"] = "backends.o.headers.A must be",
+                ["return { backends = { o = { type = 'openai', base_url = 'http://x', "
+                    .. "headers = { Authorization = 'x' } } } }"] = "must not set Authorization",
+                ["return { backends = { o = { type = 'openai', base_url = 'http://x', "
+                    .. "models = { 5 } } } }"] = "backends.o.models[1] must be",
+                ["return { backends = { p = { type = 'pieces', base_url = 'x' } } }"] =
+                    "backends.p.base_url is not a setting of a pieces backend",
+                ["return { breaker = { failures = 0 } }"] = "breaker.failures must be between",
+                ["return { backend_order = 'pieces' }"] = "backend_order must be a table",
+            }) do
+                local err = load_error(text)
+                assert.matches(want, err, 1, true)
+            end
+        end)
+    end)
 end)

@@ -59,7 +59,7 @@ describe("policy chain of gateway.lua", function()
             names[i] = p.name
         end
         assert.same({ "models", "ip_rules", "rate_limit", "model_route", "foolproof", "auth",
-            "blacklist", "chat", "tokenize", "admin" }, names)
+            "blacklist", "pieces", "chat", "router", "tokenize", "admin" }, names)
     end)
 
     it("serves with the defaults: no auth, 60/min, headers", function()

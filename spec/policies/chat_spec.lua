@@ -18,6 +18,7 @@ describe("chat policy", function()
     local function setup(conf, default_model, prefix)
         h = fake.new({ api_prefix = prefix })
         assert(h.load("models", { default_model = default_model or "" }))
+        assert(h.load("pieces", {}))
         chat = assert(h.load("chat", conf or {}))
         chain = { chat, assert(h.load("tokenize", {})) }
         -- deterministic tokenizer: the length of the text; every call recorded
@@ -43,6 +44,25 @@ describe("chat policy", function()
         return h.run(chain, r)
     end
 
+    -- The Pieces request (the first target) of r.upstream, seen as the old flat table:
+    -- service, model, messages (GPT: { role, text }) or message + rules (Vertex), sampling.
+    local function pieces_view(u)
+        local t = u.targets[1]
+        local v = { model = t.model, echo_model = u.echo_model, encoding = t.encoding,
+            stream = u.stream, include_usage = u.include_usage, prompt_tokens = t.prompt_tokens,
+            temperature = t.temperature, top_p = t.top_p, completion_offset = t.completion_offset,
+            service = t.variant == 0 and "gpt" or "vertex", backend = t.backend }
+        if v.service == "gpt" then
+            v.messages = {}
+            for i, p in ipairs(t.parts) do
+                v.messages[i] = { role = p.kind, text = p.text }
+            end
+        else
+            v.message, v.rules = t.parts[1].text, t.parts[2].text
+        end
+        return v
+    end
+
     -- the upstream request built for `messages` (and extra body fields)
     local function upstream(model, messages, extra)
         local body = { model = model, messages = messages }
@@ -52,7 +72,9 @@ describe("chat policy", function()
         local r = send(body)
         assert.is_nil(r.resp.body ~= "ok" and r.resp.body or nil)
         assert.is_table(r.upstream)
-        return r.upstream, r
+        assert.equal("chat", r.upstream.ingress)
+        assert.equal(1, #r.upstream.targets)
+        return pieces_view(r.upstream), r
     end
 
     local function err(r)
@@ -342,7 +364,7 @@ describe("chat policy", function()
             assert.equal("user:caf\195\169 \240\159\152\128" .. CRLF, up.messages[1].text)
             local r = send('{"model":"gpt-4","messages":[{"role":"user","content":'
                 .. '"\\ud83d\\ude00"}]}')
-            assert.equal("user:\240\159\152\128" .. CRLF, r.upstream.messages[1].text)
+            assert.equal("user:\240\159\152\128" .. CRLF, pieces_view(r.upstream).messages[1].text)
         end)
     end)
 
@@ -367,7 +389,7 @@ describe("chat policy", function()
 
         it("accepts a prompt exactly at the limit", function()
             local r = over("gpt-4", string.rep("x", 4090))
-            assert.equal(4100, r.upstream.prompt_tokens)
+            assert.equal(4100, r.upstream.targets[1].prompt_tokens)
         end)
 
         it("uses each model's own limit, Vertex models too", function()
@@ -440,17 +462,17 @@ describe("chat policy", function()
             for _, body_model in ipairs({ NULL, "gpt-5" }) do
                 local r = send({ model = body_model, messages = USER }, nil,
                     { route_model = "claude-3-haiku-20240307" })
-                assert.equal("claude-3-haiku@20240307", r.upstream.model)
+                assert.equal("claude-3-haiku@20240307", r.upstream.targets[1].model)
                 assert.equal("claude-3-haiku-20240307", r.upstream.echo_model)
                 assert.equal("claude-3-haiku-20240307", r.ctx.model)
             end
             local r = send({ messages = USER }, nil, { route_model = "gpt-4o" })
-            assert.equal("gpt-4o", r.upstream.model)
+            assert.equal("gpt-4o", r.upstream.targets[1].model)
         end)
 
         it("lets the body's valid model win over the model route's", function()
             local r = send({ model = "gpt-4", messages = USER }, nil, { route_model = "gpt-4o" })
-            assert.equal("gpt-4", r.upstream.model)
+            assert.equal("gpt-4", r.upstream.targets[1].model)
             assert.equal("gpt-4", r.upstream.echo_model)
             assert.equal("gpt-4", r.ctx.model)
         end)
@@ -460,7 +482,7 @@ describe("chat policy", function()
             local r = h.run(chain, h.request({ method = "POST",
                 path = "/gemini-1.5-flash/v1/chat/completions",
                 body = cjson.encode({ messages = USER }) }))
-            assert.equal("gemini-1.5-flash", r.upstream.model)
+            assert.equal("gemini-1.5-flash", r.upstream.targets[1].model)
             assert.equal("gemini-1.5-flash", r.ctx.model)
         end)
 

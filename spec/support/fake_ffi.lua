@@ -27,7 +27,8 @@
 --                       metrics (the fake_metrics store behind gw_ffi_metrics_*)
 -- A request handle records: path (after set_path), log_model, stats ({ route, model } from
 -- gw_ffi_req_set_stat), resp_headers ({name, value}),
--- answered, answer_status, answer_ctype, answer_body, chat (route phase parameters); set
+-- answered, answer_status, answer_ctype, answer_body, chat (route phase parameters),
+-- attempts (what the log phase reads), backends_json; set
 -- `started` or `status` to play C.
 
 local ffi = require "ffi"
@@ -37,9 +38,26 @@ local byte, sub, find = string.byte, string.sub, string.find
 
 local _M = {}
 
-local GW_OK, GW_EINVAL, GW_ENOENT, GW_ESTATE = 0, -3, -4, -7
-local SD_NOT_FOUND, SD_EXISTS, SD_NOT_NUMBER, SD_TOO_SMALL = -1, -2, -4, -5
-local SD_BAD_KEY, SD_INVALID, SD_NO_DICT = -6, -7, -8
+-- The seam's constants, read from src/gw_ffi.h's block (never kept by hand here).
+local function header_constants()
+    local f = assert(io.open("src/gw_ffi.h", "rb"))
+    local h = f:read("*a")
+    f:close()
+    local block = assert(h:match("/%* GW_FFI_BEGIN %*/(.-)/%* GW_FFI_END %*/"))
+    local out = {}
+    for name, v in block:gsub("/%*.-%*/", ""):gmatch("(GW_FFI_[%w_]+)%s*=%s*(%-?%d+)") do
+        out[name] = tonumber(v)
+    end
+    return out
+end
+local K = header_constants()
+_M.CONSTANTS = K
+
+local GW_OK, GW_EINVAL, GW_ENOENT, GW_EAGAIN, GW_ESTATE =
+    K.GW_FFI_OK, K.GW_FFI_EINVAL, K.GW_FFI_ENOENT, K.GW_FFI_EAGAIN, K.GW_FFI_EPERM
+local SD_NOT_FOUND, SD_EXISTS, SD_NOT_NUMBER, SD_TOO_SMALL =
+    K.GW_FFI_ENOENT, K.GW_FFI_EEXIST, K.GW_FFI_EDOM, K.GW_FFI_ENOBUFS
+local SD_BAD_KEY, SD_INVALID, SD_NO_DICT = K.GW_FFI_EKEYREJECTED, K.GW_FFI_EINVAL, K.GW_FFI_ENODEV
 local SD_KEY_MAX = 65535
 local TTL_FOREVER = 31 * 365 * 86400
 
@@ -195,6 +213,23 @@ local function core_functions(st)
         return GW_OK
     end
 
+    -- the envelope as src/http.c writes it (cjson escapes a little more: same JSON value)
+    function C.gw_ffi_resp_error(req, status, code, clen, msg, mlen, etype, tlen)
+        local cjson = require "cjson"
+        local t = tonumber(tlen) > 0 and sub(etype, 1, tonumber(tlen)) or "error"
+        local body = string.format('{"error":{"message":%s,"type":%s,"code":%s}}',
+            cjson.encode(sub(msg, 1, tonumber(mlen))), cjson.encode(t),
+            cjson.encode(sub(code, 1, tonumber(clen))))
+        return C.gw_ffi_resp_answer(req, status, "application/json", 16, body, #body)
+    end
+
+    -- the C router's table (src/routes.c): st.api_prefix (default "/v1")
+    function C.gw_ffi_req_routed(req)
+        local p, pre = req.path or "", st.api_prefix or "/v1"
+        return (req.method == "POST" and (p == pre .. "/chat/completions"
+            or p == pre .. "/tokenize")) and 1 or 0
+    end
+
     function C.gw_ffi_resp_status(req)
         return req.status or req.answer_status or 0
     end
@@ -247,7 +282,7 @@ local function core_functions(st)
         n = tonumber(n)
         local bytes = st.random(n)
         if bytes == nil then
-            return -1
+            return K.GW_FFI_EIO
         end
         for i = 1, n do
             buf[i - 1] = byte(bytes, i)
@@ -495,8 +530,8 @@ end
 
 -- The shared store section of gw_ffi.h (src/ffi_store.c). st.store.down: sends fail;
 -- st.store.sent: every command ({ req, script, argv }); st.store.reply: what
--- gw_ffi_store_reply reads (a status number -1/-2, or { type, value, elements = {...} } with
--- type 0 nil, 1 integer, 2 string, 3 array, 4 error, 5 status); st.maps: map pushes and watches.
+-- gw_ffi_store_reply reads (GW_FFI_REPLY_TIMEOUT/DOWN, or { type = GW_FFI_REPLY_*, value,
+-- elements = {...} }); st.maps: map pushes and watches.
 local function store_functions(st, C)
     local anchor = {}
     local function describe(r, p, len, num)
@@ -511,7 +546,7 @@ local function store_functions(st, C)
 
     function C.gw_ffi_store_send(req, script, argc, argv, lens)
         if st.store.down then
-            return -6
+            return K.GW_FFI_EAGAIN
         end
         local args = {}
         for i = 0, argc - 1 do
@@ -529,7 +564,7 @@ local function store_functions(st, C)
         if i > 0 then
             r = r.elements and r.elements[i]
             if not r then
-                return -3
+                return K.GW_FFI_REPLY_NONE
             end
         end
         return describe(r, p, len, num)
@@ -564,47 +599,94 @@ local function chat_functions(st, C)
         return st.tokens(enc, sub(text, 1, tonumber(tlen)))
     end
 
-    function C.gw_ffi_chat_begin(req, service, model, mlen, echo, elen, enc, enclen, stream,
-                                 include_usage, prompt_tokens)
-        if (service ~= 0 and service ~= 1) or tonumber(mlen) == 0 then
-            return GW_EINVAL
-        end
+    -- chat parameters: req.chat = { echo, ingress, stream, include_usage, body, targets =
+    -- { { backend, model, encoding, prompt_tokens, completion_offset, variant, temperature,
+    -- top_p, parts = { { kind, text } } } } }; st.attempts[req] (or req.attempts): the attempts
+    -- the log phase reads ({ backend, result (number), status, next (number) })
+    local function str(p, n)
+        return sub(p, 1, tonumber(n))
+    end
+
+    function C.gw_ffi_chat_begin(req, echo, elen, ingress, ilen, stream, include_usage)
         if req.chat then
             return GW_ESTATE
         end
-        req.chat = { service = service, model = sub(model, 1, tonumber(mlen)),
-            echo = sub(echo, 1, tonumber(elen)), encoding = sub(enc, 1, tonumber(enclen)),
-            stream = stream ~= 0, include_usage = include_usage ~= 0,
-            prompt_tokens = tonumber(prompt_tokens), messages = {} }
+        if str(ingress, ilen) ~= "chat" then
+            return GW_EINVAL
+        end
+        req.chat = { echo = str(echo, elen), ingress = "chat", stream = stream ~= 0,
+            include_usage = include_usage ~= 0, targets = {} }
         return GW_OK
     end
 
-    function C.gw_ffi_chat_sampling(req, has_temperature, temperature, has_top_p, top_p)
+    function C.gw_ffi_chat_target(req, backend, blen, model, mlen, enc, enclen, prompt_tokens,
+                                  completion_offset, variant)
         local c = req.chat
         if not c then
             return GW_ESTATE
         end
-        c.temperature = has_temperature ~= 0 and temperature or nil
-        c.top_p = has_top_p ~= 0 and top_p or nil
+        if tonumber(blen) == 0 or tonumber(blen) >= 32 or tonumber(mlen) == 0 then
+            return GW_EINVAL
+        end
+        if #c.targets >= 8 then
+            return GW_EAGAIN
+        end
+        c.targets[#c.targets + 1] = { backend = str(backend, blen), model = str(model, mlen),
+            encoding = str(enc, enclen), prompt_tokens = tonumber(prompt_tokens),
+            completion_offset = tonumber(completion_offset), variant = tonumber(variant),
+            parts = {} }
         return GW_OK
     end
 
-    function C.gw_ffi_chat_message(req, role, text, len)
+    local function last(req)
         local c = req.chat
-        if not c or c.service ~= 0 then
+        return c and c.targets[#c.targets]
+    end
+
+    function C.gw_ffi_chat_sampling(req, has_temperature, temperature, has_top_p, top_p)
+        local t = last(req)
+        if not t then
             return GW_ESTATE
         end
-        c.messages[#c.messages + 1] = { role = role, text = sub(text, 1, tonumber(len)) }
+        t.temperature = has_temperature ~= 0 and temperature or nil
+        t.top_p = has_top_p ~= 0 and top_p or nil
         return GW_OK
     end
 
-    function C.gw_ffi_chat_vertex(req, message, mlen, rules, rlen)
-        local c = req.chat
-        if not c or c.service ~= 1 or c.message then
+    function C.gw_ffi_chat_part(req, kind, text, len)
+        local t = last(req)
+        if not t then
             return GW_ESTATE
         end
-        c.message, c.rules = sub(message, 1, tonumber(mlen)), sub(rules, 1, tonumber(rlen))
+        t.parts[#t.parts + 1] = { kind = tonumber(kind), text = str(text, len) }
         return GW_OK
+    end
+
+    function C.gw_ffi_chat_body(req, body, len)
+        if not req.chat then
+            return GW_ESTATE
+        end
+        req.chat.body = str(body, len)
+        return GW_OK
+    end
+
+    function C.gw_ffi_chat_attempt(req, i, backend, blen, result, status, nxt)
+        local a = (req.attempts or {})[tonumber(i) + 1]
+        if not a then
+            return GW_ENOENT
+        end
+        backend[0], blen[0] = a.backend, #a.backend
+        result[0], status[0], nxt[0] = a.result, a.status or 0, a.next or 0
+        return GW_OK
+    end
+
+    function C.gw_ffi_backends_json(req, buf, cap)
+        local s = req.backends_json or st.backends_json or "{}"
+        if #s < tonumber(cap) then
+            ffi.copy(buf, s, #s)
+            buf[#s] = 0
+        end
+        return #s
     end
 end
 
@@ -640,7 +722,7 @@ function _M.new(opts)
         dict = {},
         tokens = function(_, text) return #text end,
         files = {},
-        store = { down = false, sent = {}, reply = -2 },
+        store = { down = false, sent = {}, reply = K.GW_FFI_REPLY_DOWN },
         maps = {},
     }
     local C = core_functions(st)
@@ -651,10 +733,13 @@ function _M.new(opts)
     for name, fn in pairs(st.metrics.C(1)) do
         C[name] = fn
     end
+    for name, v in pairs(K) do
+        C[name] = v
+    end
     local fake = { state = st, C = C }
     fake.module = load_over("gw.ffi", C)
     fake.shared = load_over("gw.shared", C)
-    fake.store = load_over("gw.store", C, { ["gw.shared"] = fake.shared })
+    fake.store = load_over("gw.store", C, { ["gw.shared"] = fake.shared, ["gw.ffi"] = fake.module })
 
     function fake.install()
         package.loaded["gw.ffi"] = fake.module

@@ -32,6 +32,9 @@
 --   h.reloads                   number of host.reload() calls
 --   h.metric(name, labels)      a metric as /metrics would show it, merged over peers
 --                               (spec/support/fake_metrics.lua: store.value); h.metrics: the store
+--   h.pools                     what host.backend_pools(r) returns
+--   fake.new{ backends = { { name, type, models = { { id, model } } } }, backend_order,
+--             breaker = { failures, cooldown } } sets host.config's backend settings
 -- Test-only fields (policies must not read them): r.resp.headers (lowercase name -> value),
 -- r.resp.body, r.resp.content_type, r.resp.answered_by.
 -- fake.new{ peer = h } builds a second "worker" sharing h's clock, dictionary and files.
@@ -240,9 +243,17 @@ function _M.new(opts)
         end
     end
 
+    -- backends as gateway.lua's validated backend_list (API keys already removed)
+    local blist = opts.backends or { { name = "pieces", type = "pieces" } }
+    local by_name, border = {}, {}
+    for i, b in ipairs(blist) do
+        by_name[b.name], border[i] = b, b.name
+    end
     local host = {
         config = read_only({ api_prefix = prefix, workers = opts.workers or 1,
-            trusted_proxies = trusted, debug = opts.debug or false }),
+            trusted_proxies = trusted, debug = opts.debug or false,
+            backend_list = blist, backends = by_name, backend_order = opts.backend_order or border,
+            breaker = opts.breaker or { failures = 5, cooldown = 30 } }),
         log = log,
         shared = h.shared,
         ip = ip,
@@ -319,6 +330,11 @@ function _M.new(opts)
     function host.status()
         return { policies = h.order, config_version = 1,
             last_reload = { at = clock.t, ok = true } }
+    end
+    -- h.pools: what backend_pools answers (this worker's backends and their pools)
+    function host.backend_pools(r)
+        assert(type(r) == "table" and r.req, "backend_pools(r)")
+        return h.pools or {}
     end
     h.host = host
 

@@ -41,7 +41,7 @@ _M.BUILTINS = {
     { "gateway_llm_active_streams", "gauge", "sum", "" },
     { "gateway_upstream_attempts_total", "counter", "sum", "backend,result" },
     { "gateway_upstream_connections", "gauge", "sum", "backend,state" },
-    { "gateway_upstream_breaker_open", "gauge", "max", "backend" },
+    { "gateway_upstream_breaker_open", "gauge", "last", "backend" },
     { "gateway_ratelimit_rejections_total", "counter", "sum", "rule" },
     { "gateway_bans_active", "gauge", "last", "" },
     { "gateway_bans_added_total", "counter", "sum", "mode" },

@@ -343,7 +343,7 @@ static void on_tr_drain(gw_transport_t *t)
 }
 
 static const gw_transport_events_t conn_events = {on_tr_ready, on_tr_data, on_tr_error,
-                                                  on_tr_drain, on_tr_closed};
+                                                  on_tr_drain, on_tr_closed, NULL};
 
 /* ---- timers ------------------------------------------------------------------------------ */
 

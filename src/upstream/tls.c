@@ -28,8 +28,9 @@ typedef struct {
 } tls_t;
 
 static const unsigned char ALPN_H2[] = {2, 'h', '2'};
+static const unsigned char ALPN_H2_H1[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
 
-int gw_tls_ctx_new(const char *ca_file, int insecure, SSL_CTX **out, char **err)
+static int ctx_new(const char *ca_file, int insecure, int h1, SSL_CTX **out, char **err)
 {
     char buf[300];
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -38,7 +39,8 @@ int gw_tls_ctx_new(const char *ca_file, int insecure, SSL_CTX **out, char **err)
         goto fail_ssl;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    if (SSL_CTX_set_alpn_protos(ctx, ALPN_H2, sizeof(ALPN_H2)) != 0)
+    if (SSL_CTX_set_alpn_protos(ctx, h1 ? ALPN_H2_H1 : ALPN_H2,
+                                h1 ? sizeof(ALPN_H2_H1) : sizeof(ALPN_H2)) != 0)
         goto fail_ssl;
     if (ca_file && *ca_file) {
         if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1)
@@ -62,6 +64,16 @@ fail_ssl:
                      ca_file && *ca_file ? ca_file : "", buf);
     }
     return -EINVAL;
+}
+
+int gw_tls_ctx_new(const char *ca_file, int insecure, SSL_CTX **out, char **err)
+{
+    return ctx_new(ca_file, insecure, 0, out, err);
+}
+
+int gw_tls_ctx_new_h1(const char *ca_file, int insecure, SSL_CTX **out, char **err)
+{
+    return ctx_new(ca_file, insecure, 1, out, err);
 }
 
 /* Moves what OpenSSL wrote into the write BIO to the transport's out buffer. */
@@ -118,7 +130,8 @@ static int handshake(gw_transport_t *t)
         return -EPROTO;
     }
     SSL_get0_alpn_selected(s->ssl, &alpn, &alpn_len);
-    if (alpn_len != 2 || memcmp(alpn, "h2", 2) != 0) {
+    t->alpn_h2 = alpn_len == 2 && memcmp(alpn, "h2", 2) == 0;
+    if (!t->alpn_h2 && !t->allow_h1) {
         gw_transport_fail(t, GW_GRPC_ERR_TLS, "TLS with %s:%d: server did not select h2 (ALPN)",
                           t->host, t->port);
         return -EPROTO;
@@ -190,7 +203,9 @@ static int tls_read(gw_transport_t *t, const uint8_t *p, size_t n)
         int e = SSL_get_error(s->ssl, r);
         if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
             break;
-        if (e == SSL_ERROR_ZERO_RETURN)
+        if (e == SSL_ERROR_ZERO_RETURN && t->ev->on_eof)
+            t->ev->on_eof(t);
+        else if (e == SSL_ERROR_ZERO_RETURN)
             gw_transport_fail(t, GW_GRPC_ERR_EOF, "connection closed by peer (TLS close_notify)");
         else
             fail_tls(t, "read");

@@ -74,7 +74,8 @@ static void finish_close(gw_transport_t *t)
     t->ai_list = NULL;
     t->vt->close(t);
     free(t->out);
-    free(t->rbuf);
+    if (!t->rbuf_borrowed)
+        free(t->rbuf);
     t->out = t->rbuf = NULL;
     t->ev->on_closed(t);
 }
@@ -125,6 +126,11 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (t->closing || t->failed)
         return;
     if (n == UV_EOF) {
+        if (t->ev->on_eof) {
+            uv_read_stop(s);
+            t->ev->on_eof(t);
+            return;
+        }
         gw_transport_fail(t, GW_GRPC_ERR_EOF, "connection closed by peer (EOF)");
         return;
     }
@@ -155,7 +161,27 @@ static void on_connect(uv_connect_t *req, int status)
         gw_transport_fail(t, GW_GRPC_ERR_CONNECT, "read start failed");
         return;
     }
+    t->reading = 1;
     t->vt->connect(t);
+}
+
+void gw_transport_read_pause(gw_transport_t *t, int paused)
+{
+    if (!t->tcp_open || t->closing || t->failed || !t->reading == !!paused)
+        return;
+    if (paused)
+        uv_read_stop((uv_stream_t *)&t->tcp);
+    else if (uv_read_start((uv_stream_t *)&t->tcp, on_alloc, on_read) != 0)
+        return;
+    t->reading = !paused;
+}
+
+void gw_transport_use_rbuf(gw_transport_t *t, uint8_t *buf)
+{
+    if (!t->rbuf_borrowed)
+        free(t->rbuf);
+    t->rbuf = buf;
+    t->rbuf_borrowed = 1;
 }
 
 static void connect_to(gw_transport_t *t, const struct sockaddr *sa)
@@ -293,6 +319,11 @@ int gw_transport_flush(gw_transport_t *t)
     w->t = t;
     w->len = t->out_len;
     t->out_len = 0;
+    if (t->trim_out) {
+        free(t->out);
+        t->out = NULL;
+        t->out_cap = 0;
+    }
     b = uv_buf_init((char *)w->data, (unsigned)w->len);
     rc = uv_write(&w->req, (uv_stream_t *)&t->tcp, &b, 1, on_written);
     if (rc != 0) {

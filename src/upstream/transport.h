@@ -28,6 +28,9 @@ typedef struct {
     void (*on_error)(gw_transport_t *t, int kind, const char *msg);  /* fatal; owner closes */
     void (*on_drain)(gw_transport_t *t);                             /* queued writes done */
     void (*on_closed)(gw_transport_t *t);
+    /* Optional: the peer closed its side in order (TCP FIN, TLS close_notify). When NULL an
+     * EOF is an on_error (GW_GRPC_ERR_RESET), as HTTP/2 wants. */
+    void (*on_eof)(gw_transport_t *t);
 } gw_transport_events_t;
 
 /* The vtable of one transport kind. Implementations report failures through
@@ -67,7 +70,8 @@ struct gw_transport_s {
     uint8_t *rbuf;
 
     unsigned tcp_open : 1, gai_active : 1, closing : 1, failed : 1, ready : 1,
-        close_when_drained : 1;
+        close_when_drained : 1, allow_h1 : 1, alpn_h2 : 1, rbuf_borrowed : 1, reading : 1,
+        trim_out : 1; /* free the out buffer once it is flushed (connections that write rarely) */
 };
 
 /* Prepares t (no I/O yet). host is copied. 0 or -ENOMEM. */
@@ -83,6 +87,11 @@ static inline size_t gw_transport_backlog(const gw_transport_t *t)
 {
     return t->inflight + t->out_len;
 }
+/* Stops (1) or restarts (0) reading from the socket (backpressure). */
+void gw_transport_read_pause(gw_transport_t *t, int paused);
+/* Reads into buf (at least 64 KiB, shared by the transports of one loop: every read is
+ * delivered before the next one starts) instead of the transport's own buffer. */
+void gw_transport_use_rbuf(gw_transport_t *t, uint8_t *buf);
 /* Closes now (pending writes are dropped); on_closed follows from the loop. */
 void gw_transport_close(gw_transport_t *t);
 /* Closes once the queued writes are on the wire (used after a final GOAWAY). */
@@ -95,5 +104,8 @@ int gw_transport_out_reserve(gw_transport_t *t, size_t n);
 /* Builds the client SSL_CTX: TLS >= 1.2, ALPN h2, verification against ca_file (or the system
  * CAs when NULL/"") unless insecure. 0, or negative with *err malloc'ed. */
 int gw_tls_ctx_new(const char *ca_file, int insecure, SSL_CTX **out, char **err);
+/* The same offering ALPN "h2" and "http/1.1": a transport with allow_h1 set then accepts a
+ * server that picks http/1.1 (or no ALPN) and records the choice in alpn_h2. */
+int gw_tls_ctx_new_h1(const char *ca_file, int insecure, SSL_CTX **out, char **err);
 
 #endif
