@@ -35,6 +35,7 @@
 #include "metrics.h"
 #include "metrics_hooks.h"
 #include "process.h"
+#include "store.h"
 #include "worker.h"
 
 
@@ -185,6 +186,7 @@ static void close_all(void)
     for (size_t i = 0; i < GW_ARRAY_SIZE(hs); i++)
         if (!uv_is_closing(hs[i]))
             uv_close(hs[i], NULL);
+    gw_mirror_stop();
 }
 
 /* Each worker closes its connections when the grace period is over (aborting what is still in
@@ -258,6 +260,7 @@ static void init_loop(void)
     uv_timer_start(&M.tick_sec, on_tick_sec, 1000, 1000);
     uv_timer_start(&M.tick_min, on_tick_min, 60000, 60000);
     start_watch();
+    gw_mirror_start(M.loop, &M.cfg); /* Redis store: the replicated maps (bans) */
 }
 
 /* Workers load their VMs in parallel; any failure stops the ones that started. */

@@ -10,7 +10,7 @@
  *   chat (the engine and this worker's backends).
  * Never: answers a known path with the wrong method other than 405.
  *
- *   GET|HEAD /                 health JSON
+ *   GET|HEAD /                 health JSON (counters, upstream pools, the shared store)
  *   GET|HEAD /ping             "pong"
  *   GET|HEAD {P}/models        the catalog rendered by policies/models.lua
  *   POST {P}/chat/completions  Lua route phase, then the upstream call (chat.c)
@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "metrics_hooks.h"
 #include "process.h"
+#include "store.h"
 
 struct gw_routes_s {
     uv_loop_t *loop;
@@ -121,29 +122,39 @@ static void health(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
     gw_buf_puts(&b, ",\"backends\":");
     gw_routes_backends_json(rt, &b);
     char *breakers = gw_vm_breakers_json(vm);
-    gw_buf_printf(&b, ",\"breakers\":%s}", breakers ? breakers : "{}");
+    gw_buf_printf(&b, ",\"breakers\":%s,", breakers ? breakers : "{}");
     free(breakers);
+    gw_store_status_json(&b);
+    gw_buf_putc(&b, '}');
     gw_resp_send(req, 200, "application/json", b.data, b.len);
     gw_buf_dispose(&b);
 }
 
+/* After the route phase (at once, or when a waiting phase finished). */
+static void after_route(gw_req_t *req, void *ud)
+{
+    gw_routes_t *rt = ud;
+    if (req->answered)
+        return gw_resp_send(req, req->answer_status, req->answer_ctype, req->answer_body.data,
+                            req->answer_body.len);
+    gw_chat_params_t *p = gw_chat_params(req, 0);
+    if (path_is(req, rt->tokenize_path, strlen(rt->tokenize_path)) || !p || !p->n_targets)
+        return gw_resp_send_error(req, 500, "internal_error",
+                                  "The route phase produced no upstream request", "error");
+    gw_chat_start(&rt->chat, req);
+}
+
 /* Route phase (Lua), then the upstream call or the policy's own answer. */
-static void chat(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req, int tokenize)
+static void chat(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
 {
     if (strcmp(req->method_name, "POST") != 0)
         return method_not_allowed(req);
     if (!(gw_vm_phases(vm) & GW_PHASE_ROUTE))
         return gw_resp_send_error(req, 500, "internal_error",
                                   "No policy handles the route phase (policy 'chat')", "error");
-    gw_vm_route(vm, req);
-    if (req->answered)
-        return gw_resp_send(req, req->answer_status, req->answer_ctype, req->answer_body.data,
-                            req->answer_body.len);
-    gw_chat_params_t *p = gw_chat_params(req, 0);
-    if (tokenize || !p || !p->n_targets)
-        return gw_resp_send_error(req, 500, "internal_error",
-                                  "The route phase produced no upstream request", "error");
-    gw_chat_start(&rt->chat, req);
+    if (gw_vm_route(vm, req, after_route, rt) == GW_VM_SUSPENDED)
+        return;
+    after_route(req, rt);
 }
 
 /* The route name of the request's (current) path, for the access log and metrics. */
@@ -206,9 +217,8 @@ void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
                                       "No model catalog is loaded (policy 'models')", "error");
         return gw_resp_send(req, 200, "application/json", body, len);
     }
-    if (path_is(req, rt->chat_path, strlen(rt->chat_path)))
-        return chat(rt, vm, req, 0);
-    if (path_is(req, rt->tokenize_path, strlen(rt->tokenize_path)))
-        return chat(rt, vm, req, 1);
+    if (path_is(req, rt->chat_path, strlen(rt->chat_path)) ||
+        path_is(req, rt->tokenize_path, strlen(rt->tokenize_path)))
+        return chat(rt, vm, req);
     gw_resp_send_error(req, 404, "route_not_found", "Requested path not found", "error");
 }
