@@ -82,11 +82,11 @@ free_port() {
     die "no free port found"
 }
 
-# wait_http URL [curl args...]: until the server answers (any status), 10 s at most.
+# wait_http URL [curl args...]: until the server answers (any status), WAIT_S (10) s at most.
 wait_http() {
     local url=$1
     shift
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 $((${WAIT_S:-10} * 10))); do
         if curl -s -o /dev/null --max-time 1 "$@" "$url"; then
             return 0
         fi
@@ -96,6 +96,7 @@ wait_http() {
 }
 
 # start_gateway NAME [VAR=value...]: one worker pinned to SERVER_CPU, access log off.
+# SERVER_WRAP (an array, e.g. valgrind and its options) is put before the binary.
 # Sets STARTED_PID and STARTED_PORT.
 start_gateway() {
     local name=$1
@@ -115,7 +116,8 @@ start_gateway() {
         exec env -i PATH="$PATH" HOME="$dir" PORT="$port" HOST=127.0.0.1 WORKERS=1 \
             ADMIN_KEY=bench-admin-key BLACKLIST_FILE="$dir/blacklist.txt" ACCESS_LOG=false \
             GPT_GRPC_ADDR=127.0.0.1:9 VERTEX_GRPC_ADDR=127.0.0.1:9 MIN_POOL_SIZE=1 "$@" \
-            taskset -c "$SERVER_CPU" "$GW_BIN" -c "$dir/gateway.lua"
+            taskset -c "$SERVER_CPU" ${SERVER_WRAP[@]+"${SERVER_WRAP[@]}"} "$GW_BIN" \
+                -c "$dir/gateway.lua"
     ) >"$dir/out.log" 2>&1 &
     local pid=$!
     BENCH_PIDS+=("$pid")
@@ -144,6 +146,7 @@ start_mock() {
 
 # start_nginx NAME CONF_BODY_FILE: CONF_BODY_FILE holds the http{} server parts; @PORT@ and
 # @TMP@ are substituted. Extra main-context lines (load_module) come from $NGINX_MAIN.
+# SERVER_WRAP as for start_gateway.
 # Sets STARTED_PID (the master; its one worker is found through /proc children), STARTED_PORT.
 start_nginx() {
     local name=$1 body=$2 dir port
@@ -174,7 +177,7 @@ CONF
         sed -e "s|@PORT@|$port|g" -e "s|@TMP@|$dir|g" "$body"
         echo "}"
     } >"$dir/nginx.conf"
-    taskset -c "$SERVER_CPU" "$NGINX" -p "$dir" -e "$dir/logs/error.log" \
+    taskset -c "$SERVER_CPU" ${SERVER_WRAP[@]+"${SERVER_WRAP[@]}"} "$NGINX" -p "$dir" -e "$dir/logs/error.log" \
         -c "$dir/nginx.conf" >"$dir/out.log" 2>&1 &
     local pid=$!
     BENCH_PIDS+=("$pid")
@@ -239,6 +242,28 @@ warm() {
     local url=$2
     shift 2
     taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d1s "$@" "$url" >/dev/null
+}
+
+# pair_ratios NAME A_FILE B_FILE [COL]: the ratio A/B of column COL (default 2: CPU-us/req) for
+# each interleaved run pair (line i of A_FILE and line i of B_FILE were measured back to back,
+# so a load change between pairs cancels out), then their median and spread:
+#   "  NAME: 0.84 0.91 0.88 | median 0.88, min 0.84, max 0.91, spread 8 %"
+# (spread = (max - min) / median). Also sets PAIR_MEDIAN.
+pair_ratios() {
+    local name=$1 a=$2 b=$3 col=${4:-2} line
+    line=$(paste -d' ' <(cut -d' ' -f"$col" "$a") <(cut -d' ' -f"$col" "$b") | awk '
+        { r[NR] = $1 / $2; printf "%s%.2f", (NR > 1 ? " " : ""), r[NR] }
+        END {
+            n = NR
+            for (i = 2; i <= n; i++) # insertion sort (mawk has no asort)
+                for (j = i; j > 1 && r[j - 1] > r[j]; j--) { t = r[j]; r[j] = r[j - 1]; r[j - 1] = t }
+            m = (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
+            printf " | median %.2f, min %.2f, max %.2f, spread %.0f %%\n", m, r[1], r[n],
+                100 * (r[n] - r[1]) / m
+        }')
+    echo "  $name: $line"
+    PAIR_MEDIAN=${line#*median }
+    PAIR_MEDIAN=${PAIR_MEDIAN%%,*}
 }
 
 median() {
