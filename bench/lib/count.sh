@@ -166,3 +166,47 @@ stats() {
         m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
         printf "%.0f (min %.0f, max %.0f, n %d)\n", m, a[1], a[NR], NR }'
 }
+
+# cg_breakdown FILE UNITS: where the instructions of one callgrind dump went, per unit, by
+# object ("JIT" = LuaJIT's machine code, which lives in anonymous memory) and, when libluajit
+# has symbols (a build with -g), by part of the VM: interpreter, GC, allocator, strings, tables,
+# trace compiler, FFI. Prints "name=instr/unit ..." for parts of at least 1 %.
+cg_breakdown() {
+    local file=$1 units=$2
+    callgrind_annotate --inclusive=no --threshold=100 "$file" 2>/dev/null | awk -v u="$units" '
+        /file:function$/ { on = 1; next }
+        on && /^$/ { exit_table = 1 }
+        !on || exit_table || !/^ *[0-9,]+ / { next }
+        {
+            ir = $1; gsub(",", "", ir); ir += 0
+            obj = ""; if (match($0, /\[[^]]*\]$/)) obj = substr($0, RSTART + 1, RLENGTH - 2)
+            fn = $0; sub(/^ *[0-9,]+ +\([^)]*\) +/, "", fn); sub(/ \[[^]]*\]$/, "", fn)
+            if (obj == "" && fn ~ /luajit/) obj = "libluajit" # inlined from a LuaJIT header
+            sub(/^.*:/, "", fn)
+            if (obj == "???") part = "JIT"
+            else if (obj ~ /libluajit/) {
+                if (fn ~ /^0x/) part = "libluajit"
+                else if (fn ~ /^lj_(BC|vm|ff|fff|cont|vmeta)_/) part = "lj:interp"
+                else if (fn ~ /^(lj_gc|gc_|propagatemark|atomic)/) part = "lj:gc"
+                else if (fn ~ /^(lj_alloc|lj_mem|alloc_|tmalloc|sys_)/) part = "lj:alloc"
+                else if (fn ~ /^(lj_str|lj_buf|str_|match|lj_strfmt|lj_strscan|hash_|classend|singlematch|max_expand|push_captures|find_aux)/) part = "lj:string"
+                else if (fn ~ /^(lj_tab|rehashtab|newtab|hashkey|countint|resizetab|lj_tab_)/) part = "lj:table"
+                else if (fn ~ /^(lj_record|rec_|lj_asm|asm_|lj_ir|lj_opt|lj_snap|lj_trace|trace_|lj_crecord|crec_|lj_ffrecord|recff_|lj_mcode|emit_|ra_|fold_|split_|lj_fold|sink_|narrow_|loop_)/) part = "lj:tracecomp"
+                else if (fn ~ /^(lj_cconv|lj_ccall|lj_cdata|lj_carith|lj_ctype|lj_cparse|ccall_|cconv_)/) part = "lj:ffi"
+                else part = "lj:other"
+            }
+            else if (obj ~ /libc\.so|ld-linux/ || (obj == "" && $0 ~ /\.\//)) part = "libc"
+            else if (obj ~ /libuv/) part = "libuv"
+            else if (obj ~ /pieces-gateway/) part = "gateway"
+            else if (obj ~ /nginx$/) part = "nginx"
+            else if (obj ~ /ngx_http_lua|ndk_http/) part = "ngx_lua"
+            else { n = obj; sub(/.*\//, "", n); part = (n == "" ? "other" : n) }
+            c[part] += ir; tot += ir
+        }
+        END {
+            for (p in c) if (c[p] >= tot / 100) printf "%s=%.0f ", p, c[p] / u
+            printf "total=%.0f ", tot / u
+            print ""
+        }' | tr ' ' '\n' | sort -t= -k2 -gr | grep . | tr '\n' ' '
+    echo
+}
