@@ -9,8 +9,9 @@
 # CPU-us per request (bench/policy_chain.sh, http_models.sh, stream.sh) moves by 10-50 % when
 # other programs share the machine. Two counts do not:
 #   instructions  user-space instructions of the serving thread, from valgrind --tool=callgrind
-#                 started with instrumentation off; after WARM requests (JIT traces settle),
-#                 WINDOWS windows of exactly REQS requests each are counted (callgrind_control
+#                 started with instrumentation off; after a warm-up of at least WARM requests
+#                 and WARM_S seconds (see "Warm-up" below), WINDOWS windows of exactly REQS
+#                 requests each are counted (callgrind_control
 #                 --zero, -i on, the load, -i off, --dump), and Ir / REQS is printed per window
 #                 with the median. The other threads of the gateway (main loop timers, the
 #                 persistence thread: work per second, not per request) are shown apart.
@@ -28,7 +29,16 @@
 #   stream  20-chunk streams (bench/stream.sh's mock and set-up, gateway only): back to back at
 #           C=STREAM_C (default 50) and paced 5 ms apart at C=PACED_C (default 1: every chunk
 #           arrives on its own, also under valgrind), per chunk (streams x 20)
-# Knobs: WARM (20000), REQS (2000), WINDOWS (3), WARM_SYS (5000), SYS_REQS (20000), CONNS (64),
+# Warm-up: LuaJIT keeps changing its traces long after start. A trace start that aborts is
+# retried with a penalty that doubles (plus random low bits: the PRNG is seeded from the OS)
+# up to 60000 hot-counter ticks before it is blacklisted, so a spot hit once per request keeps
+# recompiling for ~75k requests; and rate_limit takes another code path once the previous
+# window's counter exists, i.e. RATE_LIMIT_WINDOW (60 s) after the first request: a trace set
+# formed before that is invalidated and rebuilt. Counting before both happened gave figures
+# 10 % apart in one process (41.6k then 45.5k instructions per request) and up to 2x across
+# tools and set-ups; so the warm-up runs for WARM requests AND WARM_S seconds, both servers of
+# a pair at once.
+# Knobs: WARM (100000), WARM_S (65), REQS (2000), WINDOWS (3), WARM_SYS (5000), SYS_REQS (20000), CONNS (64),
 # STREAMS (200), PACED_STREAMS (20), WARM_STREAMS (1000), CG_OPTS (extra valgrind options),
 # GW_BIN, SERVER_CPU, CLIENT_CPU. A run takes ~10-20 minutes under load (valgrind: ~50x).
 # Usage: bench/counts.sh [policy] [plain] [stream]
@@ -40,7 +50,8 @@ source "$(dirname "$0")/lib/peers.sh"
 # shellcheck source=bench/lib/count.sh
 source "$(dirname "$0")/lib/count.sh"
 
-WARM=${WARM:-20000}
+WARM=${WARM:-100000}
+WARM_S=${WARM_S:-65}
 REQS=${REQS:-2000}
 WINDOWS=${WINDOWS:-3}
 WARM_SYS=${WARM_SYS:-5000}
@@ -112,6 +123,17 @@ ensure_www() {
     kill "$STARTED_PID"
 }
 
+# warm_up PORT [nreq -H args]: GET /v1/models until WARM requests were answered and WARM_S
+# seconds have passed
+warm_up() {
+    local port=$1 n=0 t0=$SECONDS
+    shift
+    while [ "$n" -lt "$WARM" ] || [ $((SECONDS - t0)) -lt "$WARM_S" ]; do
+        nreq -n 5000 -c "$CONNS" -p /v1/models "$@" 127.0.0.1 "$port" >/dev/null || return 1
+        n=$((n + 5000))
+    done
+}
+
 # http_pair LABEL GW_KIND NGX_KIND NGX_LABEL [nreq -H args]: both servers, instructions then
 # system calls, interleaved window by window.
 http_pair() {
@@ -127,8 +149,10 @@ http_pair() {
     start_server "$nk" "cg-$nk"
     npid=$SRV_PID nport=$SRV_PORT
     SERVER_WRAP=()
-    nreq -n "$WARM" -c "$CONNS" -p /v1/models "$@" 127.0.0.1 "$gport" >/dev/null
-    nreq -n "$WARM" -c "$CONNS" -p /v1/models "$@" 127.0.0.1 "$nport" >/dev/null
+    warm_up "$gport" "$@" &
+    local wg=$!
+    warm_up "$nport" "$@" || die "the warm-up of $nlabel failed"
+    wait "$wg" || die "the warm-up of the gateway failed"
     : >"$BENCH_TMP/g.ir"
     : >"$BENCH_TMP/n.ir"
     for w in $(seq 1 "$WINDOWS"); do

@@ -95,22 +95,54 @@ wait_http() {
     return 1
 }
 
+# wait_up PID URL: until the server answers URL (0), its process PID is gone (2) or WAIT_S
+# (10) s passed (1)
+wait_up() {
+    local pid=$1 url=$2
+    for _ in $(seq 1 $((${WAIT_S:-10} * 10))); do
+        curl -s -o /dev/null --max-time 1 "$url" && return 0
+        kill -0 "$pid" 2>/dev/null || return 2
+        sleep 0.1
+    done
+    return 1
+}
+
 # start_gateway NAME [VAR=value...]: one worker pinned to SERVER_CPU, access log off.
 # SERVER_WRAP (an array, e.g. valgrind and its options) is put before the binary.
 # Sets STARTED_PID and STARTED_PORT.
 start_gateway() {
     local name=$1
     shift
-    local dir port
+    local dir port attempt rc
     dir=$BENCH_TMP/gw-$name
     mkdir -p "$dir"
-    port=$(free_port)
     # the bench config: gateway.lua with access_log = false and absolute dirs
     sed -e 's/^return {$/return {\n    access_log = false,/' \
         -e "s|env.str(\"POLICIES_DIR\", \"policies\")|\"$BENCH_ROOT/policies\"|" \
         -e "s|env.str(\"ASSETS_DIR\", \"assets\")|\"$BENCH_ROOT/assets\"|" \
         "$BENCH_ROOT/gateway.lua" >"$dir/gateway.lua"
     grep -q 'access_log = false' "$dir/gateway.lua" || die "cannot derive the bench config"
+    # free_port checks before the bind: on a busy machine another program can take the port
+    # in between, so a start that failed for that reason is tried again on another port
+    for attempt in 1 2 3; do
+        port=$(free_port)
+        start_gateway_on "$dir" "$port" "$@"
+        rc=0
+        wait_up "$STARTED_PID" "http://127.0.0.1:$port/ping" || rc=$?
+        [ "$rc" -eq 0 ] && break
+        if [ "$rc" -ne 2 ] || ! grep -q "Address already in use" "$dir/out.log" ||
+            [ "$attempt" -eq 3 ]; then
+            cat "$dir/out.log" >&2
+            die "gateway '$name' did not start"
+        fi
+    done
+    STARTED_PORT=$port
+}
+
+# start_gateway_on DIR PORT [VAR=value...]: the process of start_gateway (sets STARTED_PID)
+start_gateway_on() {
+    local dir=$1 port=$2
+    shift 2
     (
         cd "$dir" || exit 1
         exec env -i PATH="$PATH" HOME="$dir" PORT="$port" HOST=127.0.0.1 WORKERS=1 \
@@ -119,12 +151,8 @@ start_gateway() {
             taskset -c "$SERVER_CPU" ${SERVER_WRAP[@]+"${SERVER_WRAP[@]}"} "$GW_BIN" \
                 -c "$dir/gateway.lua"
     ) >"$dir/out.log" 2>&1 &
-    local pid=$!
-    BENCH_PIDS+=("$pid")
-    wait_http "http://127.0.0.1:$port/ping" ||
-        { cat "$dir/out.log" >&2; die "gateway '$name' did not start"; }
-    STARTED_PID=$pid
-    STARTED_PORT=$port
+    STARTED_PID=$!
+    BENCH_PIDS+=("$STARTED_PID")
 }
 
 # start_mock MODEL=SCENARIO[,...]: the grpc-js mock upstream (bench/stream/mock.js) on the
