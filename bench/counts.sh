@@ -66,6 +66,7 @@ COUNT_PATHS=${*:-${COUNT_PATHS:-policy plain stream}}
 need_tools valgrind callgrind_control cc curl taskset ss awk
 need_gateway
 [ "$(sys_tool)" = perf ] || need_tools strace
+nreq_build
 
 KEY=sk-bench-0123456789abcdef0123456789abcdef
 BLACK="203.0.113.7,198.51.100.0/24,10.9.0.0/16,2001:db8::/32"

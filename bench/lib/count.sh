@@ -15,7 +15,8 @@
 #   sys_window PID UNITS CMD...  the system calls PID's threads entered during CMD (perf stat on
 #                         the raw_syscalls tracepoints, or strace -c -f); prints "<total of the
 #                         busiest thread> <others> <top calls of the busiest thread>"
-#   nreq ARGS...          the fixed-count HTTP load client (bench/lib/nreq.c, built on first use)
+#   nreq ARGS...          the fixed-count HTTP load client (bench/lib/nreq.c, built on first use
+#                         or by nreq_build)
 # Why the busiest thread: the gateway's main thread (1 s timers, file watching) and its
 # persistence thread do work per second of wall time, not per request, and under valgrind the
 # wall time of a window depends on the machine's load; they are reported apart. nginx serves
@@ -148,10 +149,14 @@ sys_window() {
 }
 
 NREQ_BIN=$BENCH_TMP/nreq
+nreq_build() {
+    [ -x "$NREQ_BIN" ] && return 0
+    # built aside and renamed: two loads started at once must not exec a half-written file
+    cc -O2 -o "$NREQ_BIN.$$" "$BENCH_ROOT/bench/lib/nreq.c" || die "cannot build bench/lib/nreq.c"
+    mv -f "$NREQ_BIN.$$" "$NREQ_BIN"
+}
 nreq() {
-    if [ ! -x "$NREQ_BIN" ]; then
-        cc -O2 -o "$NREQ_BIN" "$BENCH_ROOT/bench/lib/nreq.c" || die "cannot build bench/lib/nreq.c"
-    fi
+    nreq_build
     taskset -c "$CLIENT_CPU" "$NREQ_BIN" "$@"
 }
 

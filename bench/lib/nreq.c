@@ -139,6 +139,37 @@ static void on_readable(conn_t *c)
     }
 }
 
+/* Connects all n connections (before the clock starts); returns the epoll fd. */
+static int open_conns(conn_t *cs, int n, const char *host, int port)
+{
+    int ep = epoll_create1(0);
+    for (int i = 0; i < n; i++) {
+        cs[i].fd = connect_to(host, port);
+        cs[i].buf = malloc(BUF_CAP);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &cs[i]};
+        if (!cs[i].buf || epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev) != 0)
+            die("epoll_ctl");
+    }
+    return ep;
+}
+
+/* Until every response arrived (each one sends the connection's next request). */
+static void run(int ep)
+{
+    struct epoll_event evs[256];
+    while (done < total) {
+        int n = epoll_wait(ep, evs, 256, 60000);
+        if (n == 0) {
+            errno = 0;
+            die("no response for 60 s");
+        }
+        if (n < 0 && errno != EINTR)
+            die("epoll_wait");
+        for (int i = 0; i < n; i++)
+            on_readable(evs[i].data.ptr);
+    }
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: nreq -n TOTAL [-c CONNS] [-H 'Name: value']... [-p PATH] HOST PORT\n");
@@ -166,35 +197,18 @@ int main(int argc, char **argv)
         usage();
     const char *host = argv[optind];
     int port = atoi(argv[optind + 1]);
-    req_len = (size_t)snprintf(req_text, sizeof(req_text), "GET %s HTTP/1.1\r\nHost: %s:%d\r\n%s\r\n",
-                               path, host, port, headers);
+    req_len =
+        (size_t)snprintf(req_text, sizeof(req_text), "GET %s HTTP/1.1\r\nHost: %s:%d\r\n%s\r\n",
+                         path, host, port, headers);
     if (conns > total)
         conns = (int)total;
     static conn_t cs[MAX_CONNS];
-    int ep = epoll_create1(0);
-    for (int i = 0; i < conns; i++) {
-        cs[i].fd = connect_to(host, port);
-        cs[i].buf = malloc(BUF_CAP);
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &cs[i]};
-        if (!cs[i].buf || epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev) != 0)
-            die("epoll_ctl");
-    }
+    int ep = open_conns(cs, conns, host, port);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < conns; i++)
         send_one(&cs[i]);
-    struct epoll_event evs[256];
-    while (done < total) {
-        int n = epoll_wait(ep, evs, 256, 60000);
-        if (n == 0) {
-            errno = 0;
-            die("no response for 60 s");
-        }
-        if (n < 0 && errno != EINTR)
-            die("epoll_wait");
-        for (int i = 0; i < n; i++)
-            on_readable(evs[i].data.ptr);
-    }
+    run(ep);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("requests=%ld seconds=%.3f non2xx=%ld\n", done,
            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, non2xx);
