@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # pieces-gateway: the container image (Debian 12). Every build step is a script that
 # `make test` runs (spec/install/install_test.sh, which also reads this file's ENV, CMD,
 # HEALTHCHECK and chown/chmod lines, so the test and the image cannot drift apart).

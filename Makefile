@@ -5,7 +5,7 @@ JOBS    ?= $(shell nproc)
 CONFIG  ?= gateway.lua
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test e2e-deps bench clean format fuzz fuzz-merge
+.PHONY: all deps build run test e2e-deps bench clean format fuzz fuzz-merge policy-test
 
 # make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="tokenizer ..."]: every libFuzzer driver of
 # cmake/fuzz.cmake, built with clang in build-fuzz, run FUZZ_SECONDS each (scripts/fuzz.sh).
@@ -30,6 +30,12 @@ e2e-deps:
 
 test: build e2e-deps
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+# Busted specs of an operator's own policies (a directory outside this repository), against the
+# fake host: make policy-test POLICIES=/path/to/policies [SPECS=/path/to/specs]
+policy-test:
+	@[ -n "$(POLICIES)" ] || { echo "usage: make policy-test POLICIES=/path [SPECS=/path]" >&2; exit 2; }
+	@scripts/policy-test.sh "$(POLICIES)" $(if $(SPECS),"$(SPECS)")
 
 bench: build
 	@scripts/install-deps.sh bench

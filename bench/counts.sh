@@ -38,9 +38,9 @@
 # 10 % apart in one process (41.6k then 45.5k instructions per request) and up to 2x across
 # tools and set-ups; so the warm-up runs for WARM requests AND WARM_S seconds, both servers of
 # a pair at once.
-# Knobs: WARM (100000), WARM_S (65), REQS (2000), WINDOWS (3), WARM_SYS (5000), SYS_REQS (20000), CONNS (64),
-# STREAMS (200), PACED_STREAMS (20), WARM_STREAMS (1000), CG_OPTS (extra valgrind options),
-# GW_BIN, SERVER_CPU, CLIENT_CPU. A run takes ~10-20 minutes under load (valgrind: ~50x).
+# Knobs: WARM (100000), WARM_S (65), REQS (2000), WINDOWS (3), WARM_SYS (5000), SYS_REQS (20000),
+# CONNS (64), STREAMS (200), PACED_STREAMS (20), WARM_STREAMS (1000), CG_OPTS (extra valgrind
+# options), GW_BIN, SERVER_CPU, CLIENT_CPU. A run takes ~20-40 minutes on a busy machine.
 # Usage: bench/counts.sh [policy] [plain] [stream]
 set -euo pipefail
 # shellcheck source=bench/lib/common.sh
@@ -84,12 +84,12 @@ echo "# instructions: Ir of the serving thread / unit, $WINDOWS windows after a 
 
 # start_server KIND NAME: KIND gw-chain | gw-plain | gw-stream | ngx-lua | ngx-static. Sets
 # SRV_PID (the process that serves: the gateway, or nginx's worker) and SRV_PORT. Under
-# valgrind (SERVER_WRAP set) nginx runs with master_process off: one process that serves, the
+# valgrind (NGINX_WRAP set) nginx runs with master_process off: one process that serves, the
 # same request path as a worker's, and no fork for valgrind to follow.
 start_server() {
     local kind=$1 name=$2 main=""
     # shellcheck disable=SC2034 # NGINX_MAIN is read by start_nginx
-    [ "${#SERVER_WRAP[@]}" -eq 0 ] || main="master_process off;"
+    [ "${#NGINX_WRAP[@]}" -eq 0 ] || main="master_process off;"
     case "$kind" in
         gw-chain) start_gateway "$name" "${CHAIN_ENV[@]}" ;;
         gw-plain) start_gateway "$name" RATE_LIMIT_ENABLED=false ;;
@@ -149,7 +149,7 @@ http_pair() {
     cg_wrap "$nk"
     start_server "$nk" "cg-$nk"
     npid=$SRV_PID nport=$SRV_PORT
-    SERVER_WRAP=()
+    cg_unwrap
     warm_up "$gport" "$@" &
     local wg=$!
     warm_up "$nport" "$@" || die "the warm-up of $nlabel failed"
@@ -213,7 +213,7 @@ stream_counts() {
     cg_wrap gw-stream
     start_server gw-stream cg-stream
     pid=$SRV_PID port=$SRV_PORT
-    SERVER_WRAP=()
+    cg_unwrap
     load_streams "$port" "$STREAM_C" gpt-4o-mini "$WARM_STREAMS" >/dev/null
     load_streams "$port" "$PACED_C" gpt-4o "$((WARM_STREAMS / 10))" >/dev/null
     : >"$BENCH_TMP/s-tput.ir"

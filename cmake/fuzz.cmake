@@ -1,13 +1,14 @@
 # pieces-gateway: the libFuzzer drivers under spec/fuzz/ (one line per driver at the end).
 # Copyright (C) 2026 pieces-gateway authors. GPL-3.0-or-later, see LICENSE.
 #
-# gw_fuzz_target(NAME SOURCES ... [LIBS ...])
+# gw_fuzz_target(NAME SOURCES ... [LIBS ...] [EXPORTS])
 #   NAME's driver defines LLVMFuzzerTestOneInput (and optionally LLVMFuzzerInitialize); its
 #   committed, minimised corpus is spec/fuzz/corpus/NAME/, its optional dictionary
 #   spec/fuzz/NAME.dict. SOURCES are relative to the project root or absolute; LIBS are our
 #   libraries (gw_core, gw_tok, ...) and imported ones. Drivers are compiled with
 #   GW_SOURCE_DIR="<project root>" (to find assets/ and fixtures) and spec/fuzz on the include
-#   path.
+#   path. EXPORTS: for drivers that run Lua policies, our LIBS are linked whole and their
+#   symbols exported, as for the binary (LuaJIT's ffi.C looks gw_ffi_* up in the executable).
 #   Fuzz mode (GW_FUZZ, clang; `make fuzz`): the executable NAME, linked with
 #     -fsanitize=fuzzer,address,undefined, every library built with fuzzer-no-link
 #     instrumentation (cmake/gw.cmake); target gw_fuzz builds all drivers and
@@ -23,7 +24,7 @@ if(GW_FUZZ)
 endif()
 
 function(gw_fuzz_target name)
-    cmake_parse_arguments(A "" "" "SOURCES;LIBS" ${ARGN})
+    cmake_parse_arguments(A "EXPORTS" "" "SOURCES;LIBS" ${ARGN})
     if(NOT A_SOURCES)
         message(FATAL_ERROR "gw_fuzz_target(${name}): SOURCES missing")
     endif()
@@ -42,7 +43,7 @@ function(gw_fuzz_target name)
     if(GW_FUZZ)
         set(exe ${name})
         add_executable(${exe} ${srcs})
-        target_link_libraries(${exe} PRIVATE ${A_LIBS})
+        set(libs ${A_LIBS})
         target_compile_options(${exe} PRIVATE -fsanitize=fuzzer)
         target_link_options(${exe} PRIVATE -fsanitize=fuzzer)
         add_dependencies(gw_fuzz ${exe})
@@ -56,17 +57,35 @@ function(gw_fuzz_target name)
         else()
             set(libs ${A_LIBS})
         endif()
-        target_link_libraries(${exe} PRIVATE ${libs})
         _gw_san_test(fuzz_replay_${name} ${exe} ARGS ${corpus} LABELS fuzz TIMEOUT 300)
     else()
         return()
     endif()
+    if(A_EXPORTS)
+        set(whole "")
+        foreach(l ${libs})
+            string(REGEX REPLACE "_asan$" "" base ${l})
+            if(base IN_LIST GW_OWN_LIBS)
+                set(l "$<LINK_LIBRARY:WHOLE_ARCHIVE,${l}>")
+            endif()
+            list(APPEND whole ${l})
+        endforeach()
+        set(libs ${whole})
+        set_target_properties(${exe} PROPERTIES ENABLE_EXPORTS ON)
+    endif()
+    target_link_libraries(${exe} PRIVATE ${libs})
     target_include_directories(${exe} PRIVATE ${PROJECT_SOURCE_DIR}/spec/fuzz)
     target_compile_definitions(${exe} PRIVATE GW_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 endfunction()
 
 # ---- the drivers (one line each) ----
 gw_fuzz_target(tokenizer SOURCES spec/fuzz/tokenizer.c LIBS gw_tok)
+gw_fuzz_target(http_server SOURCES spec/fuzz/http_server.c LIBS gw_core)
+gw_fuzz_target(env_config SOURCES spec/fuzz/env_config.c LIBS gw_core)
+gw_fuzz_target(ipaddr SOURCES spec/fuzz/ipaddr.c LIBS gw_core)
+gw_fuzz_target(json_text SOURCES spec/fuzz/json_text.c LIBS gw_core gw_tok)
+gw_fuzz_target(grpc_deframer SOURCES spec/fuzz/grpc_deframer.c LIBS gw_upstream)
+gw_fuzz_target(pieces_reply SOURCES spec/fuzz/pieces_reply.c LIBS gw_upstream)
 
 # The list scripts/fuzz.sh runs (`make fuzz`, `make fuzz-merge`).
 get_property(GW_FUZZ_NAMES GLOBAL PROPERTY GW_FUZZ_TARGETS)

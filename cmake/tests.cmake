@@ -3,6 +3,16 @@
 
 gw_c_test(test_core SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_core.c LIBS gw_core LABELS core)
 gw_c_test(test_http SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_http.c LIBS gw_core LABELS core)
+gw_c_test(test_metrics SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_metrics.c LIBS gw_core LABELS core)
+gw_c_test(test_jsontext SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_jsontext.c LIBS gw_core
+          LABELS core)
+# getrandom(2) and open(2) fail on demand through the linker (see the test's header).
+gw_c_test(test_random SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_random.c LIBS gw_core LABELS core)
+foreach(t test_random test_random_asan)
+    if(TARGET ${t})
+        target_link_options(${t} PRIVATE -Wl,--wrap=getrandom -Wl,--wrap=open)
+    endif()
+endforeach()
 
 find_program(BUSTED busted)
 find_program(LUACHECK luacheck)
@@ -11,6 +21,9 @@ find_program(NODE node)
 if(BUSTED)
     add_test(NAME busted COMMAND ${BUSTED} WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
     set_tests_properties(busted PROPERTIES LABELS lua)
+    # the operator command of the README: specs of policies outside the repository
+    add_test(NAME policy_test COMMAND bash ${PROJECT_SOURCE_DIR}/spec/operator/policy_test.sh)
+    set_tests_properties(policy_test PROPERTIES LABELS lua TIMEOUT 120)
 endif()
 if(LUACHECK)
     add_test(NAME luacheck COMMAND ${LUACHECK} --quiet lua policies spec gateway.lua
@@ -31,7 +44,7 @@ if(NODE)
     endforeach()
     # The same suites against the ASan+UBSan build of the binary (leaks and UB fail the test).
     if(TARGET pieces-gateway-asan)
-        foreach(n core chat)
+        foreach(n core chat upstream_faults metrics)
             add_test(NAME e2e_${n}_asan
                      COMMAND ${NODE} --test --test-reporter=spec ${PROJECT_SOURCE_DIR}/spec/e2e/${n}.test.js
                      WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})

@@ -18,6 +18,10 @@
 -- Vertex prompt = Claude tokens of "\n\nSystem:<s>" .. "\n\n<role>:<c>"... [.. "\n\nAssistant:"].
 -- POST {P}/tokenize is answered by policies/tokenize.lua with this policy's helpers.
 --
+-- Every string of the body must be valid UTF-8 without lone surrogate escapes (host.json's text
+-- rule; 400 invalid_request naming the field). A prompt over the model's input limit (the
+-- catalog's max_tokens.input) answers 400 context_length_exceeded before dispatch.
+--
 -- Config:
 --   temperature, top_p (env GPT_DEFAULT_TEMPERATURE, GPT_DEFAULT_TOP_P; default unset): sent
 --     to the GPT service when the client gives none (the original sent nothing).
@@ -27,6 +31,9 @@ local _M = { name = "chat" }
 local type, ipairs, next, tostring = type, ipairs, next, tostring
 local concat = table.concat
 local format = string.format
+
+local CONTEXT = "This model's maximum context length is %d tokens. However, your messages "
+    .. "resulted in %d tokens. Please reduce the length of the messages."
 
 function _M.new(conf, host)
     for _, k in ipairs({ "temperature", "top_p" }) do
@@ -171,9 +178,10 @@ local function decode_body(r, json)
     if body == "" then
         return bad(r, "Request body is empty")
     end
-    local req, err = json.decode(body)
+    local req, err, field = json.decode(body)
     if req == nil then
-        return bad(r, "Invalid JSON body: " .. tostring(err))
+        -- field: a string breaks the text rule (invalid UTF-8 or a lone surrogate escape)
+        return bad(r, field and err or "Invalid JSON body: " .. tostring(err))
     end
     if type(req) ~= "table" then
         return bad(r, "Request body must be a JSON object")
@@ -246,11 +254,17 @@ function _M:route(r)
         echo = echo or entry.id
     end
     r.ctx.model = echo
+    local prompt = self:prompt_tokens(entry, msgs)
+    local limit = entry.max_tokens and entry.max_tokens.input
+    if limit and prompt > limit then -- OpenAI's answer; the upstream never sees the request
+        return r.resp:error(400, "context_length_exceeded", format(CONTEXT, limit, prompt),
+            "invalid_request_error")
+    end
     local up = {
         service = entry.service, model = entry.id, echo_model = echo, encoding = entry.encoding,
         stream = req.stream == true,
         include_usage = type(so) == "table" and so.include_usage == true,
-        prompt_tokens = self:prompt_tokens(entry, msgs),
+        prompt_tokens = prompt,
     }
     if entry.service == "gpt" then
         up.messages = gpt_request(msgs)

@@ -38,19 +38,18 @@ build() {
     cmake --build "$bdir" --target gw_fuzz -j "$jobs"
 }
 
-# The selected drivers, checked against the registered ones.
-targets() {
-    local all want=() t
-    mapfile -t all <"$bdir/fuzz-targets.txt"
+# The selected drivers (sel), checked against the registered ones.
+select_targets() {
+    local all=() t
+    mapfile -t all < <(grep -v '^$' "$bdir/fuzz-targets.txt")
     if [ -z "${FUZZ_TARGETS:-}" ]; then
-        printf '%s\n' "${all[@]}" | grep -v '^$'
+        sel=("${all[@]}")
         return
     fi
-    read -ra want <<<"$FUZZ_TARGETS"
-    for t in "${want[@]}"; do
-        printf '%s\n' "${all[@]}" | grep -qx "$t" ||
+    read -ra sel <<<"$FUZZ_TARGETS"
+    for t in "${sel[@]}"; do
+        printf '%s\n' "${all[@]}" | grep -qx -- "$t" ||
             { echo "fuzz: unknown driver '$t' (registered: ${all[*]})" >&2; exit 2; }
-        echo "$t"
     done
 }
 
@@ -100,7 +99,8 @@ merge_one() {
 }
 
 build
-mapfile -t sel < <(targets)
+sel=()
+select_targets
 mkdir -p "$bdir/logs"
 case "$mode" in
     build) ;;

@@ -93,8 +93,7 @@ void gw_buf_put_uint(gw_buf_t *b, unsigned long long v)
     gw_buf_append(b, tmp + i, sizeof(tmp) - i);
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+size_t gw_utf8_seq(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
     size_t len;
@@ -144,7 +143,7 @@ void gw_buf_json_escape(gw_buf_t *b, const char *str, size_t n)
         }
         unsigned char c = s[i];
         if (c >= 0x80) {
-            size_t l = utf8_seq(s + i, n - i);
+            size_t l = gw_utf8_seq(s + i, n - i);
             if (l == 0) {
                 gw_buf_append(b, "\xEF\xBF\xBD", 3);
                 i++;

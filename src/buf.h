@@ -32,6 +32,9 @@ void gw_buf_printf(gw_buf_t *b, const char *fmt, ...) __attribute__((format(prin
 void gw_buf_vprintf(gw_buf_t *b, const char *fmt, va_list ap);
 /* Append an unsigned integer in decimal (no printf). */
 void gw_buf_put_uint(gw_buf_t *b, unsigned long long v);
+/* Length (1..4) of the well-formed UTF-8 sequence at s[0..n), n >= 1, or 0 when it is not one
+ * (overlong, a surrogate, above U+10FFFF, a stray continuation byte, or cut short by n). */
+size_t gw_utf8_seq(const unsigned char *s, size_t n);
 /* Append s as the inside of a JSON string (quotes not added); invalid UTF-8 becomes U+FFFD. */
 void gw_buf_json_escape(gw_buf_t *b, const char *s, size_t n);
 /* Drop the first n bytes. */

@@ -19,6 +19,19 @@
  * refused, UNAVAILABLE) -> 503; timeouts (deadline, DEADLINE_EXCEEDED, ping) -> 504; any other
  * bad answer (other gRPC statuses, bad frames, response codes other than 200/204, empty text)
  * -> 502. Once the SSE stream has started, a failure is one SSE error event and the end.
+ *
+ * The end rule (complete answer vs truncation; on_close and on_stream_message apply it):
+ *  - a stream is complete when its 204 end frame arrives, or when the call ends with
+ *    grpc-status 0 (the gRPC end, with or without a 204 before it). At the 204 the answer is
+ *    finished and the call cancelled, so whatever the upstream does after it -- the Vertex
+ *    service's habit of an RST_STREAM after its last message (seed-behavior §8.5), a GOAWAY,
+ *    a closed connection -- cannot change it;
+ *  - a non-stream answer (unary Predict) is complete only with grpc-status 0;
+ *  - anything else after the answer started is a truncation, reported as one: RST_STREAM (any
+ *    code, either service, with or without text before it), GOAWAY and a closed connection,
+ *    TCP EOF or reset, an end inside a gRPC message, any other status. A stream gets one SSE
+ *    error event (no finish_reason "stop", no usage, no [DONE]); a non-stream request gets
+ *    the error status, never the partial text.
  */
 #include "chat.h"
 
@@ -26,7 +39,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "gw.h"
@@ -34,6 +46,7 @@
 #include "gw_tok.h"
 #include "gw_upstream.h"
 #include "log.h"
+#include "metrics_hooks.h"
 
 #define HIGH_WATER (256 * 1024)
 #define LOW_WATER (64 * 1024)
@@ -52,9 +65,8 @@ typedef struct chat_s {
     int released;
     gw_buf_t text;     /* non-stream: the reply text */
     char *up_id;
-    uint64_t up_time;
     char id[40];
-    uint64_t created;
+    uint64_t created;  /* one value for every chunk of the answer (see note_time) */
     int started;       /* SSE head sent */
     int role_sent;
     int saw_text;
@@ -93,16 +105,17 @@ gw_chat_params_t *gw_chat_params(gw_req_t *req, int create)
 
 /* ---------- small helpers ---------- */
 
-/* chatcmpl-<28 hex>; random bytes come from a per-thread pool refilled by getrandom. */
-static void random_id(char *out)
+/* chatcmpl-<28 hex>; random bytes come from a per-thread pool refilled from the kernel's
+ * CSPRNG. GW_ERROR when there is no random source at all (never a fixed id). */
+static int random_id(char *out)
 {
     static const char hex[] = "0123456789abcdef";
     static __thread unsigned char pool[256];
     static __thread size_t avail;
     unsigned char r[14];
     if (avail < sizeof(r)) {
-        if (getrandom(pool, sizeof(pool), 0) != (ssize_t)sizeof(pool))
-            memset(pool, 0x5a, sizeof(pool));
+        if (gw_random_bytes(pool, sizeof(pool)) != GW_OK)
+            return GW_ERROR;
         avail = sizeof(pool);
     }
     memcpy(r, pool + sizeof(pool) - avail, sizeof(r));
@@ -113,6 +126,7 @@ static void random_id(char *out)
         out[10 + 2 * i] = hex[r[i] & 15];
     }
     out[37] = '\0';
+    return GW_OK;
 }
 
 static uint64_t now_s(void) { return (uint64_t)time(NULL); }
@@ -135,14 +149,14 @@ static void put_usage(gw_buf_t *b, long long prompt, long long completion)
 
 /* {"id":..,"object":..,"created":..,"model":.., — the head of every answer (no printf: it is
  * on the per-chunk path) */
-static void put_head(gw_buf_t *b, const chat_t *c, const char *object, uint64_t created)
+static void put_head(gw_buf_t *b, const chat_t *c, const char *object)
 {
     gw_buf_puts(b, "{\"id\":\"");
     gw_buf_puts(b, c->id);
     gw_buf_puts(b, "\",\"object\":\"");
     gw_buf_puts(b, object);
     gw_buf_puts(b, "\",\"created\":");
-    gw_buf_put_uint(b, created);
+    gw_buf_put_uint(b, c->created);
     gw_buf_puts(b, ",\"model\":\"");
     gw_buf_json_escape(b, c->p->echo, strlen(c->p->echo));
     gw_buf_puts(b, "\",");
@@ -194,12 +208,31 @@ static void on_abort(gw_req_t *req)
 
 /* ---------- answers ---------- */
 
+/* What the answer means for the metrics (req->stats, the attempt's result): usage when
+ * completion >= 0; the attempt's result from the status (200 ok, 503 unreachable, 504 timeout,
+ * 502 bad answer). */
+static void stats_end(chat_t *c, int status, long long completion)
+{
+    gw_req_stats_t *st = &c->req->stats;
+    if (completion >= 0) {
+        st->prompt_tokens = c->p->prompt_tokens;
+        st->completion_tokens = completion;
+        st->usage_source = GW_USAGE_TOKENIZER;
+    }
+    if (c->attempt > 0 && status != 500)
+        gw_metrics_upstream_attempt("pieces", status == 200   ? GW_UP_OK
+                                              : status == 503 ? GW_UP_UNREACHABLE
+                                              : status == 504 ? GW_UP_TIMEOUT
+                                                              : GW_UP_BAD_ANSWER);
+}
+
 static void finish_error(chat_t *c, int status, const char *code, const char *type,
                          const char *msg)
 {
     gw_req_t *req = c->req;
     if (!req)
         return;
+    stats_end(c, status, -1);
     if (c->started) {
         gw_buf_t b;
         gw_buf_init(&b);
@@ -222,12 +255,13 @@ static void finish_json(chat_t *c)
     const gw_tok_t *t = encoding(c);
     long long completion = completion_tokens(c, t ? gw_tok_count(t, c->text.data, c->text.len)
                                                   : GW_TOK_COUNT_ERROR);
+    stats_end(c, 200, completion);
+    req->stats.first_token_ns = gw_now_ns();
     if (c->up_id && c->p->service == GW_CHAT_GPT)
         snprintf(c->id, sizeof(c->id), "%.39s", c->up_id);
-    uint64_t created = c->p->service == GW_CHAT_GPT && c->up_time ? c->up_time : now_s();
     gw_buf_t b;
     gw_buf_init(&b);
-    put_head(&b, c, "chat.completion", created);
+    put_head(&b, c, "chat.completion");
     gw_buf_puts(&b, "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"");
     gw_buf_json_escape(&b, c->text.data ? c->text.data : "", c->text.len);
     gw_buf_puts(&b, "\"},\"finish_reason\":\"stop\"}],");
@@ -257,13 +291,13 @@ static void on_drain(gw_req_t *req)
     }
 }
 
-static void sse_content(chat_t *c, const char *text, size_t len, uint64_t created, int role)
+static void sse_content(chat_t *c, const char *text, size_t len, int role)
 {
     sse_start(c);
     gw_buf_t *b = &c->scratch;
     gw_buf_reset(b);
     gw_buf_puts(b, "data: ");
-    put_head(b, c, "chat.completion.chunk", created);
+    put_head(b, c, "chat.completion.chunk");
     gw_buf_puts(b, "\"choices\":[{\"index\":0,\"delta\":{");
     if (role && !c->role_sent)
         gw_buf_puts(b, "\"role\":\"assistant\",");
@@ -271,6 +305,8 @@ static void sse_content(chat_t *c, const char *text, size_t len, uint64_t create
     gw_buf_puts(b, "\"content\":\"");
     gw_buf_json_escape(b, text, len);
     gw_buf_puts(b, "\"},\"finish_reason\":null}]}\n\n");
+    if (!c->req->stats.first_token_ns)
+        c->req->stats.first_token_ns = gw_now_ns();
     gw_resp_write(c->req, b->data, b->len);
     if (c->tok)
         gw_tok_stream_feed(c->tok, text, len);
@@ -288,11 +324,11 @@ static void sse_finish(chat_t *c)
     sse_start(c);
     long long completion =
         completion_tokens(c, c->tok ? gw_tok_stream_finish(c->tok) : GW_TOK_COUNT_ERROR);
-    uint64_t created = c->created;
+    stats_end(c, 200, completion);
     gw_buf_t b;
     gw_buf_init(&b);
     gw_buf_puts(&b, "data: ");
-    put_head(&b, c, "chat.completion.chunk", created);
+    put_head(&b, c, "chat.completion.chunk");
     gw_buf_puts(&b, "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]");
     if (!c->p->include_usage) {
         gw_buf_putc(&b, ',');
@@ -301,7 +337,7 @@ static void sse_finish(chat_t *c)
     gw_buf_puts(&b, "}\n\n");
     if (c->p->include_usage) {
         gw_buf_puts(&b, "data: ");
-        put_head(&b, c, "chat.completion.chunk", created);
+        put_head(&b, c, "chat.completion.chunk");
         gw_buf_puts(&b, "\"choices\":[],");
         put_usage(&b, c->p->prompt_tokens, completion);
         gw_buf_puts(&b, "}\n\n");
@@ -327,12 +363,32 @@ static void bad_answer(chat_t *c, const char *msg)
         c->fail_msg = gw_strdup(msg);
 }
 
+/* One `created` per answer, the same in every chunk and in stream and non-stream mode: the
+ * upstream time (seed: Body.time) of the answer's first GPT reply message when it has one,
+ * else the time the request came. Vertex replies carry no time. */
+static void note_time(chat_t *c, const gw_pieces_reply_t *r)
+{
+    if (!c->got_message && c->p->service == GW_CHAT_GPT && r->time)
+        c->created = r->time;
+}
+
+/* The end rule, stream half (see the top of the file): the 204 frame completes the answer. */
+static int reply_completes_stream(const gw_pieces_reply_t *r)
+{
+    return r->code == GW_PIECES_CODE_END;
+}
+
+/* The end rule, call half: only grpc-status 0 completes an answer once it has started. */
+static int call_end_completes(const gw_grpc_result_t *res)
+{
+    return res->kind == GW_GRPC_OK_STATUS;
+}
+
 static void on_stream_message(chat_t *c, const gw_pieces_reply_t *r)
 {
-    uint64_t created = c->p->service == GW_CHAT_GPT && r->time ? r->time : now_s();
-    if (r->code == GW_PIECES_CODE_END) {
+    if (reply_completes_stream(r)) {
         if (r->has_text && r->text_len)
-            sse_content(c, r->text, r->text_len, created, c->p->service == GW_CHAT_GPT);
+            sse_content(c, r->text, r->text_len, c->p->service == GW_CHAT_GPT);
         sse_finish(c);
         return;
     }
@@ -344,7 +400,7 @@ static void on_stream_message(chat_t *c, const gw_pieces_reply_t *r)
     }
     sse_start(c);
     if (r->has_text && r->text_len)
-        sse_content(c, r->text, r->text_len, created, 1);
+        sse_content(c, r->text, r->text_len, 1);
 }
 
 static void on_message(gw_grpc_call_t *call, const uint8_t *msg, size_t len, void *ud)
@@ -360,6 +416,7 @@ static void on_message(gw_grpc_call_t *call, const uint8_t *msg, size_t len, voi
             finish_error(c, 502, "bad_gateway", "error", c->fail_msg);
         return;
     }
+    note_time(c, &r);
     c->got_message = 1;
     if (c->p->stream) {
         on_stream_message(c, &r);
@@ -372,8 +429,6 @@ static void on_message(gw_grpc_call_t *call, const uint8_t *msg, size_t len, voi
             gw_buf_append(&c->text, r.text, r.text_len);
         if (r.id && !c->up_id)
             c->up_id = gw_strdup(r.id);
-        if (r.time)
-            c->up_time = r.time;
     }
     gw_pieces_reply_free(&r);
 }
@@ -384,6 +439,7 @@ static int transient(const gw_grpc_result_t *res)
     case GW_GRPC_ERR_CONNECT:
     case GW_GRPC_ERR_DNS:
     case GW_GRPC_ERR_RESET:
+    case GW_GRPC_ERR_EOF:
     case GW_GRPC_ERR_REFUSED:
     case GW_GRPC_ERR_PING_TIMEOUT:
         return 1;
@@ -422,6 +478,11 @@ static void fail_with(chat_t *c, const gw_grpc_result_t *res)
         }
         snprintf(m, sizeof(m), "Upstream error (gRPC status %d): %s", res->grpc_status, detail);
         return finish_error(c, 502, "bad_gateway", "error", m);
+    case GW_GRPC_ERR_RESET:
+    case GW_GRPC_ERR_EOF:
+        snprintf(m, sizeof(m), "Upstream ended the call before the answer was complete: %s",
+                 detail);
+        return finish_error(c, 502, "bad_gateway", "error", m);
     default:
         snprintf(m, sizeof(m), "Bad upstream answer: %s", detail);
         return finish_error(c, 502, "bad_gateway", "error", m);
@@ -441,17 +502,11 @@ static int maybe_retry(chat_t *c, const gw_grpc_result_t *res)
     uint64_t now = uv_now(c->env->loop);
     if (c->deadline && now + backoff >= c->deadline)
         return 0;
+    gw_metrics_upstream_attempt("pieces", GW_UP_RETRY);
     gw_debug("upstream attempt %d failed (%s), retrying in %" PRIu64 " ms", c->attempt,
              res->message ? res->message : "?", backoff);
     uv_timer_start(&c->retry_timer, on_retry_timer, backoff, 0);
     return 1;
-}
-
-static int rst_end(const gw_grpc_result_t *res)
-{
-    return res->kind == GW_GRPC_ERR_RESET ||
-           (res->kind == GW_GRPC_ERR_STATUS && res->grpc_status == 13 && res->message &&
-            strstr(res->message, "RST_STREAM"));
 }
 
 static void on_close(gw_grpc_call_t *call, const gw_grpc_result_t *res, void *ud)
@@ -464,12 +519,11 @@ static void on_close(gw_grpc_call_t *call, const gw_grpc_result_t *res, void *ud
     if (c->fail_msg)
         return finish_error(c, 502, "bad_gateway", "error", c->fail_msg);
     if (c->p->stream && c->started) {
-        /* An end without the 204 frame is a normal end; after text, so is an RST (Vertex). */
-        if (res->kind == GW_GRPC_OK_STATUS || (c->saw_text && rst_end(res)))
+        if (call_end_completes(res))
             return sse_finish(c);
-        return fail_with(c, res);
+        return fail_with(c, res); /* truncated: one SSE error event */
     }
-    if (res->kind == GW_GRPC_OK_STATUS) {
+    if (call_end_completes(res)) {
         if (c->p->stream)
             return finish_error(c, 502, "bad_gateway", "error",
                                 "Upstream ended the stream without a response");
@@ -489,7 +543,7 @@ static void attempt(chat_t *c)
 {
     if (!c->req)
         return;
-    c->attempt++;
+    c->req->stats.attempts = ++c->attempt;
     uint64_t timeout = 0;
     if (c->deadline) {
         uint64_t now = uv_now(c->env->loop);
@@ -554,10 +608,14 @@ void gw_chat_start(gw_chat_env_t *env, gw_req_t *req)
     uv_timer_init(env->loop, &c->limit_timer);
     c->retry_timer.data = c->limit_timer.data = c;
     c->handles_open = 2;
-    random_id(c->id);
     c->created = now_s();
     p->run = c;
     req->on_abort = on_abort;
+    gw_metrics_llm_start(req, "pieces", p->stream);
+    if (random_id(c->id) != GW_OK) {
+        gw_error("chat: no random source (getrandom and /dev/urandom both failed)");
+        return finish_error(c, 500, "internal_error", "error", "Cannot generate a response id");
+    }
     if (encode(p, &c->pb, &c->pb_len) != 0)
         return finish_error(c, 500, "internal_error", "error", "Cannot encode the request");
     const gw_config_t *cfg = env->cfg;

@@ -122,7 +122,7 @@ static int parse_value(const char *v, size_t n, gw_buf_t *out)
     return GW_OK;
 }
 
-static int apply_line(const char *line, size_t n)
+int gw_env_parse_line(const char *line, size_t n, const char **key, size_t *klen, gw_buf_t *val)
 {
     line = gw_trim(line, n, &n);
     if (n == 0 || line[0] == '#')
@@ -141,15 +141,25 @@ static int apply_line(const char *line, size_t n)
     for (size_t i = 0; i < kl; i++)
         if (!(isalnum((unsigned char)k[i]) || k[i] == '_' || k[i] == '.'))
             return GW_EINVAL;
+    if (parse_value(eq + 1, n - (size_t)(eq + 1 - line), val) != 0)
+        return GW_EINVAL;
+    *key = k;
+    *klen = kl;
+    return 1;
+}
+
+static int apply_line(const char *line, size_t n)
+{
+    const char *k;
+    size_t kl;
     gw_buf_t val;
     gw_buf_init(&val);
-    int rc = parse_value(eq + 1, n - (size_t)(eq + 1 - line), &val);
-    if (rc == 0) {
+    int rc = gw_env_parse_line(line, n, &k, &kl, &val);
+    if (rc == 1) {
         char *key = gw_strndup(k, kl);
         if (!gw_env_raw(key))
             setenv(key, val.data ? val.data : "", 1);
         free(key);
-        rc = 1;
     }
     gw_buf_dispose(&val);
     return rc;

@@ -17,11 +17,20 @@
 
 #include <stddef.h>
 
+#include "buf.h"
+
 /* Read KEY=VALUE lines ("export " prefix, # comments, '..' and ".." quoting with \n \t \" \\
  * escapes in double quotes). Variables already set to a non-empty value are kept.
  * Returns the number of variables read, GW_ENOENT if the file does not exist, GW_ERROR with
  * *err naming file:line on a malformed line (the other lines are still applied). */
 int gw_env_load_dotenv(const char *path, char **err);
+
+/* One line of a .env file (its newline may be included): 1 for a KEY=VALUE line, with *key and
+ * *klen the key (borrowed from line) and the value appended to val (the caller's buffer; on
+ * GW_EINVAL it may hold a partial value); 0 for a blank or comment line; GW_EINVAL when the line
+ * is malformed (no '=', an empty key or one outside [A-Za-z0-9_.], an unterminated quote).
+ * Sets nothing in the environment. */
+int gw_env_parse_line(const char *line, size_t n, const char **key, size_t *klen, gw_buf_t *val);
 
 /* The raw value, or NULL when unset or empty. Borrowed from the environment. */
 const char *gw_env_raw(const char *name);

@@ -6,7 +6,7 @@
  * the GNU General Public License as published by the Free Software Foundation, either version 3
  * of the License, or (at your option) any later version. See LICENSE.
  *
- * Provides: the request-path half of src/gw_ffi.h. Uses: http, log, env, process.
+ * Provides: the request-path half of src/gw_ffi.h. Uses: http, log, env, process, jsontext.
  * Never: calls back into Lua, or sends on the socket while Lua is running (answers are
  * recorded in the request and sent by C after the Lua call returns).
  */
@@ -14,13 +14,13 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "env.h"
 #include "gw.h"
 #include "gw_ffi.h"
 #include "http.h"
+#include "jsontext.h"
 #include "log.h"
 #include "process.h"
 
@@ -142,17 +142,7 @@ int gw_ffi_parse_int(const char *s, long long *out) { return gw_parse_int(s, out
 int gw_ffi_parse_num(const char *s, double *out) { return gw_parse_num(s, out); }
 int gw_ffi_parse_bool(const char *s, int *out) { return gw_parse_bool(s, out); }
 
-int gw_ffi_random_bytes(unsigned char *buf, size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = getrandom(buf + got, n - got, 0);
-        if (r < 0)
-            return GW_ERROR;
-        got += (size_t)r;
-    }
-    return GW_OK;
-}
+int gw_ffi_random_bytes(unsigned char *buf, size_t n) { return gw_random_bytes(buf, n); }
 
 /* 1 when equal. The time depends on the length of b (the secret) only, never on where the
  * bytes differ. */
@@ -192,4 +182,9 @@ int gw_ffi_file_info(const char *path, size_t plen, long long *size, double *mti
     *size = (long long)st.st_size;
     *mtime = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
     return GW_OK;
+}
+
+int gw_ffi_json_text_check(const char *s, size_t len, size_t *at)
+{
+    return gw_json_text_check(s, len, at);
 }

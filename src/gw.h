@@ -44,4 +44,9 @@ char *gw_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t gw_now_ns(void);
 double gw_wall_time(void);
 
+/* Fills out with n bytes from the kernel's CSPRNG: getrandom(2), or /dev/urandom when that
+ * fails. GW_OK, or GW_ERROR when neither source works (out is then unusable: never fall back
+ * to a fixed pattern). Thread-safe. */
+int gw_random_bytes(void *out, size_t n);
+
 #endif

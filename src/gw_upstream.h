@@ -65,14 +65,17 @@ typedef enum {
     GW_GRPC_ERR_CONNECT,     /* TCP connect failed or timed out */
     GW_GRPC_ERR_DNS,         /* name resolution failed */
     GW_GRPC_ERR_TLS,         /* TLS handshake or certificate verification failed, or no h2 ALPN */
-    GW_GRPC_ERR_RESET,       /* connection reset / EOF, or the stream was reset (RST_STREAM) */
+    GW_GRPC_ERR_RESET,       /* connection reset (ECONNRESET, failed write), or the stream was
+                                reset (RST_STREAM) */
     GW_GRPC_ERR_REFUSED,     /* stream refused (REFUSED_STREAM or above GOAWAY's last id) */
     GW_GRPC_ERR_TIMEOUT,     /* the call's deadline (timeout_ms) passed */
     GW_GRPC_ERR_PING_TIMEOUT,/* keepalive PING unanswered: connection dropped */
     GW_GRPC_ERR_PROTOCOL,    /* HTTP/2 protocol error, bad gRPC framing, missing grpc-status */
     GW_GRPC_ERR_HTTP,        /* HTTP :status != 200 (http_status says which) */
     GW_GRPC_ERR_CLOSED,      /* the pool was closed while the call was open */
-    GW_GRPC_ERR_NOMEM
+    GW_GRPC_ERR_NOMEM,
+    GW_GRPC_ERR_EOF          /* the peer closed the connection (TCP FIN, TLS close_notify)
+                                while the call was open: as much a truncation as a reset */
 } gw_grpc_error_kind_t;
 
 /* Passed to on_close; valid only during that callback. grpc_status is the server's status

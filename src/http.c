@@ -11,8 +11,15 @@
  *
  * A connection handles one request at a time. When llhttp completes a message the parser is
  * paused; bytes that arrive meanwhile (pipelined requests) are kept in conn->pending and parsed
- * when the response is complete. One timer per connection covers the header timeout (from
- * the first byte of a request head; 408), body inactivity (408) and the keep-alive idle timeout.
+ * once the response is complete, by the flusher (never inside the answering handler). One timer
+ * per connection covers the header timeout (from the first byte of a request head; 408), body
+ * inactivity (408) and the keep-alive idle timeout.
+ *
+ * Lifetime rule (libuv's): connections are freed only in their close callbacks, and nothing
+ * reachable from a caller is freed under it. A failed write only marks the connection dead;
+ * the flusher (a check handle, run once per loop iteration after I/O) closes it, aborting an
+ * unfinished request there. The listening socket is accepted by hand (accept4 gives the peer
+ * address even for a client that has already reset).
  */
 #include "http.h"
 
@@ -35,7 +42,10 @@ enum { ST_IDLE, ST_HEAD, ST_BODY, ST_ACTIVE, ST_CLOSING };
 
 struct gw_http_server_s {
     uv_loop_t *loop;
-    uv_tcp_t listener;
+    uv_poll_t listener;      /* the listening socket; accept4 is ours (see on_listener) */
+    uv_os_sock_t listen_fd;
+    uv_timer_t accept_retry; /* accepting paused after EMFILE and the like */
+    uint64_t accept_warn_due; /* loop ms before which accept failures are not logged again */
     gw_http_conf_t conf;
     llhttp_settings_t settings;
     size_t n_conns;
@@ -64,8 +74,14 @@ struct gw_conn_s {
     int paused;          /* parser paused on a complete message */
     int reading;
     int pumping;         /* inside conn_pump */
+    int pump_due;        /* pipelined bytes wait for the flusher to parse them */
     int eof;             /* the client half-closed */
+    int dead;            /* a write failed: nothing more is read or written; the flusher closes
+                            the connection (from the loop, where no handler is on the stack) */
     int limit_status;    /* 413 or 431 when a callback stopped the parser on a limit */
+    const char *reject;  /* why a callback refused the request head (the 400's message) */
+    const char *exec_begin; /* the start of the bytes llhttp_execute is parsing */
+    int lf_ws;           /* the bytes parsed before end with a LF and zero or more SP/HT */
     uint64_t deadline;   /* loop ms when the current timeout expires; 0 = none */
     uint64_t timer_due;  /* when the uv timer fires; 0 = not running */
     gw_buf_t pending;
@@ -89,12 +105,17 @@ typedef struct {
 static atomic_size_t open_connections;
 static atomic_uint_fast64_t next_req_id = 1;
 
+size_t gw_http_open_connections(void) { return atomic_load(&open_connections); }
+
 
 static void conn_close(gw_conn_t *c);
 static void conn_pump(gw_conn_t *c);
 static void conn_finish_request(gw_conn_t *c);
+static void conn_continue(gw_conn_t *c);
 static void start_reading(gw_conn_t *c);
 static void on_write(uv_write_t *wr, int status);
+static void mark_dirty(gw_conn_t *c);
+static void conn_send(gw_conn_t *c, const char *a, size_t alen, const char *b, size_t blen);
 
 /* ---------- timers ---------- */
 
@@ -254,12 +275,63 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* RFC 9110 5.1: a field name is a token (RFC 9112 5.1: no whitespace before the colon).
+ * llhttp 8.1 lets SP through ("X A: b", "X-A : b"), and an empty name (": b"); an intermediary
+ * that reads such a name differently is a request-smuggling vector, so they are refused. */
+static int is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    gw_conn_t *c = p->data;
+    gw_req_t *r = c->req;
+    /* no on_header_field since the last value: the name was empty */
+    const gw_header_t *h =
+        c->in_header_value || !r->n_headers ? NULL : &r->headers[r->n_headers - 1];
+    int ok = h && h->name_len > 0;
+    for (size_t i = 0; ok && i < h->name_len; i++)
+        ok = is_tchar((unsigned char)r->head.data[h->name_off + i]);
+    if (ok)
+        return 0;
+    c->reject = "invalid header name";
+    return HPE_USER;
+}
+
+/* RFC 9112 5.2: a line folded into a field value (obs-fold: a line end followed by SP or HT)
+ * is refused with 400. llhttp 8.1 accepts it, as a further value span or, right after the
+ * colon, as plain whitespace. Looking back from a value span's first byte over SP/HT meets a LF
+ * only for a fold; at the start of this read, the bytes parsed before tell (c->lf_ws). A value
+ * continued from the previous read is no fold: that read ended inside the value. */
+static int folded(const gw_conn_t *c, const char *at)
+{
+    const char *q = at;
+    while (q > c->exec_begin && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    return q == c->exec_begin ? c->lf_ws : q[-1] == '\n';
+}
+
+/* After a parse: whether the parsed bytes (with those before) end in LF, SP/HT*. */
+static void track_tail(gw_conn_t *c, const char *data, const char *end)
+{
+    while (end > data && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    if (end > data)
+        c->lf_ws = end[-1] == '\n';
+}
+
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     gw_conn_t *c = p->data;
     gw_req_t *r = c->req;
     if (head_limit(c, len))
         return HPE_USER;
+    if (len && folded(c, at)) { /* (an empty value's span starts on the next line) */
+        c->reject = "folded header line (obs-fold)";
+        return HPE_USER;
+    }
     gw_header_t *h = &r->headers[r->n_headers - 1];
     if (!c->in_header_value) {
         c->in_header_value = 1;
@@ -315,13 +387,7 @@ static int on_headers_complete(llhttp_t *p)
     const char *ex = gw_req_header(r, "Expect", 6, &vl);
     if (ex && vl == 12 && strncasecmp(ex, "100-continue", 12) == 0 && r->http_minor >= 1) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        write_req_t *w = gw_malloc(sizeof(*w) + sizeof(cont));
-        w->conn = c;
-        w->len = sizeof(cont) - 1;
-        memcpy(w->data, cont, w->len);
-        uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
-        if (uv_write(&w->w, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0)
-            free(w);
+        conn_send(c, cont, sizeof(cont) - 1, NULL, 0);
     }
     return 0;
 }
@@ -352,7 +418,7 @@ static int on_message_complete(llhttp_t *p)
 /* A producer waiting for the client (gw_resp_on_drain) resumes once the queue is low. */
 static void check_drain(gw_conn_t *c)
 {
-    if (c->drain_cb && c->req && c->state != ST_CLOSING &&
+    if (c->drain_cb && c->req && !c->req->finished && c->state != ST_CLOSING && !c->dead &&
         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + c->out.len <= c->drain_low) {
         void (*cb)(gw_req_t *) = c->drain_cb;
         c->drain_cb = NULL;
@@ -360,22 +426,43 @@ static void check_drain(gw_conn_t *c)
     }
 }
 
+/* A write failed (the client reset or went away). The caller may be a handler in the middle
+ * of gw_resp_send or gw_resp_end, holding the request: nothing is freed and no callback runs
+ * here. The connection stops reading and writing and is closed by the flusher, in this loop
+ * iteration's check phase (an unfinished request is aborted there). */
+static void conn_fail(gw_conn_t *c)
+{
+    if (c->dead || c->state == ST_CLOSING)
+        return;
+    c->dead = 1;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+    gw_buf_reset(&c->out);
+    mark_dirty(c);
+}
+
 static void on_write(uv_write_t *wr, int status)
 {
     write_req_t *w = (write_req_t *)wr;
     gw_conn_t *c = w->conn;
     free(w);
-    if (status < 0 || c->state == ST_CLOSING)
+    if (status == UV_ECANCELED || c->state == ST_CLOSING)
         return;
+    if (status < 0) {
+        conn_fail(c);
+        return;
+    }
     check_drain(c);
 }
 
-static void conn_write(gw_conn_t *c, const char *a, size_t alen, const char *b, size_t blen)
+/* Write a then b (either may be empty), copying what the kernel does not take at once. A
+ * failure marks the connection dead (conn_fail) and never frees anything. */
+static void conn_send(gw_conn_t *c, const char *a, size_t alen, const char *b, size_t blen)
 {
-    if (c->state == ST_CLOSING)
+    if (c->state == ST_CLOSING || c->dead)
         return;
-    if (c->req)
-        c->req->bytes_sent += alen + blen;
     /* Fast path: write straight from the caller's buffers when nothing is queued. */
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
         uv_buf_t bufs[2] = {uv_buf_init((char *)a, (unsigned)alen),
@@ -384,7 +471,7 @@ static void conn_write(gw_conn_t *c, const char *a, size_t alen, const char *b, 
         if (n == (int)(alen + blen))
             return;
         if (n < 0 && n != UV_EAGAIN) {
-            conn_close(c);
+            conn_fail(c);
             return;
         }
         if (n > 0) {
@@ -408,8 +495,16 @@ static void conn_write(gw_conn_t *c, const char *a, size_t alen, const char *b, 
     uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
     if (uv_write(&w->w, (uv_stream_t *)&c->tcp, &buf, 1, on_write) != 0) {
         free(w);
-        conn_close(c);
+        conn_fail(c);
     }
+}
+
+/* A response's bytes (counted for the access log). */
+static void conn_write(gw_conn_t *c, const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (c->req && c->state != ST_CLOSING && !c->dead)
+        c->req->bytes_sent += alen + blen;
+    conn_send(c, a, alen, b, blen);
 }
 
 size_t gw_resp_queued(const gw_req_t *r)
@@ -463,8 +558,17 @@ static void on_flush(uv_check_t *h)
         gw_conn_t *c = s->dirty;
         s->dirty = c->dirty_next;
         c->dirty = 0;
-        if (c->state != ST_CLOSING)
-            conn_flush(c);
+        if (c->dead) {
+            conn_close(c);
+            continue;
+        }
+        if (c->state == ST_CLOSING)
+            continue;
+        conn_flush(c);
+        if (c->pump_due) {
+            c->pump_due = 0;
+            conn_continue(c);
+        }
     }
     uv_idle_stop(&s->kick);
 }
@@ -544,7 +648,7 @@ static void build_head(gw_req_t *r, gw_buf_t *h, int status, const char *ctype, 
         gw_buf_put_uint(h, (unsigned long long)clen);
         gw_buf_puts(h, "\r\n");
     }
-    else if (status != 204 && status != 304)
+    else if (status != 204 && status != 304 && r->chunked)
         gw_buf_puts(h, "Transfer-Encoding: chunked\r\n");
     gw_buf_append(h, cors_headers, sizeof(cors_headers) - 1);
     if (c->close_after)
@@ -609,7 +713,10 @@ void gw_resp_start(gw_req_t *r, int status, const char *ctype)
     if (r->started)
         return;
     r->started = 1;
-    r->chunked = 1;
+    /* HTTP/1.0 has no chunked coding (RFC 9112 6.1): the body ends with the connection. */
+    r->chunked = r->http_major > 1 || (r->http_major == 1 && r->http_minor >= 1);
+    if (!r->chunked)
+        r->conn->close_after = 1;
     r->status = status;
     build_head(r, &r->conn->out, status, ctype, -1);
     mark_dirty(r->conn);
@@ -617,8 +724,14 @@ void gw_resp_start(gw_req_t *r, int status, const char *ctype)
 
 void gw_resp_write(gw_req_t *r, const char *data, size_t len)
 {
-    if (!r->started || r->finished || len == 0 || r->head_only || r->conn->state == ST_CLOSING)
+    if (!r->started || r->finished || len == 0 || r->head_only || r->conn->state == ST_CLOSING ||
+        r->conn->dead)
         return;
+    if (!r->chunked) {
+        gw_buf_append(&r->conn->out, data, len);
+        mark_dirty(r->conn);
+        return;
+    }
     static const char hex[] = "0123456789abcdef";
     char size[20];
     size_t i = sizeof(size);
@@ -640,7 +753,7 @@ void gw_resp_end(gw_req_t *r)
         return;
     r->finished = 1;
     gw_conn_t *c = r->conn;
-    if (!r->head_only)
+    if (!r->head_only && r->chunked)
         gw_buf_append(&c->out, "0\r\n\r\n", 5);
     unmark_dirty(c);
     conn_flush(c);
@@ -765,6 +878,10 @@ static void conn_finish_request(gw_conn_t *c)
     if (c->srv->conf.on_complete)
         c->srv->conf.on_complete(r, c->srv->conf.ud);
     c->drain_cb = NULL;
+    if (c->dead) {
+        conn_close(c); /* the request is finished: freed without an abort */
+        return;
+    }
     if (c->close_after || c->srv->draining) {
         conn_close_graceful(c);
         return;
@@ -777,18 +894,32 @@ static void conn_finish_request(gw_conn_t *c)
         c->paused = 0;
         llhttp_resume(&c->parser);
     }
-    conn_pump(c);
-    if (c->state != ST_CLOSING && !c->reading) {
-        if (c->eof)
-            conn_close_graceful(c);
-        else
-            start_reading(c);
+    if (c->pending.len) {
+        /* The next pipelined request is parsed by the flusher, from the loop: not inside the
+         * handler that just answered (it may be deep in an upstream library's callback). */
+        c->pump_due = 1;
+        mark_dirty(c);
+        return;
     }
+    conn_continue(c);
+}
+
+/* Parse the pipelined bytes, then read again (or, after the client's EOF, close once no
+ * request is left). */
+static void conn_continue(gw_conn_t *c)
+{
+    conn_pump(c);
+    if (c->state == ST_CLOSING || c->dead || c->reading)
+        return;
+    if (!c->eof)
+        start_reading(c);
+    else if (c->state != ST_ACTIVE)
+        conn_close_graceful(c);
 }
 
 static void map_parse_error(gw_conn_t *c, llhttp_errno_t err)
 {
-    const char *reason = llhttp_get_error_reason(&c->parser);
+    const char *reason = c->reject ? c->reject : llhttp_get_error_reason(&c->parser);
     if (c->limit_status == 431)
         protocol_error(c, 431, "header_too_large", "Request header fields too large");
     else if (c->limit_status == 413)
@@ -804,12 +935,17 @@ static void map_parse_error(gw_conn_t *c, llhttp_errno_t err)
  * c->pending (they are parsed once the response is complete, by conn_pump). */
 static void conn_parse(gw_conn_t *c, const char *data, size_t len)
 {
+    c->exec_begin = data;
     llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+    c->exec_begin = NULL;
     if (err == HPE_OK)
+        track_tail(c, data, data + len);
+    if (err == HPE_OK || c->dead) /* dead: the interim 100 failed; the flusher closes */
         return;
     if (err == HPE_PAUSED) {
         const char *pos = llhttp_get_error_pos(&c->parser);
         size_t used = pos ? (size_t)(pos - data) : len;
+        track_tail(c, data, data + used);
         c->paused = 1;
         if (used < len)
             gw_buf_append(&c->pending, data + used, len - used);
@@ -826,7 +962,8 @@ static void conn_pump(gw_conn_t *c)
     if (c->pumping)
         return;
     c->pumping = 1;
-    while (c->pending.len && c->state != ST_CLOSING && c->state != ST_ACTIVE && !c->paused) {
+    while (c->pending.len && c->state != ST_CLOSING && c->state != ST_ACTIVE && !c->paused &&
+           !c->dead) {
         gw_buf_t data = c->pending;
         gw_buf_init(&c->pending);
         conn_parse(c, data.data, data.len);
@@ -892,11 +1029,24 @@ static void start_reading(gw_conn_t *c)
         conn_close(c);
 }
 
-static void on_connection(uv_stream_t *ls, int status)
+/* The peer's address as the accept call returned it. */
+static void peer_from_sockaddr(const struct sockaddr_storage *ss, gw_ip_t *out)
 {
-    gw_http_server_t *s = ls->data;
-    if (status < 0)
+    char txt[GW_IP_TEXT_MAX];
+    memset(out, 0, sizeof(*out));
+    out->family = 4;
+    if (ss->ss_family == AF_INET)
+        uv_ip4_name((const struct sockaddr_in *)ss, txt, sizeof(txt));
+    else if (ss->ss_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)ss, txt, sizeof(txt));
+    else
         return;
+    gw_ip_parse(txt, strlen(txt), out);
+}
+
+/* A connection on an accepted socket (counted in open_connections by the caller). */
+static void conn_open(gw_http_server_t *s, int fd, const struct sockaddr_storage *ss)
+{
     gw_conn_t *c = gw_calloc(1, sizeof(*c));
     c->srv = s;
     uv_tcp_init(s->loop, &c->tcp);
@@ -909,31 +1059,71 @@ static void on_connection(uv_stream_t *ls, int status)
         s->conns->prev = c;
     s->conns = c;
     s->n_conns++;
-    size_t total = atomic_fetch_add(&open_connections, 1) + 1;
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0 || s->draining ||
-        total > s->conf.max_connections) {
-        c->state = ST_IDLE;
+    c->state = ST_IDLE;
+    peer_from_sockaddr(ss, &c->peer);
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd); /* not the handle's */
         conn_close(c);
         return;
-    }
-    struct sockaddr_storage ss;
-    int sl = sizeof(ss);
-    memset(&c->peer, 0, sizeof(c->peer));
-    c->peer.family = 4;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-        char txt[GW_IP_TEXT_MAX];
-        if (ss.ss_family == AF_INET)
-            uv_ip4_name((struct sockaddr_in *)&ss, txt, sizeof(txt));
-        else
-            uv_ip6_name((struct sockaddr_in6 *)&ss, txt, sizeof(txt));
-        gw_ip_parse(txt, strlen(txt), &c->peer);
     }
     uv_tcp_nodelay(&c->tcp, 1);
     llhttp_init(&c->parser, HTTP_REQUEST, &s->settings);
     c->parser.data = c;
-    c->state = ST_IDLE;
     arm_timer(c, s->conf.keepalive_timeout);
     start_reading(c);
+}
+
+static void on_listener(uv_poll_t *h, int status, int events);
+
+static void on_accept_retry(uv_timer_t *t)
+{
+    gw_http_server_t *s = t->data;
+    if (s->listening)
+        uv_poll_start(&s->listener, UV_READABLE, on_listener);
+}
+
+/* Out of descriptors or memory: the pending connection stays queued and the listener would
+ * wake the loop at once again, so accepting pauses for 100 ms (logged at most every 10 s). */
+static void accept_pause(gw_http_server_t *s, int err)
+{
+    uint64_t now = uv_now(s->loop);
+    if (now >= s->accept_warn_due) {
+        s->accept_warn_due = now + 10000;
+        gw_warn("accept: %s; new connections wait", strerror(err));
+    }
+    uv_poll_stop(&s->listener);
+    uv_timer_start(&s->accept_retry, on_accept_retry, 100, 0);
+}
+
+/* Accepting here instead of uv_listen/uv_accept: accept4 returns the peer's address even when
+ * the client has already reset the connection, while getpeername afterwards fails (ENOTCONN)
+ * and the access log said IP=0.0.0.0. A bounded batch per wake-up keeps the loop fair. */
+static void on_listener(uv_poll_t *h, int status, int events)
+{
+    GW_UNUSED(events);
+    gw_http_server_t *s = h->data;
+    for (int i = 0; i < 128 && status == 0 && s->listening; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            if (e == EAGAIN || e == EWOULDBLOCK)
+                return;
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                accept_pause(s, e);
+                return;
+            }
+            continue; /* the pending connection's own error (ECONNABORTED, EPROTO, ...) */
+        }
+        size_t total = atomic_fetch_add(&open_connections, 1) + 1;
+        if (total > s->conf.max_connections) {
+            atomic_fetch_sub(&open_connections, 1);
+            close(fd);
+            continue;
+        }
+        conn_open(s, fd, &ss);
+    }
 }
 
 static int bind_reuseport(const char *host, int port, int *out_fd, char **err)
@@ -965,7 +1155,42 @@ static int bind_reuseport(const char *host, int port, int *out_fd, char **err)
     return GW_OK;
 }
 
-static void on_failed_listener_closed(uv_handle_t *h) { free(h->data); }
+static void on_listener_closed(uv_handle_t *h)
+{
+    gw_http_server_t *s = h->data;
+    close(s->listen_fd);
+}
+
+static void close_listener(gw_http_server_t *s)
+{
+    if (!s->listening)
+        return;
+    s->listening = 0;
+    uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    uv_close((uv_handle_t *)&s->accept_retry, NULL);
+}
+
+/* Everything but the listener. */
+static void server_init(gw_http_server_t *s, uv_loop_t *loop, const gw_http_conf_t *conf)
+{
+    s->loop = loop;
+    s->conf = *conf;
+    llhttp_settings_init(&s->settings);
+    s->settings.on_message_begin = on_message_begin;
+    s->settings.on_url = on_url;
+    s->settings.on_header_field = on_header_field;
+    s->settings.on_header_field_complete = on_header_field_complete;
+    s->settings.on_header_value = on_header_value;
+    s->settings.on_headers_complete = on_headers_complete;
+    s->settings.on_body = on_body;
+    s->settings.on_message_complete = on_message_complete;
+    uv_check_init(loop, &s->flusher);
+    s->flusher.data = s;
+    uv_check_start(&s->flusher, on_flush);
+    uv_unref((uv_handle_t *)&s->flusher);
+    uv_idle_init(loop, &s->kick);
+    uv_unref((uv_handle_t *)&s->kick);
+}
 
 int gw_http_server_start(uv_loop_t *loop, const char *host, int port, const gw_http_conf_t *conf,
                          gw_http_server_t **out, char **err)
@@ -974,48 +1199,46 @@ int gw_http_server_start(uv_loop_t *loop, const char *host, int port, const gw_h
     if (bind_reuseport(host, port, &fd, err) != 0)
         return GW_ERROR;
     gw_http_server_t *s = gw_calloc(1, sizeof(*s));
-    s->loop = loop;
-    s->conf = *conf;
-    llhttp_settings_init(&s->settings);
-    s->settings.on_message_begin = on_message_begin;
-    s->settings.on_url = on_url;
-    s->settings.on_header_field = on_header_field;
-    s->settings.on_header_value = on_header_value;
-    s->settings.on_headers_complete = on_headers_complete;
-    s->settings.on_body = on_body;
-    s->settings.on_message_complete = on_message_complete;
-    uv_tcp_init(loop, &s->listener);
-    s->listener.data = s;
-    int rc = uv_tcp_open(&s->listener, fd);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
-    if (rc != 0) {
+    int rc = listen(fd, 1024) != 0 ? -errno : uv_poll_init_socket(loop, &s->listener, fd);
+    if (rc != 0) { /* (a failed uv_poll_init_socket leaves no handle behind) */
         *err = gw_sprintf("cannot listen on %s:%d: %s", host, port, uv_strerror(rc));
-        uv_close((uv_handle_t *)&s->listener, on_failed_listener_closed);
+        close(fd);
+        free(s);
         return GW_ERROR;
     }
-    uv_check_init(loop, &s->flusher);
-    s->flusher.data = s;
-    uv_check_start(&s->flusher, on_flush);
-    uv_unref((uv_handle_t *)&s->flusher);
-    uv_idle_init(loop, &s->kick);
-    uv_unref((uv_handle_t *)&s->kick);
+    server_init(s, loop, conf);
+    s->listen_fd = fd;
+    s->listener.data = s;
+    uv_timer_init(loop, &s->accept_retry);
+    s->accept_retry.data = s;
     s->listening = 1;
+    uv_poll_start(&s->listener, UV_READABLE, on_listener);
     *out = s;
     return GW_OK;
 }
 
-static void on_listener_closed(uv_handle_t *h) { GW_UNUSED(h); }
+gw_http_server_t *gw_http_server_new(uv_loop_t *loop, const gw_http_conf_t *conf)
+{
+    gw_http_server_t *s = gw_calloc(1, sizeof(*s));
+    server_init(s, loop, conf);
+    return s;
+}
+
+void gw_http_server_adopt(gw_http_server_t *s, int fd, const struct sockaddr_storage *peer)
+{
+    struct sockaddr_storage none = {.ss_family = AF_UNSPEC};
+    atomic_fetch_add(&open_connections, 1);
+    conn_open(s, fd, peer ? peer : &none);
+}
+
+size_t gw_http_server_connections(const gw_http_server_t *s) { return s->n_conns; }
 
 void gw_http_server_drain(gw_http_server_t *s, void (*on_drained)(void *ud), void *ud)
 {
     s->draining = 1;
     s->on_drained = on_drained;
     s->drain_ud = ud;
-    if (s->listening) {
-        s->listening = 0;
-        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-    }
+    close_listener(s);
     for (gw_conn_t *c = s->conns, *next; c; c = next) {
         next = c->next;
         if (c->state == ST_IDLE)
@@ -1041,10 +1264,7 @@ void gw_http_server_free(gw_http_server_t *s)
         next = c->next;
         conn_close(c);
     }
-    if (s->listening) {
-        s->listening = 0;
-        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-    }
+    close_listener(s);
     /* Connections free themselves in their close callbacks; the server struct must outlive
      * them, so the owner frees it after the loop has run the close callbacks. */
 }

@@ -44,6 +44,8 @@ enum { GW_USAGE_NONE = 0, GW_USAGE_UPSTREAM = 1, GW_USAGE_TOKENIZER = 2 };
 typedef struct {
     char route[32];              /* matched route name ("chat", "models", ...); "" = none */
     char backend[32];            /* backend that served the LLM call; "" = none */
+    char model[64];              /* metrics label: the catalog model the client's model name
+                                    resolved to ("other": none); "" = not set */
     char ingress[16];            /* ingress format ("chat", "messages", "responses"); "" */
     int llm;                     /* 1 if this request made an LLM call */
     int stream;                  /* the client asked for a stream */
@@ -80,7 +82,7 @@ struct gw_req_s {
     gw_buf_t resp_headers;       /* extra "Name: value\r\n" lines added by policies/handlers */
     int started;                 /* response head written */
     int finished;
-    int chunked;
+    int chunked;                 /* gw_resp_start to an HTTP/1.1 client (1.0: close-delimited) */
     uint64_t bytes_sent;
     char *log_model;             /* for the access log (owned) */
     gw_req_stats_t stats;        /* for the access log and the metrics */
@@ -90,7 +92,6 @@ struct gw_req_s {
     void (*data_free)(void *data);
     void (*on_abort)(gw_req_t *req);
     void *vm;                    /* the Lua VM this request runs on (refcounted by the host) */
-    void *worker;
     /* An answer recorded by Lua (sent by C once the Lua call has returned). */
     int answered;
     int answer_status;
@@ -113,6 +114,15 @@ typedef struct {
 /* Listen on host:port with SO_REUSEPORT. 0, or negative with *err (caller frees). */
 int gw_http_server_start(uv_loop_t *loop, const char *host, int port, const gw_http_conf_t *conf,
                          gw_http_server_t **out, char **err);
+/* A server without a listener (tests, fuzz drivers): connections come from
+ * gw_http_server_adopt. Free it as any server (gw_http_server_free, then _release). */
+gw_http_server_t *gw_http_server_new(uv_loop_t *loop, const gw_http_conf_t *conf);
+/* Serve the connected stream socket fd (a TCP socket or one end of a socketpair); the server
+ * owns fd from now on. peer (may be NULL: 0.0.0.0) is its address for the request's peer. */
+struct sockaddr_storage;
+void gw_http_server_adopt(gw_http_server_t *s, int fd, const struct sockaddr_storage *peer);
+/* Connections open, closing ones included (0 once every close callback ran). */
+size_t gw_http_server_connections(const gw_http_server_t *s);
 /* Stop accepting; close idle connections; active requests finish with Connection: close.
  * on_drained is called (once) when no connection is left. */
 void gw_http_server_drain(gw_http_server_t *s, void (*on_drained)(void *ud), void *ud);
@@ -134,6 +144,8 @@ void gw_resp_send_error(gw_req_t *r, int status, const char *code, const char *m
 void gw_resp_start(gw_req_t *r, int status, const char *content_type);
 void gw_resp_write(gw_req_t *r, const char *data, size_t len);
 void gw_resp_end(gw_req_t *r);
+/* Open client connections of the process (all servers). */
+size_t gw_http_open_connections(void);
 /* Bytes queued on the client socket and not yet written (for backpressure). */
 size_t gw_resp_queued(const gw_req_t *r);
 /* Called when the client socket's write queue drains below the low-water mark. */

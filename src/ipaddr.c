@@ -25,7 +25,8 @@ int gw_ip_parse(const char *s, size_t n, gw_ip_t *out)
 {
     char tmp[GW_IP_TEXT_MAX];
     s = gw_trim(s, n, &n);
-    if (n == 0 || n >= sizeof(tmp))
+    /* inet_pton reads a C string: a NUL inside would hide what follows it */
+    if (n == 0 || n >= sizeof(tmp) || memchr(s, '\0', n))
         return GW_EINVAL;
     memcpy(tmp, s, n);
     tmp[n] = '\0';
@@ -67,6 +68,8 @@ static void mask_bits(gw_cidr_t *c)
 int gw_cidr_parse(const char *s, size_t n, gw_cidr_t *out)
 {
     s = gw_trim(s, n, &n);
+    if (memchr(s, '\0', n)) /* the prefix is read as a C string too */
+        return GW_EINVAL;
     const char *slash = memchr(s, '/', n);
     size_t iplen = slash ? (size_t)(slash - s) : n;
     if (gw_ip_parse(s, iplen, &out->ip) != 0)

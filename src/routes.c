@@ -14,6 +14,7 @@
  *   GET|HEAD {P}/models        the catalog rendered by policies/models.lua
  *   POST {P}/chat/completions  Lua route phase, then the upstream call (chat.c)
  *   POST {P}/tokenize          Lua route phase (the chat policy answers with the count)
+ *   GET|HEAD /metrics          Prometheus metrics (metrics_hooks.c; METRICS_ALLOW / admin key)
  *   anything else              404 route_not_found (405 method_not_allowed on a known path)
  */
 #include "routes.h"
@@ -25,6 +26,8 @@
 #include "chat.h"
 #include "gw.h"
 #include "gw_upstream.h"
+#include "metrics.h"
+#include "metrics_hooks.h"
 #include "process.h"
 
 struct gw_routes_s {
@@ -32,6 +35,7 @@ struct gw_routes_s {
     const gw_config_t *cfg;
     char *models_path, *chat_path, *tokenize_path;
     gw_chat_env_t chat;
+    gw_metrics_pools_t *pools_watch;
 };
 
 static int new_pool(gw_routes_t *rt, const char *address, gw_upstream_t **out, char **err)
@@ -68,11 +72,15 @@ int gw_routes_new(uv_loop_t *loop, const gw_config_t *cfg, gw_routes_t **out, ch
     if (new_pool(rt, cfg->upstream.gpt, &rt->chat.gpt, err) != 0 ||
         new_pool(rt, cfg->upstream.vertex, &rt->chat.vertex, err) != 0)
         return GW_ERROR;
+    gw_upstream_t **pools[] = {&rt->chat.gpt, &rt->chat.vertex};
+    rt->pools_watch = gw_metrics_pools_watch(loop, "pieces", pools, 2);
     return GW_OK;
 }
 
 void gw_routes_close(gw_routes_t *rt)
 {
+    gw_metrics_pools_close(rt->pools_watch);
+    rt->pools_watch = NULL;
     if (rt->chat.gpt)
         gw_upstream_close(rt->chat.gpt, NULL, NULL);
     if (rt->chat.vertex)
@@ -147,6 +155,32 @@ static void chat(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req, int tokenize)
     gw_chat_start(&rt->chat, req);
 }
 
+/* The route name of the request's (current) path, for the access log and metrics. */
+static const char *route_name(const gw_routes_t *rt, const gw_req_t *req)
+{
+    if (path_is(req, "/", 1))
+        return "health";
+    if (path_is(req, "/ping", 5))
+        return "ping";
+    if (path_is(req, "/metrics", 8))
+        return "metrics";
+    if (path_is(req, rt->models_path, strlen(rt->models_path)))
+        return "models";
+    if (path_is(req, rt->chat_path, strlen(rt->chat_path)))
+        return "chat";
+    if (path_is(req, rt->tokenize_path, strlen(rt->tokenize_path)))
+        return "tokenize";
+    return "other";
+}
+
+void gw_routes_classify(const gw_routes_t *rt, gw_req_t *req)
+{
+    if (!rt || !req->path)
+        return;
+    const char *name = route_name(rt, req); /* static, shorter than the record's field */
+    memcpy(req->stats.route, name, strlen(name) + 1);
+}
+
 void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
 {
     if (path_is(req, "/", 1)) {
@@ -158,6 +192,11 @@ void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
         if (!is_get(req))
             return method_not_allowed(req);
         return gw_resp_send(req, 200, "text/plain; charset=utf-8", "pong", 4);
+    }
+    if (path_is(req, "/metrics", 8) && gw_metrics_enabled()) {
+        if (!is_get(req))
+            return method_not_allowed(req);
+        return gw_metrics_serve(req, &rt->cfg->metrics.allow, gw_vm_admin_key(vm));
     }
     if (path_is(req, rt->models_path, strlen(rt->models_path))) {
         size_t len;

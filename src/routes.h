@@ -21,6 +21,9 @@ typedef struct gw_routes_s gw_routes_t;
 
 int gw_routes_new(uv_loop_t *loop, const gw_config_t *cfg, gw_routes_t **out, char **err);
 void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req);
+/* Sets req->stats.route to the name of the built-in route of its path ("health", "ping",
+ * "metrics", "models", "chat", "tokenize"; "other" for any other path). */
+void gw_routes_classify(const gw_routes_t *rt, gw_req_t *req);
 /* Close the loop handles it owns (upstream pools); gw_routes_free after the loop ran. */
 void gw_routes_close(gw_routes_t *rt);
 void gw_routes_free(gw_routes_t *rt);

@@ -6,15 +6,19 @@
  * the GNU General Public License as published by the Free Software Foundation, either version 3
  * of the License, or (at your option) any later version. See LICENSE.
  *
- * Provides: gw_malloc & co (abort on OOM), gw_sprintf, clocks. Uses: libc only.
+ * Provides: gw_malloc & co (abort on OOM), gw_sprintf, clocks, random bytes. Uses: libc only.
  */
 #include "gw.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 static void oom(size_t n)
 {
@@ -83,4 +87,39 @@ double gw_wall_time(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The fallback when getrandom(2) is unavailable (old kernel, seccomp filter): the same kernel
+ * pool through the device file. */
+static int urandom_bytes(unsigned char *buf, size_t n)
+{
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    size_t got = 0;
+    if (fd < 0)
+        return GW_ERROR;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    return got == n ? GW_OK : GW_ERROR;
+}
+
+int gw_random_bytes(void *out, size_t n)
+{
+    unsigned char *buf = out;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(buf + got, n - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return urandom_bytes(buf + got, n - got);
+        got += (size_t)r;
+    }
+    return GW_OK;
 }

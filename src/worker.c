@@ -20,8 +20,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "access_log.h"
 #include "gw.h"
 #include "log.h"
+#include "metrics_hooks.h"
 #include "process.h"
 #include "routes.h"
 
@@ -99,7 +101,6 @@ void gw_worker_on_request(gw_req_t *req, void *ud)
 {
     gw_worker_t *w = ud;
     const gw_config_t *cfg = w->cfg;
-    req->worker = w;
     gw_metrics_count(is_api_path(cfg, req->path, req->path_len));
     resolve_client_ip(cfg, req);
     if (strcmp(req->method_name, "OPTIONS") == 0) {
@@ -126,7 +127,7 @@ void gw_worker_on_request(gw_req_t *req, void *ud)
 
 void gw_worker_on_complete(gw_req_t *req, void *ud)
 {
-    GW_UNUSED(ud);
+    gw_worker_t *w = ud;
     gw_vm_t *vm = req->vm;
     if (vm) {
         if (gw_vm_phases(vm) & GW_PHASE_LOG)
@@ -134,20 +135,10 @@ void gw_worker_on_complete(gw_req_t *req, void *ud)
         req->vm = NULL;
         gw_vm_unref(vm);
     }
-    if (!gw_log_access_enabled())
-        return;
-    char dur[48];
-    gw_log_format_duration(dur, sizeof(dur), gw_now_ns() - req->start_ns);
-    size_t ul;
-    const char *uri = gw_req_url(req, &ul);
-    const char *ip = req->client_ip[0] ? req->client_ip : req->peer_ip;
-    if (req->log_model)
-        gw_log(GW_LOG_ACCESS, "%s %.*s model=%s IP=%s Status=%d Duration=%s",
-               req->method_name ? req->method_name : "-", (int)ul, uri, req->log_model, ip,
-               req->status, dur);
-    else
-        gw_log(GW_LOG_ACCESS, "%s %.*s IP=%s Status=%d Duration=%s",
-               req->method_name ? req->method_name : "-", (int)ul, uri, ip, req->status, dur);
+    if (!req->stats.route[0])
+        gw_routes_classify(w->routes, req);
+    gw_metrics_request_done(req);
+    gw_access_log(req, w->cfg->access_log_json);
 }
 
 /* ---------- lifecycle ---------- */

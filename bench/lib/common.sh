@@ -10,7 +10,10 @@
 # and Debian's nginx (as the current user, -p <tmpdir>); one measured wrk run with the server's
 # CPU time from /proc/<pid>/stat; medians.
 # Knobs (environment): DURATION (s per run, default 8), RUNS (default 3), CONNS (64),
-# SERVER_CPU (0), CLIENT_CPU (1), GW_BIN (default build/pieces-gateway), NGINX (nginx binary).
+# SERVER_CPU (0), CLIENT_CPU (1), GW_BIN (default build/pieces-gateway), NGINX (nginx binary),
+# WAIT_TRIES (start-up checks 0.1 s apart, default 100); a script may set the arrays GW_WRAP
+# and NGINX_WRAP to run the gateway or nginx under a tool (bench/metrics_cost.sh,
+# bench/lib/count.sh: valgrind).
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DURATION=${DURATION:-8}
@@ -23,6 +26,8 @@ NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 CLK_TCK=$(getconf CLK_TCK)
 
 BENCH_PIDS=()
+GW_WRAP=()
+NGINX_WRAP=()
 BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/gw-bench.XXXXXX")
 
 bench_cleanup() {
@@ -82,11 +87,11 @@ free_port() {
     die "no free port found"
 }
 
-# wait_http URL [curl args...]: until the server answers (any status), WAIT_S (10) s at most.
+# wait_http URL [curl args...]: until the server answers (any status), WAIT_TRIES x 0.1 s at most.
 wait_http() {
     local url=$1
     shift
-    for _ in $(seq 1 $((${WAIT_S:-10} * 10))); do
+    for _ in $(seq 1 "${WAIT_TRIES:-100}"); do
         if curl -s -o /dev/null --max-time 1 "$@" "$url"; then
             return 0
         fi
@@ -95,11 +100,11 @@ wait_http() {
     return 1
 }
 
-# wait_up PID URL: until the server answers URL (0), its process PID is gone (2) or WAIT_S
-# (10) s passed (1)
+# wait_up PID URL: until the server answers URL (0), its process PID is gone (2) or WAIT_TRIES
+# checks 0.1 s apart passed (1)
 wait_up() {
     local pid=$1 url=$2
-    for _ in $(seq 1 $((${WAIT_S:-10} * 10))); do
+    for _ in $(seq 1 "${WAIT_TRIES:-100}"); do
         curl -s -o /dev/null --max-time 1 "$url" && return 0
         kill -0 "$pid" 2>/dev/null || return 2
         sleep 0.1
@@ -108,7 +113,7 @@ wait_up() {
 }
 
 # start_gateway NAME [VAR=value...]: one worker pinned to SERVER_CPU, access log off.
-# SERVER_WRAP (an array, e.g. valgrind and its options) is put before the binary.
+# GW_WRAP (an array, e.g. valgrind and its options) is put before the binary.
 # Sets STARTED_PID and STARTED_PORT.
 start_gateway() {
     local name=$1
@@ -148,7 +153,7 @@ start_gateway_on() {
         exec env -i PATH="$PATH" HOME="$dir" PORT="$port" HOST=127.0.0.1 WORKERS=1 \
             ADMIN_KEY=bench-admin-key BLACKLIST_FILE="$dir/blacklist.txt" ACCESS_LOG=false \
             GPT_GRPC_ADDR=127.0.0.1:9 VERTEX_GRPC_ADDR=127.0.0.1:9 MIN_POOL_SIZE=1 "$@" \
-            taskset -c "$SERVER_CPU" ${SERVER_WRAP[@]+"${SERVER_WRAP[@]}"} "$GW_BIN" \
+            taskset -c "$SERVER_CPU" ${GW_WRAP[@]+"${GW_WRAP[@]}"} "$GW_BIN" \
                 -c "$dir/gateway.lua"
     ) >"$dir/out.log" 2>&1 &
     STARTED_PID=$!
@@ -174,7 +179,7 @@ start_mock() {
 
 # start_nginx NAME CONF_BODY_FILE: CONF_BODY_FILE holds the http{} server parts; @PORT@ and
 # @TMP@ are substituted. Extra main-context lines (load_module) come from $NGINX_MAIN.
-# SERVER_WRAP as for start_gateway.
+# NGINX_WRAP as GW_WRAP for start_gateway.
 # Sets STARTED_PID (the master; its one worker is found through /proc children), STARTED_PORT.
 start_nginx() {
     local name=$1 body=$2 dir port
@@ -205,7 +210,8 @@ CONF
         sed -e "s|@PORT@|$port|g" -e "s|@TMP@|$dir|g" "$body"
         echo "}"
     } >"$dir/nginx.conf"
-    taskset -c "$SERVER_CPU" ${SERVER_WRAP[@]+"${SERVER_WRAP[@]}"} "$NGINX" -p "$dir" -e "$dir/logs/error.log" \
+    taskset -c "$SERVER_CPU" ${NGINX_WRAP[@]+"${NGINX_WRAP[@]}"} "$NGINX" -p "$dir" \
+        -e "$dir/logs/error.log" \
         -c "$dir/nginx.conf" >"$dir/out.log" 2>&1 &
     local pid=$!
     BENCH_PIDS+=("$pid")
@@ -284,7 +290,9 @@ pair_ratios() {
         END {
             n = NR
             for (i = 2; i <= n; i++) # insertion sort (mawk has no asort)
-                for (j = i; j > 1 && r[j - 1] > r[j]; j--) { t = r[j]; r[j] = r[j - 1]; r[j - 1] = t }
+                for (j = i; j > 1 && r[j - 1] > r[j]; j--) {
+                    t = r[j]; r[j] = r[j - 1]; r[j - 1] = t
+                }
             m = (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
             printf " | median %.2f, min %.2f, max %.2f, spread %.0f %%\n", m, r[1], r[n],
                 100 * (r[n] - r[1]) / m

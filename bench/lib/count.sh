@@ -6,7 +6,7 @@
 # of the License, or (at your option) any later version. See LICENSE.
 #
 # Provides deterministic cost figures that do not depend on how busy the machine is:
-#   cg_wrap NAME          sets SERVER_WRAP so that the next start_gateway/start_nginx runs
+#   cg_wrap NAME          sets GW_WRAP and NGINX_WRAP: the next start_gateway/start_nginx runs
 #                         under valgrind --tool=callgrind with instrumentation off (nothing is
 #                         counted until cg_window switches it on)
 #   cg_window PID UNITS CMD...   zero the counters, instrumentation on, run CMD (a load of a
@@ -26,18 +26,23 @@
 
 CG_DIR=$BENCH_TMP/callgrind
 mkdir -p "$CG_DIR"
-SERVER_WRAP=()
+cg_unwrap() {
+    GW_WRAP=()
+    NGINX_WRAP=()
+}
 
 cg_wrap() {
     local name=$1
     mkdir -p "$CG_DIR/$name"
     # --smc-check: valgrind's default (all-non-file) already re-checks anonymous mappings, where
     # LuaJIT writes and patches its machine code; file-backed code does not change.
-    # shellcheck disable=SC2206,SC2034 # CG_OPTS: a list of options; read by start_gateway
-    SERVER_WRAP=(valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes
+    # shellcheck disable=SC2206 # CG_OPTS: a list of options
+    GW_WRAP=(valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes
         --vgdb-prefix="$CG_DIR/vgdb" --callgrind-out-file="$CG_DIR/$name/cg.%p" ${CG_OPTS:-})
-    # shellcheck disable=SC2034 # read by wait_http
-    WAIT_S=300 # valgrind starts slowly on a busy machine
+    # shellcheck disable=SC2034 # read by start_nginx and wait_up (bench/lib/common.sh)
+    NGINX_WRAP=("${GW_WRAP[@]}")
+    # shellcheck disable=SC2034
+    WAIT_TRIES=3000 # valgrind starts slowly on a busy machine
     CG_NAME=$name
 }
 
@@ -179,6 +184,18 @@ stats() {
 cg_breakdown() {
     local file=$1 units=$2
     callgrind_annotate --inclusive=no --threshold=100 "$file" 2>/dev/null | awk -v u="$units" '
+        BEGIN { # parts of libluajit by function name (when it has symbols)
+            P["lj:interp"] = "^lj_(BC|vm|ff|fff|cont|vmeta)_"
+            P["lj:gc"] = "^(lj_gc|gc_|propagatemark|atomic)"
+            P["lj:alloc"] = "^(lj_alloc|lj_mem|alloc_|tmalloc|sys_)"
+            P["lj:string"] = "^(lj_str|lj_buf|str_|match|lj_strfmt|lj_strscan|hash_|classend|" \
+                "singlematch|max_expand|push_captures|find_aux)"
+            P["lj:table"] = "^(lj_tab|rehashtab|newtab|hashkey|countint|resizetab)"
+            P["lj:tracecomp"] = "^(lj_record|rec_|lj_asm|asm_|lj_ir|lj_opt|lj_snap|lj_trace|" \
+                "trace_|lj_crecord|crec_|lj_ffrecord|recff_|lj_mcode|emit_|ra_|fold_|split_|" \
+                "lj_fold|sink_|narrow_|loop_)"
+            P["lj:ffi"] = "^(lj_cconv|lj_ccall|lj_cdata|lj_carith|lj_ctype|lj_cparse|ccall_|cconv_)"
+        }
         /file:function$/ { on = 1; next }
         on && /^$/ { exit_table = 1 }
         !on || exit_table || !/^ *[0-9,]+ / { next }
@@ -190,15 +207,8 @@ cg_breakdown() {
             sub(/^.*:/, "", fn)
             if (obj == "???") part = "JIT"
             else if (obj ~ /libluajit/) {
-                if (fn ~ /^0x/) part = "libluajit"
-                else if (fn ~ /^lj_(BC|vm|ff|fff|cont|vmeta)_/) part = "lj:interp"
-                else if (fn ~ /^(lj_gc|gc_|propagatemark|atomic)/) part = "lj:gc"
-                else if (fn ~ /^(lj_alloc|lj_mem|alloc_|tmalloc|sys_)/) part = "lj:alloc"
-                else if (fn ~ /^(lj_str|lj_buf|str_|match|lj_strfmt|lj_strscan|hash_|classend|singlematch|max_expand|push_captures|find_aux)/) part = "lj:string"
-                else if (fn ~ /^(lj_tab|rehashtab|newtab|hashkey|countint|resizetab|lj_tab_)/) part = "lj:table"
-                else if (fn ~ /^(lj_record|rec_|lj_asm|asm_|lj_ir|lj_opt|lj_snap|lj_trace|trace_|lj_crecord|crec_|lj_ffrecord|recff_|lj_mcode|emit_|ra_|fold_|split_|lj_fold|sink_|narrow_|loop_)/) part = "lj:tracecomp"
-                else if (fn ~ /^(lj_cconv|lj_ccall|lj_cdata|lj_carith|lj_ctype|lj_cparse|ccall_|cconv_)/) part = "lj:ffi"
-                else part = "lj:other"
+                part = (fn ~ /^0x/) ? "libluajit" : "lj:other"
+                for (p in P) if (fn ~ P[p]) part = p
             }
             else if (obj ~ /libc\.so|ld-linux/ || (obj == "" && $0 ~ /\.\//)) part = "libc"
             else if (obj ~ /libuv/) part = "libuv"

@@ -13,6 +13,7 @@ int gw_ffi_req_str(void *req, int what, const char **p, size_t *len);
 int gw_ffi_req_header(void *req, const char *name, size_t nlen, const char **p, size_t *len);
 int gw_ffi_req_set_path(void *req, const char *p, size_t len);
 int gw_ffi_req_set_log_model(void *req, const char *p, size_t len);
+int gw_ffi_req_set_stat(void *req, int field, const char *p, size_t len);
 int gw_ffi_resp_header(void *req, const char *n, size_t nl, const char *v, size_t vl);
 int gw_ffi_resp_answer(void *req, int status, const char *ctype, size_t ctlen, const char *body,
                        size_t blen);
@@ -30,6 +31,7 @@ int gw_ffi_persist(const char *path, size_t plen, const char *data, size_t dlen)
 int gw_ffi_reload(void);
 int gw_ffi_status(char *buf, size_t cap);
 int gw_ffi_file_info(const char *path, size_t plen, long long *size, double *mtime);
+int gw_ffi_json_text_check(const char *s, size_t len, size_t *at);
 long long gw_ffi_tok_count(const char *enc, size_t elen, const char *text, size_t tlen);
 int gw_ffi_chat_begin(void *req, int service, const char *model, size_t mlen, const char *echo,
                       size_t elen, const char *enc, size_t enclen, int stream, int include_usage,
@@ -50,6 +52,7 @@ local _M = { C = C }
 _M.REQ_METHOD, _M.REQ_PATH, _M.REQ_URI, _M.REQ_QUERY = 0, 1, 2, 3
 _M.REQ_BODY, _M.REQ_PEER_IP, _M.REQ_CLIENT_IP = 4, 5, 6
 _M.LOG_DEBUG, _M.LOG_INFO, _M.LOG_WARN, _M.LOG_ERROR = 0, 1, 2, 3
+_M.STAT_ROUTE, _M.STAT_MODEL = 0, 1
 
 local sp = ffi.new("const char *[2]")
 local sl = ffi.new("size_t[2]")
@@ -129,6 +132,15 @@ function _M.file_info(path)
         return nil, rc
     end
     return tonumber(ll[0]), dbl[0]
+end
+
+-- nil when the JSON text s is clean (src/jsontext.h), else the 0-based offset of the first
+-- invalid UTF-8 byte or lone surrogate escape
+function _M.json_text_check(s)
+    if C.gw_ffi_json_text_check(s, #s, sl) ~= 0 then
+        return tonumber(sl[0])
+    end
+    return nil
 end
 
 function _M.status()

@@ -139,6 +139,16 @@ TEST(ip_normalize)
     norm("garbage", NULL);
     norm("", NULL);
     norm("fe80::1%eth0", NULL);
+    /* found by spec/fuzz/ipaddr.c: inet_pton stopped at an embedded NUL, so "::\0junk" and
+     * "1.2.3.4\0x" were taken for addresses */
+    gw_ip_t ip;
+    CHECK(gw_ip_parse("::\0junk", 7, &ip) == GW_EINVAL);
+    CHECK(gw_ip_parse("1.2.3.4\0x", 9, &ip) == GW_EINVAL);
+    CHECK(gw_ip_parse("1.2.3.4\0", 8, &ip) == GW_EINVAL);
+    gw_cidr_t c;
+    CHECK(gw_cidr_parse("10.0.0.0\0/8", 11, &c) == GW_EINVAL);
+    CHECK(gw_cidr_parse("10.0.0.0/8\0\0", 12, &c) == GW_EINVAL);
+    CHECK(gw_cidr_parse("10.0.0.0/8", 10, &c) == GW_OK);
 }
 
 TEST(cidr)

@@ -9,7 +9,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
-const { ROOT, startGateway, raw, parseResponses, runBin, tmpDir, sleep, baseEnv } =
+const { ROOT, startGateway, raw, parseResponses, runBin, tmpDir, sleep, baseEnv, policyGateway } =
   require('./lib/gateway');
 
 const CORS = {
@@ -248,23 +248,11 @@ test('limits', async (t) => {
 });
 
 test('a policy that raises gets 500 and the worker keeps serving', async (t) => {
-  const dir = tmpDir();
-  const pol = path.join(dir, 'policies');
-  fs.mkdirSync(pol);
-  fs.copyFileSync(path.join(ROOT, 'policies/models.lua'), path.join(pol, 'models.lua'));
-  fs.writeFileSync(path.join(pol, 'boom.lua'), [
-    'local _M = { name = "boom" }',
-    'function _M.new() return setmetatable({}, { __index = _M }) end',
-    'function _M:access(r)',
-    '    if r.req.path == "/boom" then',
-    '        local t = nil',
-    '        return t.field',
-    '    end',
-    'end',
-    'return _M', ''].join('\n'));
-  const cfg = path.join(dir, 'gw.lua');
-  fs.writeFileSync(cfg, 'local env = ...\nreturn { listen = { port = env.int("PORT", 1) }, workers = 1, policies_dir = env.str("POLICIES_DIR", "x"),\n  assets_dir = env.str("ASSETS_DIR", "x"), policies = { { name = "models" }, { name = "boom" } } }\n');
-  const gw = await startGateway({ dir, config: cfg, env: { POLICIES_DIR: pol } });
+  const gw = await startGateway(policyGateway('boom', [
+    'if r.req.path == "/boom" then',
+    '    local t = nil',
+    '    return t.field',
+    'end']));
   t.after(() => gw.stop());
   for (let i = 0; i < 3; i++) {
     const r = await fetch(`${gw.url}/boom`);

@@ -55,8 +55,8 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
 
 static int replay_file(const char *path, size_t *count)
 {
-    uint8_t *data;
-    size_t len;
+    uint8_t *data = NULL;
+    size_t len = 0;
     int rc = read_file(path, &data, &len);
     if (rc != 0) {
         fprintf(stderr, "replay: %s: %s\n", path, strerror(-rc));

@@ -70,6 +70,8 @@ check "Dockerfile: build stage FROM debian:12-slim AS build" \
 check "Dockerfile: runtime stage FROM debian:12-slim" \
     test "$(echo "$froms" | tail -1)" = "FROM debian:12-slim"
 check "Dockerfile: two stages" test "$(echo "$froms" | wc -l)" -eq 2
+# A syntax directive makes BuildKit fetch a frontend image from Docker Hub (offline builds fail)
+check "Dockerfile: no '# syntax=' directive" bash -c "! grep -qiE '^# *syntax *=' Dockerfile"
 
 : >"$TMP/scripts_called"
 run_ok=1
@@ -203,6 +205,12 @@ if [ -f "$C" ]; then
     check "$C: no-new-privileges" grep -qE '^ *- no-new-privileges:true$' "$C"
     check "$C: healthcheck on /ping" grep -qE 'curl.*/ping' "$C"
     check "$C: restart unless-stopped" grep -qE '^    restart: unless-stopped$' "$C"
+    # Following the README in order (docker run --name X, then docker compose up) must not
+    # fail on a name conflict.
+    cname=$(sed -n 's/^    container_name: *//p' "$C")
+    rname=$(sed -n 's/^docker run .*--name \([^ ]*\).*/\1/p' README.md)
+    check "$C: container_name ($cname) differs from the README's docker run --name (${rname:-none})" \
+        test -n "$rname" -a "$cname" != "$rname"
     check "$C: the container keeps listening on 8787 (PORT is the host side only)" \
         bash -c "! grep -qE '^ +PORT:' $C"
     unknown=""

@@ -300,6 +300,173 @@ return _M
                 assert.same(doc.shared, keys_of(host.host().shared))
                 assert.equal(host.host().shared, captured.shared)
             end)
+
+            it("host.json decodes like the fake host's, text rule included", function()
+                local real, fake = host.host().json, fake_host.new().host.json
+                assert.same(keys_of(fake), keys_of(real))
+                assert.equal(fake.null, real.null)
+                for _, body in ipairs({ '{"a":[1,"x"]}', '{"a":"\255"}', '{"a":"\\udc00"}',
+                    '{"a":', '"\237\160\128"' }) do
+                    assert.same({ fake.decode(body) }, { real.decode(body) }, body)
+                end
+                assert.equal("a is not valid UTF-8: invalid byte 0xFF at body offset 6",
+                    select(2, real.decode('{"a":"\255"}')))
+            end)
+        end)
+    end)
+
+    describe("phase detection: the real host and the fake host agree", function()
+        -- Each policy records the phases it was called in, in self.seen. Only instance fields
+        -- that are functions (own or inherited) are phases; any other field named like a phase
+        -- is plain data, e.g. `self.log = host.log`.
+        local POLICIES = {
+            keeps_log = [[
+local _M = {}
+function _M.new(_, host) return setmetatable({ log = host.log, seen = {} }, { __index = _M }) end
+function _M:access(r)
+    self.seen[#self.seen + 1] = "access"
+    self.log.info("access %s", r.req.path)
+end
+return _M]],
+            data_fields = [[
+local _M = {}
+function _M.new()
+    return setmetatable({ route = "not a phase", content = {}, seen = {},
+        rewrite = setmetatable({}, { __call = function() error("called") end }) },
+        { __index = _M })
+end
+function _M:log() self.seen[#self.seen + 1] = "log" end
+return _M]],
+            inherited = [[
+local base = {}
+function base:rewrite() self.seen[#self.seen + 1] = "rewrite" end
+function base:route() self.seen[#self.seen + 1] = "route" end
+local _M = setmetatable({}, { __index = base })
+function _M.new() return setmetatable({ seen = {} }, { __index = _M }) end
+function _M:content() self.seen[#self.seen + 1] = "content" end
+return _M]],
+        }
+        local NAMES = { "keeps_log", "data_fields", "inherited" }
+        local dir
+
+        setup(function()
+            dir = os.tmpname()
+            os.remove(dir)
+            assert(os.execute("mkdir -p " .. dir) == 0)
+            for name, text in pairs(POLICIES) do
+                local p = assert(io.open(dir .. "/" .. name .. ".lua", "w"))
+                p:write(text)
+                p:close()
+            end
+            local list = {}
+            for i, name in ipairs(NAMES) do
+                list[i] = ("{ name = %q }"):format(name)
+            end
+            local p = assert(io.open(dir .. "/gateway.lua", "w"))
+            p:write(("return { policies_dir = %q, policies = { %s } }")
+                :format(dir, table.concat(list, ", ")))
+            p:close()
+        end)
+
+        teardown(function()
+            os.execute("rm -rf " .. dir)
+        end)
+
+        local function seen_by_real_host()
+            local f = fake_ffi.new()
+            f.install()
+            local host = require "gw.host"
+            local info = host.init({ config_path = dir .. "/gateway.lua" })
+            local req = f.request({ method = "POST", path = "/v1/chat/completions" })
+            host.handle(req, 1)
+            host.route(req, 1)
+            host.log(req, 1)
+            local out = {}
+            for _, name in ipairs(NAMES) do
+                out[name] = host.host().policy(name).seen
+            end
+            return out, info.phases, f
+        end
+
+        local function seen_by_fake_host()
+            local h = fake_host.new()
+            local list = {}
+            for i, name in ipairs(NAMES) do
+                local mod = assert(loadfile(dir .. "/" .. name .. ".lua"))()
+                list[i] = h.register(name, assert(mod.new({}, h.host)))
+            end
+            local r = h.run(list, h.request({ method = "POST", path = "/v1/chat/completions" }))
+            local out = {}
+            for i, name in ipairs(NAMES) do
+                out[name] = list[i].seen
+            end
+            return out, r, h
+        end
+
+        it("both call exactly the function fields named as phases", function()
+            local expected = {
+                keeps_log = { "access" },
+                data_fields = { "log" },
+                inherited = { "rewrite", "content", "route" },
+            }
+            local real, mask, f = seen_by_real_host()
+            assert.same(expected, real)
+            assert.equal(1 + 2 + 4 + 8 + 16, mask)
+            assert.same({}, f.lines(3)) -- no policy error was logged
+            local fake, r, h = seen_by_fake_host()
+            assert.same(expected, fake)
+            assert.equal(200, r.resp.status)
+            assert.is_true(h.logged("info", "access /v1/chat/completions", true))
+        end)
+
+        it("a policy keeping host.log as self.log has no log phase in the real host", function()
+            local f = fake_ffi.new()
+            f.install()
+            local host = require "gw.host"
+            local p = assert(io.open(dir .. "/only_keeper.lua", "w"))
+            p:write(("return { policies_dir = %q, policies = { { name = 'keeps_log' } } }")
+                :format(dir))
+            p:close()
+            assert.equal(2, host.init({ config_path = dir .. "/only_keeper.lua" }).phases)
+        end)
+
+        it("both take the phase list and the detection from gw.phases", function()
+            local phases = require "gw.phases"
+            assert.same({ "rewrite", "access", "content", "route", "log" }, phases.PHASES)
+            assert.is_nil(phases.fn({ log = {} }, "log"))
+            assert.is_nil(phases.fn({ log = setmetatable({}, { __call = print }) }, "log"))
+            assert.equal(print, phases.fn(setmetatable({}, { __index = { log = print } }), "log"))
+        end)
+    end)
+
+    describe("the built-in metric families", function()
+        -- src/metrics.c `builtins`: {"name", "help", GW_MT_<TYPE>, GW_MA_<AGG>, "labels", ...}
+        local function from_c()
+            local text = read("src/metrics.c")
+            local table_src = text:match("builtins%[GW_MF_BUILTIN_COUNT%] = {(.-)\n};")
+            local out = {}
+            for name, typ, agg, labels in table_src:gmatch(
+                '{"([%w_]+)",%s*"[^"]*",%s*GW_MT_(%u+),%s*GW_MA_(%u+),%s*"([^"]*)"') do
+                out[#out + 1] = { name, typ:lower(), agg:lower(), labels }
+            end
+            return out
+        end
+
+        it("the fake store preloads exactly those of src/metrics.c, in order", function()
+            local c = from_c()
+            assert.equal(22, #c)
+            local fake = {}
+            for i, b in ipairs(require("fake_metrics").BUILTINS) do
+                fake[i] = { b[1], b[2], b[3], b[4] }
+            end
+            assert.same(c, fake)
+        end)
+
+        it("are all named in the issue's exact spelling in the e2e test", function()
+            local e2e = read("spec/e2e/metrics.test.js")
+            for _, b in ipairs(from_c()) do
+                assert.truthy(e2e:find("'" .. b[1] .. "'", 1, true), b[1])
+            end
         end)
     end)
 

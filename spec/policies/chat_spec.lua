@@ -283,6 +283,104 @@ describe("chat policy", function()
         end)
     end)
 
+    describe("text rule (one rule for every string of the body)", function()
+        -- `^` marks the offending byte; the expected message names the field and its offset
+        local function expect(field, marked, what)
+            local at = marked:find("^", 1, true)
+            local body = marked:sub(1, at - 1) .. marked:sub(at + 1)
+            local tokenize = marked:find('"input"', 1, true)
+            local r = send(body, tokenize and "/v1/tokenize" or nil)
+            assert.same(invalid(("%s is not valid UTF-8: %s at body offset %d")
+                :format(field, what, at - 1)), err(r))
+            assert.equal(tokenize and "tokenize" or "chat", r.resp.answered_by)
+            assert.is_nil(r.upstream)
+        end
+        local HI = '{"role":"user","content":"hi"}'
+
+        it("content: raw invalid bytes", function()
+            expect("messages[2].content", '{"model":"gpt-4","messages":[' .. HI .. "," .. HI
+                .. ',{"role":"user","content":"a^\255b"}]}', "invalid byte 0xFF")
+        end)
+
+        it("name: an overlong sequence", function()
+            expect("messages[0].name", '{"model":"gpt-4","messages":[{"role":"user",'
+                .. '"name":"^\192\175","content":"x"}]}', "invalid byte 0xC0")
+        end)
+
+        it("system text: a truncated sequence, GPT and Vertex", function()
+            for _, model in ipairs({ "gpt-4", "gemini-pro" }) do
+                expect("messages[0].content", '{"model":"' .. model .. '","messages":['
+                    .. '{"role":"system","content":"be ^\226\130"},' .. HI .. "]}",
+                    "invalid byte 0xE2")
+            end
+        end)
+
+        it("content parts, role and model: UTF-8 encoded surrogates and > U+10FFFF", function()
+            expect("messages[0].content[1].text", '{"model":"gpt-4","messages":[{"role":"user",'
+                .. '"content":[{"text":"ok"},{"text":"^\237\160\128"}]}]}', "invalid byte 0xED")
+            expect("messages[0].role", '{"model":"gpt-4","messages":[{"role":"us^\244\144\128'
+                .. '\128er","content":"x"}]}', "invalid byte 0xF4")
+            expect("model", '{"model":"gpt-4^\255","messages":[' .. HI .. "]}",
+                "invalid byte 0xFF")
+        end)
+
+        it("a lone surrogate escape gets the same answer", function()
+            expect("messages[0].content", '{"model":"gpt-4","messages":[{"role":"user",'
+                .. '"content":"x^\\ud800y"}]}', "lone surrogate escape \\ud800")
+            expect("messages[0].name", '{"model":"gpt-4","messages":[{"role":"user",'
+                .. '"content":"x","name":"^\\udfff"}]}', "lone surrogate escape \\udfff")
+        end)
+
+        it("any other field of the body, and tokenize requests", function()
+            expect("metadata.tags[1]", '{"model":"gpt-4","messages":[' .. HI .. '],'
+                .. '"metadata":{"tags":["a","^\128"]}}', "invalid byte 0x80")
+            expect("input", '{"model":"gpt-4","input":"^\255"}', "invalid byte 0xFF")
+        end)
+
+        it("accepts valid UTF-8 and escaped surrogate pairs", function()
+            local up = upstream("gpt-4", { msg("user", "caf\195\169 \240\159\152\128") })
+            assert.equal("user:caf\195\169 \240\159\152\128" .. CRLF, up.messages[1].text)
+            local r = send('{"model":"gpt-4","messages":[{"role":"user","content":'
+                .. '"\\ud83d\\ude00"}]}')
+            assert.equal("user:\240\159\152\128" .. CRLF, r.upstream.messages[1].text)
+        end)
+    end)
+
+    describe("context length", function()
+        -- gpt-4: max_tokens.input 4100; the spec's tokenizer counts bytes
+        local function over(model, content)
+            return send({ model = model, messages = { msg("user", content) } })
+        end
+
+        it("answers 400 context_length_exceeded over the input limit, with both numbers",
+            function()
+                -- 3 + (3 + #content + #"user") + 3 = 4101
+                local r = over("gpt-4", string.rep("x", 4091))
+                assert.same({ 400, { error = { code = "context_length_exceeded",
+                    type = "invalid_request_error",
+                    message = "This model's maximum context length is 4100 tokens. However, "
+                        .. "your messages resulted in 4101 tokens. Please reduce the length "
+                        .. "of the messages." } } }, err(r))
+                assert.is_nil(r.upstream)
+                assert.equal("gpt-4", r.ctx.model)
+            end)
+
+        it("accepts a prompt exactly at the limit", function()
+            local r = over("gpt-4", string.rep("x", 4090))
+            assert.equal(4100, r.upstream.prompt_tokens)
+        end)
+
+        it("uses each model's own limit, Vertex models too", function()
+            -- claude-3-haiku: 35000; "\n\nuser:" .. c .. "\n\nAssistant:" = 19 + #c
+            assert.is_table(over("claude-3-haiku-20240307", string.rep("y", 34981)).upstream)
+            local r = over("claude-3-haiku-20240307", string.rep("y", 34982))
+            assert.equal(400, r.resp.status)
+            assert.matches("maximum context length is 35000 tokens%. However, your messages "
+                .. "resulted in 35001 tokens", h.body(r).error.message)
+            assert.is_table(over("gpt-4o", string.rep("x", 5000)).upstream) -- 64000 for gpt-4o
+        end)
+    end)
+
     describe("model resolution (§4.2, §5.2)", function()
         local USER = { msg("user", "hi") }
 

@@ -20,12 +20,15 @@
 --   fake.state          env, now, debug, logs ({level, msg}), persisted ({path, data}),
 --                       reloads, persist_rc, random (function(n) -> n bytes), status_json,
 --                       no_dict, dict (key -> {v, exp}), tokens (function(enc, text) -> n),
---                       files (path -> { size, mtime } for gw_ffi_file_info, or a GW_E* status)
--- A request handle records: path (after set_path), log_model, resp_headers ({name, value}),
+--                       files (path -> { size, mtime } for gw_ffi_file_info, or a GW_E* status),
+--                       metrics (the fake_metrics store behind gw_ffi_metrics_*)
+-- A request handle records: path (after set_path), log_model, stats ({ route, model } from
+-- gw_ffi_req_set_stat), resp_headers ({name, value}),
 -- answered, answer_status, answer_ctype, answer_body, chat (route phase parameters); set
 -- `started` or `status` to play C.
 
 local ffi = require "ffi"
+local fake_metrics = require "fake_metrics"
 
 local byte, sub, find = string.byte, string.sub, string.find
 
@@ -153,6 +156,15 @@ local function core_functions(st)
         return GW_OK
     end
 
+    function C.gw_ffi_req_set_stat(req, field, p, len)
+        if field ~= 0 and field ~= 1 then
+            return GW_EINVAL
+        end
+        req.stats = req.stats or {}
+        req.stats[field == 0 and "route" or "model"] = sub(p, 1, tonumber(len))
+        return GW_OK
+    end
+
     function C.gw_ffi_resp_header(req, n, nl, v, vl)
         if req.started then
             return GW_ESTATE
@@ -265,6 +277,15 @@ local function core_functions(st)
         end
         size[0], mtime[0] = e.size, e.mtime
         return GW_OK
+    end
+
+    function C.gw_ffi_json_text_check(s, len, at)
+        local off = require("gw.json").text_check(sub(s, 1, tonumber(len)))
+        if off == nil then
+            return GW_OK
+        end
+        at[0] = off
+        return GW_EINVAL
     end
 
     function C.gw_ffi_status(buf, cap)
@@ -528,6 +549,10 @@ function _M.new(opts)
     local C = core_functions(st)
     shdict_functions(st, C)
     chat_functions(st, C)
+    st.metrics = fake_metrics.new()
+    for name, fn in pairs(st.metrics.C(1)) do
+        C[name] = fn
+    end
     local fake = { state = st, C = C }
     fake.module = load_over("gw.ffi", C)
     fake.shared = load_over("gw.shared", C)

@@ -7,7 +7,8 @@
 -- local fake = require "fake_host"
 -- local h = fake.new{ api_prefix = "/v1", trusted_proxies = {...}, now = 1700000000 }
 --   h.host                      the `host` object given to policies' new()
---   h.load(name, conf)          new() of policies/<name>.lua; registers it for host.policy()
+--   h.load(name, conf)          new() of <name>.lua found on the policy path (below);
+--                               registers it for host.policy()
 --   h.register(name, instance)  registers a stub instance (e.g. a "models" stub)
 --   h.request{ method, path, headers, body, peer_ip } -> r (client_ip resolved via gw.ip)
 --   h.run(policies, r)          phases in the host's order; `policies`: array of instances
@@ -18,16 +19,24 @@
 --   h.persisted                 array of { path, content } in persist order
 --   h.logs                      array of { level, msg }; h.logged(level, pattern, plain)
 --   h.reloads                   number of host.reload() calls
+--   h.metric(name, labels)      a metric as /metrics would show it, merged over peers
+--                               (spec/support/fake_metrics.lua: store.value); h.metrics: the store
 -- Test-only fields (policies must not read them): r.resp.headers (lowercase name -> value),
 -- r.resp.body, r.resp.content_type, r.resp.answered_by.
 -- fake.new{ peer = h } builds a second "worker" sharing h's clock, dictionary and files.
+-- The policy path (package.searchpath syntax) is fake.new{ policy_path = ... }, else the
+-- environment variable GW_POLICY_PATH (set by scripts/policy-test.sh to the operator's
+-- directory, then this repository's policies/), else "policies/?.lua".
 
 local cjson = require "cjson.safe"
 local ip = require "gw.ip"
+local metrics = require "gw.metrics"
+local fake_metrics = require "fake_metrics"
+local phases = require "gw.phases" -- the real host's phase detection
 
 local _M = {}
 
-local PHASES = { "rewrite", "access", "content", "route", "log" }
+local PHASES, phase_fn = phases.PHASES, phases.fn
 
 -- In-memory shared dictionary with the semantics of policy-api.md.
 local function new_shared(clock)
@@ -124,6 +133,7 @@ function _M.new(opts)
     local trusted = opts.trusted_proxies or { "127.0.0.0/8", "::1/128", "10.0.0.0/8",
         "172.16.0.0/12", "192.168.0.0/16", "fc00::/7" }
     local trusted_set = assert(ip.set(trusted))
+    local policy_path = opts.policy_path or os.getenv("GW_POLICY_PATH") or "policies/?.lua"
 
     h.clock = clock
     h.shared = peer and peer.shared or new_shared(clock)
@@ -131,6 +141,8 @@ function _M.new(opts)
     h.mtimes = peer and peer.mtimes or {}
     h.default_mtime = peer and peer.default_mtime or clock.t
     h.persisted = peer and peer.persisted or {}
+    h.metrics = peer and peer.metrics or fake_metrics.new()
+    h.metric = h.metrics.value
     h.logs = {}
     h.reloads = 0
     h.instances = {}
@@ -155,7 +167,8 @@ function _M.new(opts)
         shared = h.shared,
         ip = ip,
         worker_id = opts.worker_id or 0,
-        json = { encode = cjson.encode, decode = cjson.decode, null = cjson.null },
+        json = require("gw.json").new(), -- the real host.json, its text check in Lua
+        metrics = metrics.new(h.metrics.C(h)),
     }
     function host.now()
         return clock.t
@@ -249,7 +262,7 @@ function _M.new(opts)
     end
 
     function h.load(name, conf)
-        local path = assert(package.searchpath(name, "policies/?.lua"))
+        local path = assert(package.searchpath(name, policy_path))
         local mod = assert(loadfile(path))()
         local inst, err = mod.new(conf or {}, host)
         if not inst then
@@ -259,7 +272,8 @@ function _M.new(opts)
     end
 
     local function is_api(path)
-        if path == "/" or path == "/ping" or path == "/admin" or path:sub(1, 7) == "/admin/" then
+        if path == "/" or path == "/ping" or path == "/metrics" or path == "/admin"
+            or path:sub(1, 7) == "/admin/" then
             return false
         end
         return path == prefix or path:sub(1, #prefix + 1) == prefix .. "/"
@@ -329,11 +343,9 @@ function _M.new(opts)
         return r
     end
 
-    local function call(inst, phase, r)
-        assert(type(inst[phase]) == "function",
-            ("policy %s: field %q is not a phase function"):format(tostring(r._policy), phase))
+    local function call(inst, phase, fn, r)
         r._phase = phase
-        local ok, err = pcall(inst[phase], inst, r)
+        local ok, err = pcall(fn, inst, r)
         if not ok then
             if h.raise_errors then
                 error(err, 0)
@@ -366,9 +378,10 @@ function _M.new(opts)
                     if r.resp.answered_by then
                         break
                     end
-                    if inst[phase] then
+                    local fn = phase_fn(inst, phase)
+                    if fn then
                         r._policy = name_of(inst)
-                        call(inst, phase, r)
+                        call(inst, phase, fn, r)
                     end
                 end
             end
@@ -383,9 +396,10 @@ function _M.new(opts)
             end
         end
         for _, inst in ipairs(policies) do
-            if inst.log then
+            local fn = phase_fn(inst, "log")
+            if fn then
                 r._policy = name_of(inst)
-                call(inst, "log", r)
+                call(inst, "log", fn, r)
             end
         end
         r._phase = nil

@@ -6,7 +6,8 @@
  * the GNU General Public License as published by the Free Software Foundation, either version 3
  * of the License, or (at your option) any later version. See LICENSE.
  *
- * Provides: tok_bpe. Uses: the vocab hash table (tok_vocab_rank), libc.
+ * Provides: tok_bpe (and its long-piece path tok_bpe_heap, for the fuzz driver). Uses: the
+ * vocab hash table (tok_vocab_rank), libc.
  * The rule, as in tiktoken's _byte_pair_merge: start from single bytes; repeatedly merge the
  * adjacent pair whose concatenation has the lowest rank, the leftmost one on ties; stop when no
  * adjacent concatenation is in the vocabulary. Short pieces use tiktoken's O(n^2) array loop
@@ -147,7 +148,7 @@ static void large_merge(large_t *L)
     }
 }
 
-static size_t bpe_large(const tok_vocab_t *v, const uint8_t *p, size_t n, uint32_t *out)
+size_t tok_bpe_heap(const tok_vocab_t *v, const uint8_t *p, size_t n, uint32_t *out)
 {
     large_t L = {.v = v, .p = p, .n = (uint32_t)n};
     size_t count = 0;
@@ -188,5 +189,5 @@ size_t tok_bpe(const tok_vocab_t *v, const uint8_t *p, size_t n, uint32_t *out)
     }
     if (n <= SMALL_MAX)
         return bpe_small(v, p, n, out);
-    return bpe_large(v, p, n, out);
+    return tok_bpe_heap(v, p, n, out);
 }

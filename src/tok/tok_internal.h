@@ -126,6 +126,11 @@ struct gw_tok_s {
  * ids) unless out is NULL. Returns the number of tokens, or 0 on allocation failure. */
 size_t tok_bpe(const tok_vocab_t *v, const uint8_t *p, size_t n, uint32_t *out);
 
+/* tok_bpe's path for pieces over 128 bytes (heap + linked list, O(n log n)) on any piece of
+ * n >= 2 bytes, without the whole-piece lookup first. Exposed so that spec/fuzz/tokenizer.c
+ * can check it against the array path on short pieces: the same merges, the same ids. */
+size_t tok_bpe_heap(const tok_vocab_t *v, const uint8_t *p, size_t n, uint32_t *out);
+
 /* --- utf8.c ------------------------------------------------------------------------------------ */
 
 /* Length of the leading ASCII run of s[0..n). */

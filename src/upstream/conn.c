@@ -68,6 +68,20 @@ static void close_handles(conn_t *c, int after_writes)
         gw_transport_close(&c->tr);
 }
 
+/* A connection that breaks before the peer's SETTINGS (closed, reset, not HTTP/2 at all) is a
+ * failed connect for the calls waiting on it: unreachable, not a bad answer. */
+static int setup_kind(int kind)
+{
+    switch (kind) {
+    case GW_GRPC_ERR_RESET:
+    case GW_GRPC_ERR_EOF:
+    case GW_GRPC_ERR_PROTOCOL:
+        return GW_GRPC_ERR_CONNECT;
+    default:
+        return kind;
+    }
+}
+
 void gw_conn_fail(conn_t *c, int kind, const char *msg)
 {
     int was_connecting = c->state == CONN_CONNECTING;
@@ -75,6 +89,8 @@ void gw_conn_fail(conn_t *c, int kind, const char *msg)
 
     if (c->state == CONN_CLOSING)
         return;
+    if (was_connecting)
+        kind = setup_kind(kind);
     c->state = CONN_CLOSING;
     while (c->calls)
         gw_call_end(c->calls, kind, st, msg);
@@ -192,6 +208,7 @@ static int on_h2_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
         break;
     case NGHTTP2_GOAWAY:
         c->goaway = 1;
+        c->goaway_code = f->goaway.error_code;
         c->u->cnt.goaways++;
         if (c->state == CONN_READY || c->state == CONN_CONNECTING)
             c->state = CONN_DRAINING;
@@ -205,6 +222,15 @@ static int on_h2_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
     return 0;
 }
 
+/* Keeps nghttp2's reason for the failure report when it ends the session itself. */
+static int on_h2_error(nghttp2_session *s, int lib_err, const char *msg, size_t len, void *ud)
+{
+    conn_t *c = ud;
+    (void)s, (void)lib_err;
+    snprintf(c->h2_err, sizeof(c->h2_err), "%.*s", (int)len, msg);
+    return 0;
+}
+
 static nghttp2_session_callbacks *make_callbacks(void)
 {
     nghttp2_session_callbacks *cb;
@@ -215,6 +241,7 @@ static nghttp2_session_callbacks *make_callbacks(void)
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_h2_stream_close);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_h2_frame_recv);
     nghttp2_session_callbacks_set_on_frame_not_send_callback(cb, on_h2_not_send);
+    nghttp2_session_callbacks_set_error_callback2(cb, on_h2_error);
     return cb;
 }
 
@@ -250,6 +277,24 @@ static void on_tr_ready(gw_transport_t *t)
     gw_conn_flush(t->owner); /* preface + SETTINGS; READY comes with the peer's SETTINGS */
 }
 
+/* The session wants neither to read nor to write: drained after a GOAWAY (a clean close), or
+ * ended by nghttp2 itself (the peer broke the protocol, or never spoke HTTP/2: an HTTP/1.1
+ * server or garbage instead of SETTINGS). The latter fails the connection at once, so its
+ * streams and the calls queued for it fail now instead of waiting for their timeouts. */
+static void session_over(conn_t *c)
+{
+    char msg[224];
+    if (c->state != CONN_CONNECTING && c->nstreams == 0) {
+        c->want_close = 1;
+        return;
+    }
+    snprintf(msg, sizeof(msg), "%s: %s",
+             c->state == CONN_CONNECTING ? "upstream does not speak HTTP/2"
+                                         : "HTTP/2 session ended",
+             c->h2_err[0] ? c->h2_err : "protocol error");
+    gw_conn_fail(c, GW_GRPC_ERR_PROTOCOL, msg);
+}
+
 static void on_tr_data(gw_transport_t *t, const uint8_t *p, size_t n)
 {
     conn_t *c = t->owner;
@@ -266,10 +311,10 @@ static void on_tr_data(gw_transport_t *t, const uint8_t *p, size_t n)
         return;
     }
     gw_conn_flush(c);
-    if (c->state != CONN_CLOSING && c->nstreams == 0 &&
-        !nghttp2_session_want_read(c->sess) && !nghttp2_session_want_write(c->sess))
-        c->want_close = 1;
-    if (c->want_close)
+    if (c->state != CONN_CLOSING && !nghttp2_session_want_read(c->sess) &&
+        !nghttp2_session_want_write(c->sess))
+        session_over(c);
+    if (c->want_close && c->state != CONN_CLOSING)
         gw_conn_shutdown(c);
 }
 
@@ -280,6 +325,13 @@ static void on_tr_error(gw_transport_t *t, int kind, const char *msg)
         return;
     if (c->goaway && c->nstreams == 0) { /* the peer closed after its GOAWAY: not a failure */
         gw_conn_shutdown(c);
+        return;
+    }
+    if (c->goaway) { /* streams it promised to finish are cut: say so */
+        char m[320];
+        snprintf(m, sizeof(m), "%s after GOAWAY (%s)", msg,
+                 nghttp2_http2_strerror(c->goaway_code));
+        gw_conn_fail(c, kind, m);
         return;
     }
     gw_conn_fail(c, kind, msg);

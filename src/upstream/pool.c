@@ -384,6 +384,6 @@ const char *gw_grpc_error_name(gw_grpc_error_kind_t kind)
 {
     static const char *names[] = {"ok", "status", "connect", "dns", "tls", "reset", "refused",
                                   "timeout", "ping_timeout", "protocol", "http", "closed",
-                                  "nomem"};
+                                  "nomem", "eof"};
     return (unsigned)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "unknown";
 }

@@ -191,7 +191,7 @@ static int tls_read(gw_transport_t *t, const uint8_t *p, size_t n)
         if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
             break;
         if (e == SSL_ERROR_ZERO_RETURN)
-            gw_transport_fail(t, GW_GRPC_ERR_RESET, "connection closed by peer (TLS close_notify)");
+            gw_transport_fail(t, GW_GRPC_ERR_EOF, "connection closed by peer (TLS close_notify)");
         else
             fail_tls(t, "read");
         return -EPROTO;

@@ -125,7 +125,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (t->closing || t->failed)
         return;
     if (n == UV_EOF) {
-        gw_transport_fail(t, GW_GRPC_ERR_RESET, "connection closed by peer (EOF)");
+        gw_transport_fail(t, GW_GRPC_ERR_EOF, "connection closed by peer (EOF)");
         return;
     }
     if (n < 0) {

@@ -74,6 +74,8 @@ struct conn_s {
     uint32_t max_streams;
     uint64_t last_read;
     uint64_t idle_since;
+    uint32_t goaway_code;  /* error code of the peer's GOAWAY (when goaway) */
+    char h2_err[160];      /* nghttp2's last error text (why it ended the session) */
     unsigned ping_out : 1, in_h2 : 1, want_close : 1, goaway : 1;
 };
 

@@ -184,6 +184,28 @@ function parseResponses(text) {
   return out;
 }
 
+// Options for startGateway: the models policy plus one test policy `name` whose access phase is
+// `accessLines` (Lua, `r` in scope; line 1 of the body is line 4 of the file), in a temp dir.
+function policyGateway(name, accessLines) {
+  const dir = tmpDir();
+  const pol = path.join(dir, 'policies');
+  fs.mkdirSync(pol);
+  fs.copyFileSync(path.join(ROOT, 'policies/models.lua'), path.join(pol, 'models.lua'));
+  fs.writeFileSync(path.join(pol, `${name}.lua`), [
+    `local _M = { name = "${name}" }`,
+    'function _M.new() return setmetatable({}, { __index = _M }) end',
+    'function _M:access(r)',
+    ...accessLines.map((l) => `    ${l}`),
+    'end',
+    'return _M', ''].join('\n'));
+  const config = path.join(dir, 'gw.lua');
+  fs.writeFileSync(config, 'local env = ...\nreturn { listen = { port = env.int("PORT", 1) }, ' +
+    'workers = 1, policies_dir = env.str("POLICIES_DIR", "x"), ' +
+    'assets_dir = env.str("ASSETS_DIR", "x"), ' +
+    `policies = { { name = "models" }, { name = "${name}" } } }\n`);
+  return { dir, config, env: { POLICIES_DIR: pol } };
+}
+
 function runBin(args, opts = {}) {
   return spawnSync(opts.bin || BIN, args, {
     cwd: opts.cwd || ROOT,
@@ -194,4 +216,4 @@ function runBin(args, opts = {}) {
 }
 
 module.exports = { ROOT, BIN, freePort, tmpDir, sleep, baseEnv, Gateway, startGateway, raw,
-  parseResponses, runBin };
+  parseResponses, runBin, policyGateway };
