@@ -11,11 +11,14 @@
 #            (the default policies still run: ip_rules, auth (no keys), admin, blacklist log)
 #   nginx    nginx 1.22, one worker, access_log off, the gateway's body as a static file
 # Both pinned to CPU 0 (SERVER_CPU), wrk -t1 -c64 pinned to CPU 1 (CLIENT_CPU). Runs are
-# interleaved, RUNS times each; the medians and the ratios gateway/nginx are printed.
+# interleaved, RUNS times each; the medians and the ratios gateway/nginx are printed, and the
+# ratio of each interleaved run pair with their median and spread.
 # Usage: bench/http_models.sh   (DURATION=8 RUNS=3 by default; see bench/lib/common.sh)
 set -euo pipefail
 # shellcheck source=bench/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
+# shellcheck source=bench/lib/peers.sh
+source "$(dirname "$0")/lib/peers.sh"
 
 need_tools wrk nginx curl taskset ss awk
 need_gateway
@@ -26,15 +29,7 @@ gw_url="http://127.0.0.1:$STARTED_PORT/v1/models"
 mkdir -p "$BENCH_TMP/www/v1"
 body_of "$gw_url" >"$BENCH_TMP/www/v1/models"
 
-cat >"$BENCH_TMP/nginx-static.conf" <<CONF
-    server {
-        listen 127.0.0.1:@PORT@ reuseport backlog=4096;
-        location = /v1/models {
-            default_type application/json;
-            root $BENCH_TMP/www;
-        }
-    }
-CONF
+nginx_static_conf "$BENCH_TMP/nginx-static.conf" "$BENCH_TMP/www"
 start_nginx static "$BENCH_TMP/nginx-static.conf"
 ngx_pid=$STARTED_PID
 ngx_url="http://127.0.0.1:$STARTED_PORT/v1/models"
@@ -61,6 +56,10 @@ printf '  gateway             %9.0f    %8.2f\n' "$gw_rps" "$gw_cpu"
 printf '  nginx (static)      %9.0f    %8.2f\n' "$ngx_rps" "$ngx_cpu"
 awk -v a="$gw_rps" -v b="$ngx_rps" -v c="$gw_cpu" -v d="$ngx_cpu" \
     'BEGIN { printf "  ratio gateway/nginx %9.2f    %8.2f\n", a / b, c / d }'
+echo "per interleaved run pair (ratios of the same run i, so load changes between pairs cancel):"
+pair_ratios "CPU-us/req gateway/nginx (target <= 1.0)" "$BENCH_TMP/gw.txt" "$BENCH_TMP/ngx.txt"
+pair=$PAIR_MEDIAN
+pair_ratios "req/s gateway/nginx" "$BENCH_TMP/gw.txt" "$BENCH_TMP/ngx.txt" 1
 # for bench/policy_chain.sh and anyone else who wants the numbers
 echo "RESULT http_models gateway_rps=$gw_rps gateway_cpu_us=$gw_cpu nginx_rps=$ngx_rps" \
-    "nginx_cpu_us=$ngx_cpu"
+    "nginx_cpu_us=$ngx_cpu pair_ratio_cpu=$pair"

@@ -19,11 +19,16 @@
 #                  IP blacklist with CIDRs, sliding-window counter in a lua_shared_dict: two
 #                  window keys read, one incr; the RateLimit-* headers), the same JSON file
 # Servers pinned to CPU 0 (SERVER_CPU), wrk -t1 -c64 to CPU 1 (CLIENT_CPU); runs interleaved,
-# RUNS times each; medians and the ratio gateway/nginx+lua are printed (target: CPU <= 0.8x).
+# RUNS times each; medians and the ratio gateway/nginx+lua are printed (target: CPU <= 0.8x),
+# and the ratio of each interleaved run pair with their median and spread (robust against a
+# load that changes between pairs). For instruction and system call counts, which hold on a
+# busy machine, see bench/counts.sh.
 # Usage: bench/policy_chain.sh   (DURATION=8 RUNS=3 by default; see bench/lib/common.sh)
 set -euo pipefail
 # shellcheck source=bench/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
+# shellcheck source=bench/lib/peers.sh
+source "$(dirname "$0")/lib/peers.sh"
 
 need_tools wrk nginx curl taskset ss awk
 need_gateway
@@ -49,108 +54,8 @@ mkdir -p "$BENCH_TMP/www/v1"
 body_of "$chain_url" "${AUTH[@]}" >"$BENCH_TMP/www/v1/models"
 
 # shellcheck disable=SC2034 # read by start_nginx
-NGINX_MAIN="load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
-cat >"$BENCH_TMP/nginx-lua.conf" <<CONF
-    lua_shared_dict rl 16m;
-    init_by_lua_block {
-        local bit = require "bit"
-        local BLACK, KEYS = "$BLACK", { "$KEY" }
-        local exact, cidrs = {}, {}
-        local function v4(s)
-            local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
-            return a and ((tonumber(a) * 256 + tonumber(b)) * 256 + tonumber(c)) * 256
-                + tonumber(d)
-        end
-        for item in BLACK:gmatch("[^,]+") do
-            local addr, len = item:match("^(.-)/(%d+)$")
-            if not addr then
-                exact[item] = true
-            elseif v4(addr) then
-                local m = bit.lshift(-1, 32 - tonumber(len))
-                cidrs[#cidrs + 1] = { bit.band(v4(addr), m), m }
-            end -- v6 CIDRs never match a v4 client: skipped, like the gateway's per-family sets
-        end
-        local function blocked(ip)
-            if exact[ip] then
-                return true
-            end
-            local n = v4(ip)
-            if n then
-                for i = 1, #cidrs do
-                    if bit.band(n, cidrs[i][2]) == cidrs[i][1] then
-                        return true
-                    end
-                end
-            end
-            return ngx.shared.rl:get("bl:ban:" .. ip) ~= nil -- the auto-ban lookup
-        end
-        local function equal(token, key) -- constant time for a given key, as policies/auth.lua
-            local n, m = #key, #token
-            local diff = (n == m) and 0 or 1
-            if m == 0 then
-                token, m = "\0", 1
-            end
-            for i = 1, n do
-                diff = bit.bor(diff, bit.bxor(key:byte(i), token:byte((i - 1) % m + 1)))
-            end
-            return diff == 0
-        end
-        local function fail(status, code, msg)
-            ngx.status = status
-            ngx.header.content_type = "application/json"
-            ngx.print('{"error":{"message":"' .. msg .. '","type":"error","code":"' .. code
-                .. '"}}')
-            return ngx.exit(status)
-        end
-        local LIMIT, W = $LIMIT, 60
-        function bench_access()
-            local ip = ngx.var.remote_addr
-            if blocked(ip) then
-                return fail(403, "ip_blocked", "IP has been blocked")
-            end
-            local dict, now = ngx.shared.rl, ngx.now()
-            local idx = math.floor(now / W)
-            local elapsed = now - idx * W
-            local base = "rl:default:" .. ip .. ":"
-            local cur_key = base .. idx
-            local cur = dict:get(cur_key) or 0
-            local prev = dict:get(base .. (idx - 1)) or 0
-            local estimate = prev * (W - elapsed) / W + cur
-            if estimate + 1 > LIMIT then
-                return fail(429, "rate_limit_exceeded", "Rate limit exceeded")
-            end
-            dict:incr(cur_key, 1, 0, 2 * W)
-            ngx.header["RateLimit-Limit"] = LIMIT
-            ngx.header["RateLimit-Remaining"] = math.floor(LIMIT - estimate - 1)
-            ngx.header["RateLimit-Reset"] = math.max(1, math.ceil(W - elapsed))
-            local h = ngx.var.http_authorization
-            if h == nil or h == "" then
-                return fail(401, "unauthorized", "Missing authentication information")
-            end
-            if h:sub(1, 7) ~= "Bearer " then
-                return fail(401, "unauthorized", "Invalid authentication format")
-            end
-            local token, found = h:sub(8), nil
-            for i = 1, #KEYS do
-                if equal(token, KEYS[i]) and not found then
-                    found = i
-                end
-            end
-            if not found then
-                return fail(401, "unauthorized", "Invalid API key")
-            end
-        end
-    }
-    server {
-        listen 127.0.0.1:@PORT@ reuseport backlog=4096;
-        location = /v1/models {
-            default_type application/json;
-            access_by_lua_block { bench_access() }
-            root $BENCH_TMP/www;
-        }
-    }
-CONF
+NGINX_MAIN=$NGINX_LUA_MAIN
+nginx_lua_conf "$BENCH_TMP/nginx-lua.conf" "$KEY" "$BLACK" "$LIMIT" "$BENCH_TMP/www"
 start_nginx lua "$BENCH_TMP/nginx-lua.conf"
 ngx_pid=$STARTED_PID
 ngx_url="http://127.0.0.1:$STARTED_PORT/v1/models"
@@ -211,5 +116,11 @@ m_max=$(sort -g "$BENCH_TMP/metrics_diff.txt" | tail -1)
 printf '  metrics cost: %.2f CPU-us/request (chain - chain METRICS=off; per-run %s..%s;' \
     "$m_med" "$m_min" "$m_max"
 echo " target <= 0.5)"
+echo "per interleaved run pair (ratios of the same run i, so load changes between pairs cancel):"
+pair_ratios "CPU-us/req chain/nginx+lua (target <= 0.80)" "$BENCH_TMP/chain.txt" "$BENCH_TMP/ngx.txt"
+chain_ratio=$PAIR_MEDIAN
+pair_ratios "CPU-us/req no chain/nginx+lua" "$BENCH_TMP/plain.txt" "$BENCH_TMP/ngx.txt"
+pair_ratios "req/s chain/nginx+lua" "$BENCH_TMP/chain.txt" "$BENCH_TMP/ngx.txt" 1
 echo "RESULT policy_chain gateway_rps=$c_rps gateway_cpu_us=$c_cpu plain_cpu_us=$p_cpu" \
-    "nometrics_cpu_us=$o_cpu metrics_cost_us=$m_med nginx_lua_rps=$n_rps nginx_lua_cpu_us=$n_cpu"
+    "nometrics_cpu_us=$o_cpu metrics_cost_us=$m_med nginx_lua_rps=$n_rps nginx_lua_cpu_us=$n_cpu" \
+    "pair_ratio_cpu=$chain_ratio"

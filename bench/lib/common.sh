@@ -11,8 +11,9 @@
 # CPU time from /proc/<pid>/stat; medians.
 # Knobs (environment): DURATION (s per run, default 8), RUNS (default 3), CONNS (64),
 # SERVER_CPU (0), CLIENT_CPU (1), GW_BIN (default build/pieces-gateway), NGINX (nginx binary),
-# WAIT_TRIES (start-up checks 0.1 s apart, default 100); a script may set the array GW_WRAP to
-# run the gateway under a tool (bench/metrics_cost.sh: valgrind).
+# WAIT_TRIES (start-up checks 0.1 s apart, default 100); a script may set the arrays GW_WRAP
+# and NGINX_WRAP to run the gateway or nginx under a tool (bench/metrics_cost.sh,
+# bench/lib/count.sh: valgrind).
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DURATION=${DURATION:-8}
@@ -26,6 +27,7 @@ CLK_TCK=$(getconf CLK_TCK)
 
 BENCH_PIDS=()
 GW_WRAP=()
+NGINX_WRAP=()
 BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/gw-bench.XXXXXX")
 
 bench_cleanup() {
@@ -87,7 +89,7 @@ free_port() {
     die "no free port found"
 }
 
-# wait_http URL [curl args...]: until the server answers (any status), 10 s at most.
+# wait_http URL [curl args...]: until the server answers (any status), WAIT_TRIES x 0.1 s at most.
 wait_http() {
     local url=$1
     shift
@@ -100,35 +102,65 @@ wait_http() {
     return 1
 }
 
+# wait_up PID URL: until the server answers URL (0), its process PID is gone (2) or WAIT_TRIES
+# checks 0.1 s apart passed (1)
+wait_up() {
+    local pid=$1 url=$2
+    for _ in $(seq 1 "${WAIT_TRIES:-100}"); do
+        curl -s -o /dev/null --max-time 1 "$url" && return 0
+        kill -0 "$pid" 2>/dev/null || return 2
+        sleep 0.1
+    done
+    return 1
+}
+
 # start_gateway NAME [VAR=value...]: one worker pinned to SERVER_CPU, access log off.
 # GW_BIN and GW_TREE (the tree whose gateway.lua, policies/ and assets/ it runs; default this
-# one) may be set for one call, e.g. to run an older build. Sets STARTED_PID and STARTED_PORT.
+# one) may be set for one call, e.g. to run an older build. GW_WRAP (an array, e.g. valgrind and
+# its options) is put before the binary. Sets STARTED_PID and STARTED_PORT.
 start_gateway() {
     local name=$1
     shift
-    local dir port tree=${GW_TREE:-$BENCH_ROOT}
+    local dir port attempt rc tree=${GW_TREE:-$BENCH_ROOT}
     dir=$BENCH_TMP/gw-$name
     mkdir -p "$dir"
-    port=$(free_port)
     # the bench config: gateway.lua with access_log = false and absolute dirs
     sed -e 's/^return {$/return {\n    access_log = false,/' \
         -e "s|env.str(\"POLICIES_DIR\", \"policies\")|\"$tree/policies\"|" \
         -e "s|env.str(\"ASSETS_DIR\", \"assets\")|\"$tree/assets\"|" \
         "$tree/gateway.lua" >"$dir/gateway.lua"
     grep -q 'access_log = false' "$dir/gateway.lua" || die "cannot derive the bench config"
+    # free_port checks before the bind: on a busy machine another program can take the port
+    # in between, so a start that failed for that reason is tried again on another port
+    for attempt in 1 2 3; do
+        port=$(free_port)
+        start_gateway_on "$dir" "$port" "$@"
+        rc=0
+        wait_up "$STARTED_PID" "http://127.0.0.1:$port/ping" || rc=$?
+        [ "$rc" -eq 0 ] && break
+        if [ "$rc" -ne 2 ] || ! grep -q "Address already in use" "$dir/out.log" ||
+            [ "$attempt" -eq 3 ]; then
+            cat "$dir/out.log" >&2
+            die "gateway '$name' did not start"
+        fi
+    done
+    STARTED_PORT=$port
+}
+
+# start_gateway_on DIR PORT [VAR=value...]: the process of start_gateway (sets STARTED_PID)
+start_gateway_on() {
+    local dir=$1 port=$2
+    shift 2
     (
         cd "$dir" || exit 1
         exec env -i PATH="$PATH" HOME="$dir" PORT="$port" HOST=127.0.0.1 WORKERS=1 \
             ADMIN_KEY=bench-admin-key BLACKLIST_FILE="$dir/blacklist.txt" ACCESS_LOG=false \
             GPT_GRPC_ADDR=127.0.0.1:9 VERTEX_GRPC_ADDR=127.0.0.1:9 MIN_POOL_SIZE=1 "$@" \
-            taskset -c "$SERVER_CPU" "${GW_WRAP[@]}" "$GW_BIN" -c "$dir/gateway.lua"
+            taskset -c "$SERVER_CPU" ${GW_WRAP[@]+"${GW_WRAP[@]}"} "$GW_BIN" \
+                -c "$dir/gateway.lua"
     ) >"$dir/out.log" 2>&1 &
-    local pid=$!
-    BENCH_PIDS+=("$pid")
-    wait_http "http://127.0.0.1:$port/ping" ||
-        { cat "$dir/out.log" >&2; die "gateway '$name' did not start"; }
-    STARTED_PID=$pid
-    STARTED_PORT=$port
+    STARTED_PID=$!
+    BENCH_PIDS+=("$STARTED_PID")
 }
 
 # start_mock MODEL=SCENARIO[,...]: the grpc-js mock upstream (bench/stream/mock.js) on the
@@ -150,6 +182,7 @@ start_mock() {
 
 # start_nginx NAME CONF_BODY_FILE: CONF_BODY_FILE holds the http{} server parts; @PORT@ and
 # @TMP@ are substituted. Extra main-context lines (load_module) come from $NGINX_MAIN.
+# NGINX_WRAP as GW_WRAP for start_gateway.
 # Sets STARTED_PID (the master; its one worker is found through /proc children), STARTED_PORT.
 start_nginx() {
     local name=$1 body=$2 dir port
@@ -180,7 +213,8 @@ CONF
         sed -e "s|@PORT@|$port|g" -e "s|@TMP@|$dir|g" "$body"
         echo "}"
     } >"$dir/nginx.conf"
-    taskset -c "$SERVER_CPU" "$NGINX" -p "$dir" -e "$dir/logs/error.log" \
+    taskset -c "$SERVER_CPU" ${NGINX_WRAP[@]+"${NGINX_WRAP[@]}"} "$NGINX" -p "$dir" \
+        -e "$dir/logs/error.log" \
         -c "$dir/nginx.conf" >"$dir/out.log" 2>&1 &
     local pid=$!
     BENCH_PIDS+=("$pid")
@@ -245,6 +279,30 @@ warm() {
     local url=$2
     shift 2
     taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d1s "$@" "$url" >/dev/null
+}
+
+# pair_ratios NAME A_FILE B_FILE [COL]: the ratio A/B of column COL (default 2: CPU-us/req) for
+# each interleaved run pair (line i of A_FILE and line i of B_FILE were measured back to back,
+# so a load change between pairs cancels out), then their median and spread:
+#   "  NAME: 0.84 0.91 0.88 | median 0.88, min 0.84, max 0.91, spread 8 %"
+# (spread = (max - min) / median). Also sets PAIR_MEDIAN.
+pair_ratios() {
+    local name=$1 a=$2 b=$3 col=${4:-2} line
+    line=$(paste -d' ' <(cut -d' ' -f"$col" "$a") <(cut -d' ' -f"$col" "$b") | awk '
+        { r[NR] = $1 / $2; printf "%s%.2f", (NR > 1 ? " " : ""), r[NR] }
+        END {
+            n = NR
+            for (i = 2; i <= n; i++) # insertion sort (mawk has no asort)
+                for (j = i; j > 1 && r[j - 1] > r[j]; j--) {
+                    t = r[j]; r[j] = r[j - 1]; r[j - 1] = t
+                }
+            m = (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
+            printf " | median %.2f, min %.2f, max %.2f, spread %.0f %%\n", m, r[1], r[n],
+                100 * (r[n] - r[1]) / m
+        }')
+    echo "  $name: $line"
+    PAIR_MEDIAN=${line#*median }
+    PAIR_MEDIAN=${PAIR_MEDIAN%%,*}
 }
 
 median() {

@@ -3,7 +3,7 @@
 // Copyright (C) 2026 pieces-gateway authors. GPL-3.0-or-later, see LICENSE.
 //
 // node bench/stream/load.js --mode gw|grpc --port P --conc C --duration S --model M
-//      [--chunks 20] [--pid PID --clk-tck 100 --sample-ms 50] [--timeout S]
+//      [--chunks 20] [--pid PID --clk-tck 100 --sample-ms 50] [--timeout S] [--streams N]
 //
 //   gw    C keep-alive HTTP/1.1 connections (raw net sockets, opened before the clock starts),
 //         each looping POST /v1/chat/completions {"stream": true} for S seconds. TTFB is the
@@ -13,6 +13,9 @@
 //   grpc  the same against the mock directly: one grpc-js channel, C concurrent
 //         PredictWithStream calls in a loop; TTFB is the time from the call to the first
 //         message. Good: --chunks 200 frames with the right texts, one 204 frame, status OK.
+// With --streams N, exactly N streams are started (spread over the C loops) and the run ends
+// when the last one ended, whatever --duration says: a fixed amount of work for counting the
+// target's instructions and system calls (bench/counts.sh).
 // With --pid, the target's utime+stime (/proc/PID/stat, all threads) is read at the start and
 // after the last stream ended, and its VmRSS (/proc/PID/status) every --sample-ms during the
 // run (peak kept, with the number of streams open at that moment).
@@ -42,6 +45,7 @@ const PID = args.pid ? Number(args.pid) : 0;
 const CLK_TCK = Number(args['clk-tck'] || 100);
 const SAMPLE_MS = Number(args['sample-ms'] || 50);
 const TIMEOUT = Number(args.timeout || 60);
+const STREAMS = Number(args.streams || 0);
 const MESSAGES = [{ role: 'user', content: 'hi' }];
 
 const now = () => Number(process.hrtime.bigint()) / 1e6; // ms
@@ -54,6 +58,17 @@ let failures = 0;
 const failSamples = new Map(); // reason -> count
 let open = 0;
 let openMax = 0;
+let started = 0;
+
+// May a loop start another stream? (the clock, or the --streams budget)
+function another(stopAt) {
+    if (STREAMS) {
+        if (started >= STREAMS) return false;
+        started++;
+        return true;
+    }
+    return now() < stopAt;
+}
 
 function recordTtfb(ms) {
     if (nTtfb === ttfb.length) {
@@ -239,7 +254,7 @@ async function runGw(endAt) {
     }
     return async (stopAt) => {
         await Promise.all(conns.map(async (c) => {
-            while (now() < stopAt()) {
+            while (another(stopAt())) {
                 if (c.dead) {
                     c.sock.destroy();
                     c.dead = false;
@@ -300,7 +315,7 @@ async function runGrpc() {
     good = 0; nTtfb = 0;
     return async (stopAt) => {
         await Promise.all(Array.from({ length: CONC }, async () => {
-            while (now() < stopAt()) {
+            while (another(stopAt())) {
                 open++;
                 if (open > openMax) openMax = open;
                 await one();
@@ -396,7 +411,7 @@ async function runH2() {
     good = 0; nTtfb = 0;
     return async (stopAt) => {
         await Promise.all(Array.from({ length: CONC }, async () => {
-            while (now() < stopAt()) {
+            while (another(stopAt())) {
                 open++;
                 if (open > openMax) openMax = open;
                 await one();
@@ -428,7 +443,8 @@ async function main() {
     const t0 = now();
     let stop = t0 + DURATION * 1000;
     const watchdog = setTimeout(() => {
-        fail(`streams still open ${TIMEOUT} s after the end of the run`);
+        fail(STREAMS ? `${STREAMS} streams not done in ${DURATION + TIMEOUT} s`
+            : `streams still open ${TIMEOUT} s after the end of the run`);
         report(t0, now(), st, true);
         process.exit(2);
     }, (DURATION + TIMEOUT) * 1000);

@@ -95,6 +95,20 @@ describe("ip_rules policy", function()
         assert.equal(200, from("6.6.6.6").resp.status)
     end)
 
+    it("gives the same verdicts from its memo, also past the memo's bound", function()
+        -- 5000 distinct addresses (more than the memo holds), then the listed ones again
+        for i = 1, 5000 do
+            local peer = string.format("11.%d.%d.1", math.floor(i / 256), i % 256)
+            assert.equal(200, from(peer).resp.status)
+        end
+        for _ = 1, 2 do
+            assert_blocked(from("6.6.6.6"))
+            assert_blocked(from("10.66.3.4"))
+            assert.is_true(from("7.7.7.7").ctx.whitelisted)
+            assert.is_nil(from("8.8.8.8").ctx.whitelisted)
+        end
+    end)
+
     it("fails to load naming an invalid entry", function()
         local inst, err = h.load("ip_rules", { blacklist = { "1.2.3.4", "1.2.3.4/40" } })
         assert.is_nil(inst)
