@@ -49,21 +49,24 @@ int gw_pieces_vertex_encode(const char *model, const char *message, size_t mlen,
                             const char *rules, size_t rlen, uint8_t **out, size_t *out_len);
 
 /* A decoded reply. has_text is 0 when a node on the text path is missing (seed: "invalid
- * response structure"); text is then NULL. text/id point into priv (id NULL for Vertex or
- * when absent, time 0 likewise). text_len is strlen(text): protobuf-c strings are C strings,
- * so a reply text stops at its first NUL byte. Free with gw_pieces_reply_free (also safe on a
- * zeroed struct). */
+ * response structure"); text is then NULL. text/id are NOT NUL-terminated: they point into
+ * buf (the usual case: no allocation) or into priv, and stay valid while both buf and the
+ * reply live. id is NULL for Vertex or when absent or empty, time 0 likewise. text_len and
+ * id_len stop at the first NUL byte, as protobuf-c's C strings do. Free with
+ * gw_pieces_reply_free (also safe on a zeroed struct). */
 typedef struct {
     int64_t code;
     const char *text;
     size_t text_len;
     int has_text;
     const char *id;
+    size_t id_len;
     uint64_t time;
     void *priv;
 } gw_pieces_reply_t;
 
-/* Decode one reply message (without the gRPC prefix). Returns 0, -EBADMSG for malformed
+/* Decode one reply message (without the gRPC prefix): accepts and rejects exactly what
+ * protobuf-c's unpacker does, with the same field values. Returns 0, -EBADMSG for malformed
  * protobuf, -ENOMEM. On error *out is zeroed and nothing needs freeing. */
 int gw_pieces_gpt_decode(const uint8_t *buf, size_t len, gw_pieces_reply_t *out);    /* text at body(4).message_warpper(4).message(2).message(2) */
 int gw_pieces_vertex_decode(const uint8_t *buf, size_t len, gw_pieces_reply_t *out); /* text at args(4).args(1).args(2).message(2) */

@@ -145,6 +145,81 @@ static uint8_t *pack(const ProtobufCMessage *m, size_t *n)
     return b;
 }
 
+/* gw_pieces_gpt_decode against protobuf-c's own unpacker of the same bytes: accepted by both
+ * or by neither, and then the same code, text (up to its first NUL), id and time. */
+static int gpt_agrees(const uint8_t *b, size_t n)
+{
+    gw_pieces_reply_t r;
+    GptResponse *m = runtime__aot__machine_learning__parents__gpt__response__unpack(NULL, n, b);
+    int rc = gw_pieces_gpt_decode(b, n, &r), ok;
+    if (!m)
+        return rc == -EBADMSG && r.priv == NULL && !r.has_text;
+    const char *id = m->body && m->body->id[0] ? m->body->id : NULL;
+    const char *text = m->body && m->body->message_warpper && m->body->message_warpper->message
+                           ? m->body->message_warpper->message->message
+                           : NULL;
+    ok = rc == 0 && r.code == (int64_t)m->response_code && r.has_text == (text != NULL) &&
+         (!text || (r.text_len == strlen(text) && memcmp(r.text, text, r.text_len) == 0)) &&
+         (id ? r.id && r.id_len == strlen(id) && memcmp(r.id, id, r.id_len) == 0 : !r.id) &&
+         r.time == (m->body ? m->body->time : 0);
+    gw_pieces_reply_free(&r);
+    runtime__aot__machine_learning__parents__gpt__response__free_unpacked(m, NULL);
+    return ok;
+}
+
+/* The in-place reader leaves to protobuf-c what needs its rules, and gets the rest right. */
+TEST(gpt_decode_agrees_with_protobuf_c)
+{
+    /* Body twice (protobuf-c merges them: id and text from the first, time from the second) */
+    static const uint8_t twice[] = {0x10, 0xc8, 0x01, 0x22, 0x0d, 0x0a, 0x01, 'a', 0x22, 0x08,
+                                    0x12, 0x06, 0x12, 0x04, 'h', 'i', '!', '?', 0x22, 0x02,
+                                    0x18, 0x07};
+    /* text with a NUL inside (a C string stops there), unknown fields of every wire type */
+    static const uint8_t nul[] = {0x10, 0xc8, 0x01, 0x38, 0x05, 0x45, 1, 2, 3, 4, 0x49, 1, 2,
+                                  3, 4, 5, 6, 7, 8, 0x1a, 0x01, 'x', 0x22, 0x0a, 0x22, 0x08,
+                                  0x12, 0x06, 0x12, 0x04, 'a', 'b', 0x00, 'c'};
+    /* Body.unknown (field 5, a message) malformed: protobuf-c rejects the whole reply */
+    static const uint8_t bad_sub[] = {0x10, 0xc8, 0x01, 0x22, 0x04, 0x2a, 0x02, 0x08, 0x80};
+    /* Body.unknown.arg1 as a string instead of a varint */
+    static const uint8_t bad_kind[] = {0x22, 0x05, 0x2a, 0x03, 0x0a, 0x01, 'z'};
+    /* a two-byte tag (field 16, unknown) and an overlong tag of field 2 */
+    static const uint8_t long_tag[] = {0x80, 0x01, 0x05, 0x90, 0x00, 0xcc, 0x01};
+    gw_pieces_reply_t r;
+
+    CHECK(gpt_agrees(twice, sizeof(twice)));
+    CHECK_EQ_INT(gw_pieces_gpt_decode(twice, sizeof(twice), &r), 0);
+    CHECK(r.id_len == 1 && r.id[0] == 'a' && r.time == 7 && r.text_len == 4);
+    gw_pieces_reply_free(&r);
+    CHECK(gpt_agrees(nul, sizeof(nul)));
+    CHECK_EQ_INT(gw_pieces_gpt_decode(nul, sizeof(nul), &r), 0);
+    CHECK(r.has_text && r.text_len == 2 && r.priv == NULL);
+    gw_pieces_reply_free(&r);
+    CHECK(gpt_agrees(bad_sub, sizeof(bad_sub)));
+    CHECK_EQ_INT(gw_pieces_gpt_decode(bad_sub, sizeof(bad_sub), &r), -EBADMSG);
+    CHECK(gpt_agrees(bad_kind, sizeof(bad_kind)));
+    CHECK_EQ_INT(gw_pieces_gpt_decode(bad_kind, sizeof(bad_kind), &r), -EBADMSG);
+    CHECK(gpt_agrees(long_tag, sizeof(long_tag)));
+
+    /* pseudo-random mutations of a real reply: both decoders always agree */
+    static const uint8_t base[] = {0x10, 0xc8, 0x01, 0x22, 0x14, 0x0a, 0x02, 'i', 'd', 0x18,
+                                   0x05, 0x22, 0x08, 0x08, 0x01, 0x12, 0x04, 0x12, 0x02, 'o',
+                                   'k', 0x2a, 0x02, 0x08, 0x01};
+    uint8_t buf[sizeof(base) + 4];
+    uint32_t x = 777;
+    CHECK(gpt_agrees(base, sizeof(base)));
+    for (int it = 0; it < 20000; it++) {
+        size_t n = sizeof(base);
+        memcpy(buf, base, n);
+        for (int k = 0; k < 3; k++) {
+            x = x * 1103515245u + 12345u;
+            buf[(x >> 8) % n] = (uint8_t)(x >> 20);
+        }
+        x = x * 1103515245u + 12345u;
+        n -= (x >> 12) % 4; /* sometimes cut short */
+        CHECK(gpt_agrees(buf, n));
+    }
+}
+
 TEST(gpt_decode)
 {
     GptMessage msg = RUNTIME__AOT__MACHINE_LEARNING__PARENTS__GPT__MESSAGE__INIT;
@@ -166,7 +241,8 @@ TEST(gpt_decode)
     CHECK(r.has_text);
     CHECK_EQ_INT(r.text_len, strlen("Hello, wörld"));
     CHECK(r.text && memcmp(r.text, "Hello, wörld", r.text_len) == 0);
-    CHECK_EQ_STR(r.id, "chatcmpl-x");
+    CHECK(r.id && r.id_len == 10 && memcmp(r.id, "chatcmpl-x", 10) == 0);
+    CHECK(r.priv == NULL); /* read in place: nothing allocated */
     CHECK_EQ_INT(r.time, 1700000000);
     gw_pieces_reply_free(&r);
     free(b);
@@ -279,6 +355,7 @@ int main(void)
     RUN(gpt_encode_empty_message_kept);
     RUN(vertex_encode_matches_protobuf_c);
     RUN(gpt_decode);
+    RUN(gpt_decode_agrees_with_protobuf_c);
     RUN(vertex_decode);
     RUN(decode_malformed);
     return TEST_REPORT();

@@ -9,8 +9,12 @@
  * Provides: request encoding and reply decoding for both services.
  * Uses: a direct proto3 writer for requests (the text is pointer+length and may hold NULs,
  *   which protobuf-c's C strings cannot carry; spec/c/test_pieces.c checks the bytes against
- *   protobuf-c's own packing), protobuf-c generated code for replies, unpacked into one
- *   per-reply arena so a reply costs one or two mallocs.
+ *   protobuf-c's own packing); for replies a walker over the wire bytes that makes
+ *   protobuf-c's checks and reads the few fields in place (no allocation: one per streamed
+ *   chunk adds up), falling back to protobuf-c's own unpacker, into one per-reply arena, for
+ *   anything whose outcome needs protobuf-c's rules (a known field given twice is merged, odd
+ *   tags, malformed input: protobuf-c decides what is rejected). spec/fuzz/pieces_reply.c
+ *   checks both paths against protobuf-c.
  * Must never: keep state between calls, or read past len.
  */
 #include "gw_pieces.h"
@@ -248,6 +252,176 @@ static arena_t *arena_unpack(const ProtobufCMessageDescriptor *desc, const uint8
     return a;
 }
 
+/* ---- reply decoding in place ------------------------------------------------------------ */
+
+/* The reply schemas as protobuf-c checks them: per message its known fields, each a varint
+ * (int64/uint64), a string or a sub-message. protobuf-c unpacks every known sub-message, so a
+ * bad one anywhere rejects the reply; unknown fields are skipped (kept aside, never read). A
+ * field the decoder reads names its slot. */
+enum { K_VARINT, K_STRING, K_MSG };
+enum { S_NONE, S_CODE, S_ID, S_TIME, S_BODY, S_TEXT_MSG, S_TEXT, S_MAX };
+
+typedef struct schema_s schema_t;
+typedef struct {
+    uint8_t num, kind, slot;
+    const schema_t *sub;
+} field_t;
+struct schema_s {
+    uint8_t n;
+    field_t f[5];
+};
+
+typedef struct {
+    unsigned present; /* bit per slot */
+    uint64_t v[S_MAX];
+    const uint8_t *p[S_MAX];
+    size_t len[S_MAX];
+} slots_t;
+
+enum { WALK_OK = 0, WALK_FALLBACK = 1 };
+
+static const schema_t gpt_unknown = {3, {{1, K_VARINT, 0, NULL}, {2, K_VARINT, 0, NULL},
+                                         {3, K_VARINT, 0, NULL}}};
+static const schema_t gpt_message = {2, {{1, K_VARINT, 0, NULL}, {2, K_STRING, S_TEXT, NULL}}};
+static const schema_t gpt_warpper = {2, {{1, K_VARINT, 0, NULL},
+                                         {2, K_MSG, S_TEXT_MSG, &gpt_message}}};
+static const schema_t gpt_body = {5, {{1, K_STRING, S_ID, NULL}, {2, K_STRING, 0, NULL},
+                                      {3, K_VARINT, S_TIME, NULL}, {4, K_MSG, 0, &gpt_warpper},
+                                      {5, K_MSG, 0, &gpt_unknown}}};
+static const schema_t gpt_response = {2, {{2, K_VARINT, S_CODE, NULL},
+                                          {4, K_MSG, S_BODY, &gpt_body}}};
+static const schema_t vx_messages = {2, {{1, K_VARINT, 0, NULL}, {2, K_STRING, S_TEXT, NULL}}};
+static const schema_t vx_args2 = {1, {{2, K_MSG, S_TEXT_MSG, &vx_messages}}};
+static const schema_t vx_args1 = {1, {{1, K_MSG, 0, &vx_args2}}};
+static const schema_t vx_response = {2, {{2, K_VARINT, S_CODE, NULL},
+                                         {4, K_MSG, S_BODY, &vx_args1}}};
+
+static const field_t *schema_field(const schema_t *s, unsigned num)
+{
+    for (unsigned i = 0; i < s->n; i++)
+        if (s->f[i].num == num)
+            return &s->f[i];
+    return NULL;
+}
+
+/* Length of the varint at p (at most 10 bytes, protobuf-c's limit), 0 when unterminated. */
+static size_t varint_len(const uint8_t *p, size_t n)
+{
+    size_t max = n < 10 ? n : 10;
+    for (size_t i = 0; i < max; i++)
+        if (!(p[i] & 0x80))
+            return i + 1;
+    return 0;
+}
+
+static uint64_t varint_value(const uint8_t *p, size_t len)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++)
+        v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+    return v;
+}
+
+/* The size of one field's value at p (wire type wt), with *off the start of a length-delimited
+ * payload; 0 for anything protobuf-c would reject (or that we leave to it). */
+static size_t value_size(unsigned wt, const uint8_t *p, size_t n, size_t *off)
+{
+    size_t hl, len;
+    *off = 0;
+    switch (wt) {
+    case 0: return varint_len(p, n);
+    case 1: return n >= 8 ? 8 : 0;
+    case 5: return n >= 4 ? 4 : 0;
+    case 2:
+        hl = varint_len(p, n < 5 ? n : 5);
+        if (!hl)
+            return 0;
+        len = (size_t)varint_value(p, hl);
+        if (len > 0x7fffffff || len > n - hl)
+            return 0;
+        *off = hl;
+        return hl + len;
+    default: return 0;
+    }
+}
+
+/* One known field's value, checked against its kind and recorded in its slot. */
+static int walk(const schema_t *s, const uint8_t *p, size_t n, slots_t *out);
+
+static int take_field(const field_t *f, unsigned wt, const uint8_t *v, size_t size, size_t off,
+                      slots_t *out)
+{
+    if (f->kind == K_VARINT ? wt != 0 : wt != 2)
+        return WALK_FALLBACK; /* protobuf-c rejects a wire type that does not fit the field */
+    if (f->kind == K_MSG && walk(f->sub, v + off, size - off, out) != WALK_OK)
+        return WALK_FALLBACK;
+    if (f->slot) {
+        out->present |= 1u << f->slot;
+        out->v[f->slot] = f->kind == K_VARINT ? varint_value(v, size) : 0;
+        out->p[f->slot] = v + off;
+        out->len[f->slot] = size - off;
+    }
+    return WALK_OK;
+}
+
+/* Walks one message: WALK_OK when protobuf-c would accept it and every slot is read, else
+ * WALK_FALLBACK (only one-byte tags; a known field may come once: a second one is merged
+ * by protobuf-c's rules, which are left to it). */
+static int walk(const schema_t *s, const uint8_t *p, size_t n, slots_t *out)
+{
+    unsigned seen = 0;
+    while (n > 0) {
+        unsigned tag = p[0], num = tag >> 3, wt = tag & 7;
+        size_t off, size;
+        if ((tag & 0x80) || num == 0)
+            return WALK_FALLBACK;
+        p++, n--;
+        if (!(size = value_size(wt, p, n, &off)))
+            return WALK_FALLBACK;
+        const field_t *f = schema_field(s, num);
+        if (f) {
+            if (seen & (1u << num))
+                return WALK_FALLBACK;
+            seen |= 1u << num;
+            if (take_field(f, wt, p, size, off, out) != WALK_OK)
+                return WALK_FALLBACK;
+        }
+        p += size, n -= size;
+    }
+    return WALK_OK;
+}
+
+/* A string slot as protobuf-c's C string would read: up to its first NUL. */
+static size_t c_len(const slots_t *sl, int slot)
+{
+    const uint8_t *z = memchr(sl->p[slot], 0, sl->len[slot]);
+    return z ? (size_t)(z - sl->p[slot]) : sl->len[slot];
+}
+
+/* The reply from a walked message; 0, or WALK_FALLBACK when the walk gave up. */
+static int decode_in_place(const schema_t *s, int gpt, const uint8_t *buf, size_t len,
+                           gw_pieces_reply_t *out)
+{
+    slots_t sl;
+    sl.present = 0;
+    if (walk(s, buf, len, &sl) != WALK_OK)
+        return WALK_FALLBACK;
+#define HAS(x) (sl.present & (1u << (x)))
+    out->code = HAS(S_CODE) ? (int64_t)sl.v[S_CODE] : 0;
+    if (HAS(S_TEXT_MSG)) { /* the Message is there: its text is "" when absent */
+        out->has_text = 1;
+        out->text = HAS(S_TEXT) ? (const char *)sl.p[S_TEXT] : "";
+        out->text_len = HAS(S_TEXT) ? c_len(&sl, S_TEXT) : 0;
+    }
+    if (gpt && HAS(S_BODY)) {
+        out->time = HAS(S_TIME) ? sl.v[S_TIME] : 0;
+        if (HAS(S_ID) && (out->id_len = c_len(&sl, S_ID)) > 0)
+            out->id = (const char *)sl.p[S_ID];
+    }
+#undef HAS
+    return 0;
+}
+
 static void set_text(gw_pieces_reply_t *out, const char *s)
 {
     if (!s)
@@ -266,6 +440,9 @@ int gw_pieces_gpt_decode(const uint8_t *buf, size_t len, gw_pieces_reply_t *out)
     memset(out, 0, sizeof(*out));
     if (!buf && len)
         return -EINVAL;
+    if (decode_in_place(&gpt_response, 1, buf, len, out) == 0)
+        return 0;
+    memset(out, 0, sizeof(*out));
     a = arena_unpack(&runtime__aot__machine_learning__parents__gpt__response__descriptor, buf,
                      len, &rc);
     if (!a)
@@ -274,7 +451,10 @@ int gw_pieces_gpt_decode(const uint8_t *buf, size_t len, gw_pieces_reply_t *out)
     out->priv = a;
     out->code = (int64_t)r->response_code;
     if (r->body) {
-        out->id = r->body->id && r->body->id[0] ? r->body->id : NULL;
+        if (r->body->id && r->body->id[0]) {
+            out->id = r->body->id;
+            out->id_len = strlen(r->body->id);
+        }
         out->time = r->body->time;
         if (r->body->message_warpper && r->body->message_warpper->message)
             set_text(out, r->body->message_warpper->message->message);
@@ -291,6 +471,9 @@ int gw_pieces_vertex_decode(const uint8_t *buf, size_t len, gw_pieces_reply_t *o
     memset(out, 0, sizeof(*out));
     if (!buf && len)
         return -EINVAL;
+    if (decode_in_place(&vx_response, 0, buf, len, out) == 0)
+        return 0;
+    memset(out, 0, sizeof(*out));
     a = arena_unpack(&runtime__aot__machine_learning__parents__vertex__response__descriptor,
                      buf, len, &rc);
     if (!a)

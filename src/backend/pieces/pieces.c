@@ -109,7 +109,7 @@ static void head(call_t *c, const gw_pieces_reply_t *r)
         ev.created = r->time;
         if (!c->stream && r->id) {
             ev.text = r->id;
-            ev.len = strlen(r->id);
+            ev.len = r->id_len;
         }
     }
     emit(c, &ev);
