@@ -14,14 +14,20 @@
  * lookahead such as \s+(?!\S) and failed alternatives all count as looking) and that does not
  * touch the end. For Claude a suffix that could still become a special token (e.g. "<MET") is
  * kept out of the regex subject, so the ordinary text never runs into it.
- * Must never: count text twice, or keep more than the unfinished tail (the re-scan of a long
- * unfinished piece is deferred until the buffer doubles, keeping the total work linear).
+ * Pieces are looked for once DRAIN_BATCH bytes of text wait: a streamed delta is often one
+ * token of a few bytes, and counting per delta re-matched the unfinished tail every time
+ * (the count is the same, the work per byte is not).
+ * Must never: count text twice, or keep more than the unfinished tail and one batch (the
+ * re-scan of a long unfinished piece is deferred until the buffer doubles, keeping the total
+ * work linear).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tok_internal.h"
+
+#define DRAIN_BATCH 256
 
 struct gw_tok_stream_s {
     const gw_tok_t *t;
@@ -167,7 +173,7 @@ int gw_tok_stream_feed(gw_tok_stream_t *s, const char *chunk, size_t len)
     int rc = repair(s, dst, (const uint8_t *)(chunk ? chunk : ""), len, 0);
     if (rc == 0 && s->t->nfkc)
         rc = normalise(s, 0);
-    if (rc == 0 && s->text.len >= s->rescan_at)
+    if (rc == 0 && s->text.len >= s->rescan_at && s->text.len >= DRAIN_BATCH)
         rc = drain(s, 0);
     return rc == 0 ? 0 : fail(s, rc);
 }
