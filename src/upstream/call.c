@@ -122,6 +122,32 @@ static void reset_stream(gw_grpc_call_t *c)
     gw_pool_kick(c->u); /* flush the RST from outside any nghttp2 callback */
 }
 
+/* One message to the handler; its bytes go back to the stream window. 1 when the call is
+ * gone. */
+static int deliver_one(gw_grpc_call_t *c, const uint8_t *msg, size_t len, size_t wire)
+{
+    if (c->state == CALL_ACTIVE) {
+        nghttp2_session_consume_stream(c->conn->sess, c->stream_id, wire);
+        c->unconsumed -= wire;
+    }
+    c->in_cb = 1;
+    c->h->on_message(c, msg, len, c->ud);
+    c->in_cb = 0;
+    if (c->dead) {
+        free_call(c);
+        return 1;
+    }
+    return 0;
+}
+
+static void bad_prefix(gw_grpc_call_t *c, int rc)
+{
+    reset_stream(c);
+    finish(c, GW_GRPC_ERR_PROTOCOL, 13,
+           rc == -EMSGSIZE ? "gRPC message larger than the limit"
+                           : "compressed or malformed gRPC message prefix");
+}
+
 /* Delivers complete messages while not paused. Returns 1 when the call is gone. */
 static int deliver(gw_grpc_call_t *c)
 {
@@ -138,23 +164,34 @@ static int deliver(gw_grpc_call_t *c)
             return 0;
         }
         if (rc < 0) {
-            reset_stream(c);
-            finish(c, GW_GRPC_ERR_PROTOCOL, 13,
-                   rc == -EMSGSIZE ? "gRPC message larger than the limit"
-                                   : "compressed or malformed gRPC message prefix");
+            bad_prefix(c, rc);
             return 1;
         }
-        if (c->state == CALL_ACTIVE) {
-            nghttp2_session_consume_stream(c->conn->sess, c->stream_id, wire);
-            c->unconsumed -= wire;
-        }
-        c->in_cb = 1;
-        c->h->on_message(c, msg, len, c->ud);
-        c->in_cb = 0;
-        if (c->dead) {
-            free_call(c);
+        if (deliver_one(c, msg, len, wire))
+            return 1;
+    }
+    return 0;
+}
+
+/* While nothing is buffered, messages complete in a DATA chunk go to the handler straight
+ * from nghttp2's bytes (no copy, no buffer per chunk); *p and *n are left at what remains (a
+ * partial message, or the rest after a pause) for the deframer. 1 when the call is gone. */
+static int deliver_direct(gw_grpc_call_t *c, const uint8_t **p, size_t *n)
+{
+    const uint8_t *msg;
+    size_t len, wire;
+    while (!c->paused && *n > 0) {
+        int rc = gw_grpc_frame_parse(*p, *n, c->df.max_msg, &msg, &len, &wire);
+        if (rc == 0)
+            return 0;
+        if (rc < 0) {
+            bad_prefix(c, rc);
             return 1;
         }
+        *p += wire;
+        *n -= wire;
+        if (deliver_one(c, msg, len, wire))
+            return 1;
     }
     return 0;
 }
@@ -266,6 +303,10 @@ int gw_call_on_data(conn_t *cn, int32_t stream_id, const uint8_t *data, size_t l
      * stream after one stream window and never stalls its neighbours on the connection. */
     nghttp2_session_consume_connection(cn->sess, len);
     c->unconsumed += len;
+    if (!c->paused && gw_grpc_deframer_pending(&c->df) == 0) {
+        if (deliver_direct(c, &data, &len) != 0 || len == 0)
+            return 0;
+    }
     if (gw_grpc_deframer_feed(&c->df, data, len) != 0) {
         reset_stream(c);
         finish(c, GW_GRPC_ERR_NOMEM, 8, "out of memory buffering a reply");

@@ -67,25 +67,33 @@ int gw_grpc_deframer_feed(gw_grpc_deframer_t *d, const uint8_t *p, size_t n)
     return 0;
 }
 
+int gw_grpc_frame_parse(const uint8_t *p, size_t n, size_t max_msg, const uint8_t **msg,
+                        size_t *len, size_t *wire)
+{
+    uint32_t m;
+    if (n < GW_GRPC_PREFIX)
+        return 0;
+    if (p[0] != 0)
+        return -EPROTO;
+    m = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+    if (m > max_msg)
+        return -EMSGSIZE;
+    if (n < GW_GRPC_PREFIX + (size_t)m)
+        return 0;
+    *msg = p + GW_GRPC_PREFIX;
+    *len = m;
+    *wire = GW_GRPC_PREFIX + (size_t)m;
+    return 1;
+}
+
 int gw_grpc_deframer_next(gw_grpc_deframer_t *d, const uint8_t **msg, size_t *len, size_t *wire)
 {
     size_t avail = d->len - d->off;
-    const uint8_t *h;
-    uint32_t n;
-
     if (avail < GW_GRPC_PREFIX)
-        return 0; /* before forming h: buf is NULL until the first feed (NULL + 0 is UB) */
-    h = d->buf + d->off;
-    if (h[0] != 0)
-        return -EPROTO;
-    n = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | h[4];
-    if (n > d->max_msg)
-        return -EMSGSIZE;
-    if (avail < GW_GRPC_PREFIX + (size_t)n)
-        return 0;
-    *msg = h + GW_GRPC_PREFIX;
-    *len = n;
-    *wire = GW_GRPC_PREFIX + (size_t)n;
+        return 0; /* before forming a pointer: buf is NULL until the first feed (NULL + 0 is UB) */
+    int rc = gw_grpc_frame_parse(d->buf + d->off, avail, d->max_msg, msg, len, wire);
+    if (rc != 1)
+        return rc;
     d->off += *wire;
     if (d->off == d->len)
         d->off = d->len = 0; /* the message stays readable: nothing overwrites it before feed */

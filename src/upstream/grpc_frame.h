@@ -37,6 +37,10 @@ int gw_grpc_deframer_feed(gw_grpc_deframer_t *d, const uint8_t *p, size_t n);
  * when the prefix announces more than max_msg; -EPROTO for a compressed flag (we never
  * negotiate compression) or a flag other than 0/1. */
 int gw_grpc_deframer_next(gw_grpc_deframer_t *d, const uint8_t **msg, size_t *len, size_t *wire);
+/* The same cut on bytes the caller holds (no copy): the first message of p[0..n), with the
+ * return values of gw_grpc_deframer_next; *msg points into p. */
+int gw_grpc_frame_parse(const uint8_t *p, size_t n, size_t max_msg, const uint8_t **msg,
+                        size_t *len, size_t *wire);
 /* Bytes buffered and not yet taken. */
 static inline size_t gw_grpc_deframer_pending(const gw_grpc_deframer_t *d)
 {
