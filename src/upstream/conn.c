@@ -130,7 +130,10 @@ void gw_conn_flush(conn_t *c)
 {
     if (c->in_h2 || !c->sess || !c->tr.ready || c->tr.closing || c->tr.failed)
         return;
-    while (gw_transport_backlog(&c->tr) < WRITE_HIGH_WATER) {
+    /* want_write first: a read that brought only DATA has nothing to answer (the windows go
+     * back in large steps), and mem_send would walk the session's queues for nothing */
+    while (nghttp2_session_want_write(c->sess) &&
+           gw_transport_backlog(&c->tr) < WRITE_HIGH_WATER) {
         const uint8_t *data;
         c->in_h2 = 1;
         ssize_t n = nghttp2_session_mem_send(c->sess, &data);

@@ -307,6 +307,8 @@ static const field_t *schema_field(const schema_t *s, unsigned num)
 /* Length of the varint at p (at most 10 bytes, protobuf-c's limit), 0 when unterminated. */
 static size_t varint_len(const uint8_t *p, size_t n)
 {
+    if (n > 0 && !(p[0] & 0x80))
+        return 1; /* the usual case */
     size_t max = n < 10 ? n : 10;
     for (size_t i = 0; i < max; i++)
         if (!(p[i] & 0x80))
@@ -316,6 +318,8 @@ static size_t varint_len(const uint8_t *p, size_t n)
 
 static uint64_t varint_value(const uint8_t *p, size_t len)
 {
+    if (len == 1)
+        return p[0];
     uint64_t v = 0;
     for (size_t i = 0; i < len; i++)
         v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
