@@ -532,10 +532,10 @@ static void conn_flush(gw_conn_t *c)
 {
     if (!c->out.len)
         return;
-    gw_buf_t out = c->out;
-    gw_buf_init(&c->out);
-    conn_write(c, out.data, out.len, NULL, 0);
-    gw_buf_dispose(&out);
+    /* what the kernel does not take is copied (conn_send): the buffer is reused for the next
+     * chunk, and freed when the response ends */
+    conn_write(c, c->out.data, c->out.len, NULL, 0);
+    gw_buf_reset(&c->out);
     check_drain(c);
 }
 
@@ -763,10 +763,14 @@ void gw_resp_write(gw_req_t *r, const char *data, size_t len)
     for (size_t v = len; v; v >>= 4)
         size[--i] = hex[v & 15];
     gw_buf_t *out = &r->conn->out;
-    gw_buf_reserve(out, sizeof(size) + len + 2);
-    gw_buf_append(out, size + i, sizeof(size) - i);
-    gw_buf_append(out, data, len);
-    gw_buf_append(out, "\r\n", 2);
+    size_t n = sizeof(size) - i;
+    gw_buf_reserve(out, n + len + 2);
+    char *d = out->data + out->len;
+    memcpy(d, size + i, n);
+    memcpy(d + n, data, len);
+    memcpy(d + n + len, "\r\n", 2);
+    out->len += n + len + 2;
+    out->data[out->len] = '\0';
     mark_dirty(r->conn);
 }
 
@@ -780,6 +784,7 @@ void gw_resp_end(gw_req_t *r)
         gw_buf_append(&c->out, "0\r\n\r\n", 5);
     unmark_dirty(c);
     conn_flush(c);
+    gw_buf_dispose(&c->out); /* a kept-alive connection holds no buffer */
     conn_finish_request(c);
 }
 
