@@ -21,10 +21,17 @@
 #include "http.h"
 #include "ingress.h"
 
+/* The start of a chunk with a text delta of choice 0 after the first one (most chunks). */
+#define CONTENT0 "\"choices\":[{\"index\":0,\"delta\":{\"content\":\""
+#define DELTA_END "\"},\"finish_reason\":null}]}\n\n"
+
 typedef struct {
     char head[256]; /* data: {"id":..,"object":..,"created":..,"model":.., (when it fits) */
     size_t head_len;
+    size_t content0_len; /* head + CONTENT0 fits in head[] (then it is there, after head_len) */
 } chat_state_t;
+
+#define PUT_LIT(b, s) gw_buf_append((b), (s), sizeof(s) - 1)
 
 static void error_json(gw_buf_t *out, const gw_out_error_t *e)
 {
@@ -88,6 +95,10 @@ static void chat_open(gw_out_t *o, gw_buf_t *out)
         memcpy(s->head, b.data, b.len);
         s->head_len = b.len;
     }
+    if (s->head_len && s->head_len + sizeof(CONTENT0) - 1 <= sizeof(s->head)) {
+        memcpy(s->head + s->head_len, CONTENT0, sizeof(CONTENT0) - 1);
+        s->content0_len = s->head_len + sizeof(CONTENT0) - 1;
+    }
     gw_buf_dispose(&b);
 }
 
@@ -113,6 +124,14 @@ static void put_tool_delta(gw_buf_t *out, const gw_llm_event_t *e)
 
 static void chat_delta(gw_out_t *o, gw_buf_t *out, const gw_out_delta_t *d)
 {
+    const chat_state_t *s = o->state;
+    if (d->choice == 0 && !d->role && d->type == GW_EV_TEXT && s->content0_len) {
+        gw_buf_reserve(out, s->content0_len + d->ev->len + sizeof(DELTA_END));
+        gw_buf_append(out, s->head, s->content0_len);
+        gw_buf_json_escape(out, d->ev->text, d->ev->len);
+        PUT_LIT(out, DELTA_END);
+        return;
+    }
     chunk_head(o, out);
     gw_buf_puts(out, "\"choices\":[{\"index\":");
     gw_buf_put_uint(out, (unsigned long long)d->choice);
@@ -121,12 +140,12 @@ static void chat_delta(gw_out_t *o, gw_buf_t *out, const gw_out_delta_t *d)
         gw_buf_puts(out, "\"role\":\"assistant\",");
     if (d->type == GW_EV_TOOL_CALL) {
         put_tool_delta(out, d->ev);
+        PUT_LIT(out, "},\"finish_reason\":null}]}\n\n");
     } else {
         gw_buf_puts(out, d->type == GW_EV_REFUSAL ? "\"refusal\":\"" : "\"content\":\"");
         gw_buf_json_escape(out, d->ev->text, d->ev->len);
-        gw_buf_putc(out, '"');
+        PUT_LIT(out, DELTA_END);
     }
-    gw_buf_puts(out, "},\"finish_reason\":null}]}\n\n");
 }
 
 static void chat_close(gw_out_t *o, gw_buf_t *out, const gw_answer_t *a)
