@@ -29,6 +29,10 @@
 # Metrics: a second gateway with METRICS=off takes the same load right after the first (before
 # it in even runs; METRICS_COMPARE=0 skips it); the difference in CPU-us per stream (median of the per-run
 # pairs, min..max) is the cost of recording metrics (target <= 3 us per stream).
+# Reference: REF_BIN=<another gateway binary> makes that second gateway the reference instead
+# (same settings, metrics on, e.g. a build of main): each run pair then prints the ratio of
+# CPU-us per stream gateway / reference, and the end their median and spread per C and shape
+# (the pair ran back to back, so a load change between pairs cancels out).
 # Usage: bench/stream.sh   (DURATION=5 RUNS=1 CONCURRENCY="1 50 500 5000"; bench/lib/common.sh)
 # Profiling: PERF_DIR=/some/dir records `perf record -g` of the gateway during its runs at
 # C = PERF_C (default 50), one file per shape: PERF_DIR/perf-C<C>-<model>.data.
@@ -40,7 +44,9 @@ RUNS=${RUNS:-1}
 source "$(dirname "$0")/lib/common.sh"
 
 CONCURRENCY=${CONCURRENCY:-"1 50 500 5000"}
+REF_BIN=${REF_BIN:-}
 METRICS_COMPARE=${METRICS_COMPARE:-1}
+[ -z "$REF_BIN" ] || METRICS_COMPARE=1
 PERF_DIR=${PERF_DIR:-}
 PERF_C=${PERF_C:-50}
 TPUT_MODEL=gpt-4o-mini
@@ -74,7 +80,14 @@ start_gateway stream GPT_GRPC_ADDR="http://127.0.0.1:$mock_port" \
     MAX_POOL_SIZE=4 MAX_CONNECTIONS=20000
 gw_pid=$STARTED_PID
 gw_port=$STARTED_PORT
-if [ "$METRICS_COMPARE" = 1 ]; then
+if [ -n "$REF_BIN" ]; then
+    [ -x "$REF_BIN" ] || die "REF_BIN $REF_BIN is not an executable"
+    GW_BIN=$(realpath "$REF_BIN") start_gateway stream_off \
+        GPT_GRPC_ADDR="http://127.0.0.1:$mock_port" VERTEX_GRPC_ADDR="http://127.0.0.1:$mock_port" \
+        RATE_LIMIT_ENABLED=false STREAM_TIMEOUT=0 MAX_POOL_SIZE=4 MAX_CONNECTIONS=20000
+    off_pid=$STARTED_PID
+    off_port=$STARTED_PORT
+elif [ "$METRICS_COMPARE" = 1 ]; then
     start_gateway stream_off GPT_GRPC_ADDR="http://127.0.0.1:$mock_port" \
         VERTEX_GRPC_ADDR="http://127.0.0.1:$mock_port" RATE_LIMIT_ENABLED=false STREAM_TIMEOUT=0 \
         MAX_POOL_SIZE=4 MAX_CONNECTIONS=20000 METRICS=off
@@ -143,8 +156,13 @@ for c in $CONCURRENCY; do
                     n = split(o, b, /[,:{}"]+/); for (i = 1; i < n; i++) O[b[i]] = b[i + 1]
                     printf "%d %s %s %s %d\n", c, m, G["cpu_us_per_stream"],
                         O["cpu_us_per_stream"], O["failures"] }' >>"$pairs"
-                echo "  C=$c $model METRICS=off: $(tail -1 "$pairs" | cut -d' ' -f4)" \
-                    "CPU-us/stream (metrics on: $(tail -1 "$pairs" | cut -d' ' -f3))"
+                if [ -n "$REF_BIN" ]; then
+                    awk '{ printf "  C=%s %s reference: %s CPU-us/stream, gateway %s: ratio %.2f\n",
+                        $1, $2, $4, $3, $3 / $4 }' <(tail -1 "$pairs")
+                else
+                    echo "  C=$c $model METRICS=off: $(tail -1 "$pairs" | cut -d' ' -f4)" \
+                        "CPU-us/stream (metrics on: $(tail -1 "$pairs" | cut -d' ' -f3))"
+                fi
             fi
             d=$(load grpc "$mock_port" "$c" "$model" "$DURATION")
             h=$(load h2 "$mock_port" "$c" "$model" "$DURATION")
@@ -162,7 +180,24 @@ for c in $CONCURRENCY; do
 done
 
 status=0
-if [ -s "$pairs" ]; then
+if [ -s "$pairs" ] && [ -n "$REF_BIN" ]; then
+    echo
+    echo "Against the reference ($REF_BIN): CPU-us/stream gateway / reference per run pair," \
+        "median (min..max, spread); then both medians"
+    awk '{ k = $1 " " $2; r[k] = r[k] " " ($3 / $4); g[k] = g[k] " " $3; o[k] = o[k] " " $4 }
+        END { for (k in r) print k "|" r[k] "|" g[k] "|" o[k] }' "$pairs" | sort -n |
+        while IFS='|' read -r key rs gs os; do
+            med=$(tr ' ' '\n' <<<"$rs" | grep . | median)
+            lo=$(tr ' ' '\n' <<<"$rs" | grep . | sort -g | head -1)
+            hi=$(tr ' ' '\n' <<<"$rs" | grep . | sort -g | tail -1)
+            printf '  C=%-5s %-11s ratio %.3f (%.3f..%.3f, spread %.0f %%) | gateway %s, reference %s CPU-us/stream\n' \
+                "${key%% *}" "${key#* }" "$med" "$lo" "$hi" \
+                "$(awk -v a="$lo" -v b="$hi" -v m="$med" 'BEGIN { print 100 * (b - a) / m }')" \
+                "$(tr ' ' '\n' <<<"$gs" | grep . | median)" "$(tr ' ' '\n' <<<"$os" | grep . | median)"
+        done
+    off_fail=$(awk '{ f += $5 } END { print f + 0 }' "$pairs")
+    [ "$off_fail" -eq 0 ] || { echo "  reference gateway: $off_fail failed streams" >&2; status=1; }
+elif [ -s "$pairs" ]; then
     echo
     echo "Metrics cost per stream (CPU-us, metrics on - METRICS=off; median of the runs' pairs," \
         "min..max; target <= 3)"
