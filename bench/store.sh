@@ -13,8 +13,8 @@
 #   redis   this build, SHARED_STORE=redis://127.0.0.1:<port>/0: each request waits for one
 #           EVALSHA of the rate-limit script (a redis-server on the client's core)
 #   before  the same policy path built from BASE (default: main's first parent of the merge
-#           that added src/store.c, i.e. the tree before the resumable path), exported with git archive and built once into
-#           build-bench-base/ (BEFORE_BIN=... uses a given binary, GW_TREE_BEFORE its tree)
+#           that added src/store.c, i.e. the tree before the resumable path), exported with git
+#           archive and built once into build-bench-base/ (BEFORE_BIN=... uses a given binary, GW_TREE_BEFORE its tree)
 # Measured per gateway, interleaved, RUNS times: req/s and gateway CPU-us/request at saturation
 # (wrk -c64, bench/lib/common.sh measure), and p50/p99 latency at a light load (wrk -c4 for
 # LAT_DURATION s, far from saturation, so the added p99 is the store's round trip, not
