@@ -221,6 +221,8 @@ static void on_timer_closed(uv_handle_t *h)
     answer_dispose(&c->ans);
     gw_buf_dispose(&c->deferred);
     gw_buf_dispose(&c->scratch);
+    if (c->fmt->dispose)
+        c->fmt->dispose(&c->out);
     free(c->out.state);
     if (c->tok)
         gw_tok_stream_free(c->tok);
@@ -387,7 +389,7 @@ static void finish_json(chat_t *c)
     gw_req_t *req = c->req;
     gw_buf_t b;
     fill_usage(c);
-    if (c->up_id)
+    if (c->up_id && c->fmt->upstream_id)
         snprintf(c->id, sizeof(c->id), "%.47s", c->up_id);
     gw_buf_init(&b);
     c->fmt->answer(&c->out, &b, &c->ans);
@@ -442,6 +444,7 @@ static void on_head(chat_t *c, const gw_llm_event_t *ev)
     if (!c->rq.stream || c->started)
         return;
     c->started = 1;
+    c->out.prompt_tokens = target(c)->prompt_tokens;
     gw_resp_add_header(c->req, "Cache-Control", 13, "no-cache", 8);
     gw_resp_start(c->req, 200, "text/event-stream");
     gw_buf_reset(&c->scratch);

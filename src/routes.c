@@ -15,6 +15,10 @@
  *   GET|HEAD {P}/models        the catalog rendered by policies/models.lua
  *   POST {P}/chat/completions  Lua route phase, then the upstream call (chat.c)
  *   POST {P}/tokenize          Lua route phase (the chat policy answers with the count)
+ *   POST {P}/messages          Anthropic Messages: route phase (policies/messages.lua), chat.c
+ *   POST {P}/messages/count_tokens   route phase (the messages policy answers)
+ *   POST {P}/responses         OpenAI Responses: route phase (policies/responses.lua), chat.c
+ *   (errors on these paths are in the path's ingress format: gw_ingress_t.error_body)
  *   anything else              404 route_not_found (405 method_not_allowed on a known path)
  */
 #include "routes.h"
@@ -25,12 +29,13 @@
 
 #include "chat.h"
 #include "gw.h"
+#include "ingress.h"
 #include "process.h"
 
 struct gw_routes_s {
     uv_loop_t *loop;
     const gw_config_t *cfg;
-    char *models_path, *chat_path, *tokenize_path;
+    char *models_path, *chat_path, *tokenize_path, *messages_path, *count_path, *responses_path;
     gw_chat_env_t chat;
 };
 
@@ -42,6 +47,9 @@ int gw_routes_new(uv_loop_t *loop, const gw_config_t *cfg, gw_routes_t **out, ch
     rt->models_path = gw_sprintf("%s/models", cfg->api_prefix);
     rt->chat_path = gw_sprintf("%s/chat/completions", cfg->api_prefix);
     rt->tokenize_path = gw_sprintf("%s/tokenize", cfg->api_prefix);
+    rt->messages_path = gw_sprintf("%s/messages", cfg->api_prefix);
+    rt->count_path = gw_sprintf("%s/messages/count_tokens", cfg->api_prefix);
+    rt->responses_path = gw_sprintf("%s/responses", cfg->api_prefix);
     rt->chat.loop = loop;
     rt->chat.cfg = cfg;
     *out = rt;
@@ -60,6 +68,9 @@ void gw_routes_free(gw_routes_t *rt)
     free(rt->models_path);
     free(rt->chat_path);
     free(rt->tokenize_path);
+    free(rt->messages_path);
+    free(rt->count_path);
+    free(rt->responses_path);
     free(rt);
 }
 
@@ -118,22 +129,36 @@ static void health(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
     gw_buf_dispose(&b);
 }
 
-/* Route phase (Lua), then the upstream call or the policy's own answer. */
-static void chat(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req, int tokenize)
+/* An error in the path's ingress format (the route phase's answers use the same shapes). */
+static void route_error(gw_req_t *req, const gw_ingress_t *fmt, int status, const char *code,
+                        const char *msg)
+{
+    gw_out_error_t e = {status, code, "error", msg};
+    gw_buf_t b;
+    gw_buf_init(&b);
+    fmt->error_body(&b, &e);
+    gw_resp_send(req, status, "application/json", b.data, b.len);
+    gw_buf_dispose(&b);
+}
+
+/* Route phase (Lua), then the upstream call or the policy's own answer. answered_only: the
+ * route phase must answer itself (tokenize, count_tokens). */
+static void chat(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req, const gw_ingress_t *fmt,
+                 int answered_only)
 {
     if (strcmp(req->method_name, "POST") != 0)
-        return method_not_allowed(req);
+        return route_error(req, fmt, 405, "method_not_allowed", "Method not allowed");
     if (!(gw_vm_phases(vm) & GW_PHASE_ROUTE))
-        return gw_resp_send_error(req, 500, "internal_error",
-                                  "No policy handles the route phase (policy 'chat')", "error");
+        return route_error(req, fmt, 500, "internal_error",
+                           "No policy handles the route phase (policy 'chat')");
     gw_vm_route(vm, req);
     if (req->answered)
         return gw_resp_send(req, req->answer_status, req->answer_ctype, req->answer_body.data,
                             req->answer_body.len);
     gw_chat_params_t *p = gw_chat_params(req, 0);
-    if (tokenize || !p || !p->n_targets)
-        return gw_resp_send_error(req, 500, "internal_error",
-                                  "The route phase produced no upstream request", "error");
+    if (answered_only || !p || !p->n_targets)
+        return route_error(req, fmt, 500, "internal_error",
+                           "The route phase produced no upstream request");
     gw_chat_start(&rt->chat, req);
 }
 
@@ -160,8 +185,14 @@ void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
         return gw_resp_send(req, 200, "application/json", body, len);
     }
     if (path_is(req, rt->chat_path, strlen(rt->chat_path)))
-        return chat(rt, vm, req, 0);
+        return chat(rt, vm, req, &gw_ingress_chat, 0);
     if (path_is(req, rt->tokenize_path, strlen(rt->tokenize_path)))
-        return chat(rt, vm, req, 1);
+        return chat(rt, vm, req, &gw_ingress_chat, 1);
+    if (path_is(req, rt->messages_path, strlen(rt->messages_path)))
+        return chat(rt, vm, req, &gw_ingress_anthropic, 0);
+    if (path_is(req, rt->count_path, strlen(rt->count_path)))
+        return chat(rt, vm, req, &gw_ingress_anthropic, 1);
+    if (path_is(req, rt->responses_path, strlen(rt->responses_path)))
+        return chat(rt, vm, req, &gw_ingress_responses, 0);
     gw_resp_send_error(req, 404, "route_not_found", "Requested path not found", "error");
 }

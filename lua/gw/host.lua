@@ -13,6 +13,7 @@
 local gwffi = require "gw.ffi"
 local config = require "gw.config"
 local phases = require "gw.phases"
+local errors = require "gw.errors"
 local cjson = require "cjson.safe"
 
 local C = gwffi.C
@@ -312,9 +313,9 @@ function resp_methods.exit(self, status, body, content_type)
     self._r._answered = true
 end
 
+-- The error envelope is the path's ingress format's (lua/gw/errors.lua), whoever raises it.
 function resp_methods.error(self, status, code, message, etype)
-    local body = format('{"error":{"message":%s,"type":%s,"code":%s}}',
-        cjson.encode(message or ""), cjson.encode(etype or "error"), cjson.encode(code or ""))
+    local body = errors.body(self._r.ctx.ingress, status, code, message, etype)
     return resp_methods.exit(self, status, body, "application/json")
 end
 
@@ -366,7 +367,11 @@ end
 
 local PRE_PHASES = { "rewrite", "access", "content" }
 
+local route_paths = {} -- POST path -> ingress format (lua/gw/errors.lua)
+
+-- r.ctx.ingress: the client API the (rewritten) path speaks, nil off the chat paths
 local function run_pre(r)
+    r.ctx.ingress = route_paths[r.req.path]
     for i = 1, 3 do
         local phase = PRE_PHASES[i]
         if #chain[phase] > 0 then
@@ -374,6 +379,9 @@ local function run_pre(r)
             if r._answered then
                 return
             end
+        end
+        if i == 1 then
+            r.ctx.ingress = route_paths[r.req.path]
         end
     end
 end
@@ -416,8 +424,6 @@ local function publish_ctx(r, req)
     end
 end
 
-local route_paths = {}
-
 function _M.handle(req, id)
     req = cast_req(req)
     local r = new_r(req)
@@ -434,7 +440,8 @@ local function run_route(r)
 end
 
 -- r.upstream, set by the route phase, becomes the C side's chat parameters:
---   { echo_model, stream, include_usage, ingress = "chat", body = (optional OpenAI body),
+--   { echo_model, stream, include_usage, ingress = "chat"|"messages"|"responses",
+--     body = (optional OpenAI body),
 --     targets = { { backend, model, encoding, prompt_tokens, completion_offset, variant,
 --                   temperature, top_p, parts = { { kind, text }, ... } }, ... } }
 -- (docs/policy-api.md). What a target carries for each backend type is that backend's
@@ -480,6 +487,7 @@ function _M.route(req, id)
     local r = active[id]
     if not r then
         r = new_r(req)
+        r.ctx.ingress = route_paths[r.req.path]
         if #chain.log > 0 then
             active[id] = r
         end
@@ -538,10 +546,7 @@ function _M.init(opts)
     end
     cfg = config.load(opts.config_path, quiet >= 1)
     muted = quiet >= 2
-    route_paths = {
-        [cfg.api_prefix .. "/chat/completions"] = true,
-        [cfg.api_prefix .. "/tokenize"] = true,
-    }
+    route_paths = errors.paths(cfg.api_prefix)
     api_prefix = cfg.api_prefix
     host = build_host(opts)
     if host.shared == nil then
