@@ -1,0 +1,296 @@
+// pieces-gateway end-to-end: the Anthropic Messages and OpenAI Responses ingress formats.
+// Copyright (C) 2026 pieces-gateway authors
+// This program is free software: you can redistribute it and/or modify it under the terms of
+// the GNU General Public License as published by the Free Software Foundation, either version 3
+// of the License, or (at your option) any later version. See LICENSE.
+//
+// The official @anthropic-ai/sdk, the official openai client (Responses) and the Vercel AI SDK's
+// default OpenAI provider (which speaks Responses) against the built gateway, with the grpc-js
+// Pieces mock (GPT and Claude models) and the OpenAI-compatible mock as backends.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const AnthropicMod = require('@anthropic-ai/sdk');
+const OpenAI = require('openai');
+const { generateText, streamText, tool, jsonSchema } = require('ai');
+const { createOpenAI } = require('@ai-sdk/openai');
+const { startMock } = require('./mock/mock');
+const { startOpenAIMock } = require('./mock/openai');
+const { startGateway, tmpDir, freePort } = require('./lib/gateway');
+
+const Anthropic = AnthropicMod.default || AnthropicMod;
+const KEY = 'client-key-1';
+const USER = [{ role: 'user', content: 'hi' }];
+const WEATHER = { name: 'get_weather', description: 'Weather of a city',
+  input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } };
+
+async function setup(t, { pieces = true, oai = false } = {}) {
+  const dir = tmpDir();
+  const mock = pieces ? await startMock({}) : null;
+  const up = oai ? await startOpenAIMock({}) : null;
+  const dead = `http://127.0.0.1:${await freePort()}`;
+  const addr = mock ? `http://127.0.0.1:${mock.port}` : dead;
+  const env = { GPT_GRPC_ADDR: addr, VERTEX_GRPC_ADDR: addr, MIN_POOL_SIZE: '1', API_KEY: KEY,
+    MAX_RETRIES: '1' };
+  if (up) {
+    Object.assign(env, { OPENAI_BASE_URL: `${up.url}/v1`, OPENAI_API_KEY: 'sk-up',
+      OPENAI_MODELS: 'tools,status-429,status-500,length,up-text=gpt-4o' });
+  }
+  const gw = await startGateway({ dir, env });
+  t.after(async () => { await gw.stop(); if (mock) await mock.close(); if (up) await up.close(); });
+  const anthropic = new Anthropic({ apiKey: KEY, baseURL: gw.url, maxRetries: 0, timeout: 30000 });
+  const openai = new OpenAI({ apiKey: KEY, baseURL: `${gw.url}/v1`, maxRetries: 0, timeout: 30000 });
+  return { gw, mock, up, anthropic, openai };
+}
+
+function post(gw, path, body, headers = {}) {
+  return fetch(`${gw.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json',
+    authorization: `Bearer ${KEY}`, ...headers },
+  body: typeof body === 'string' ? body : JSON.stringify(body) });
+}
+
+async function anthropicError(res, status, type) {
+  assert.equal(res.status, status);
+  const b = await res.json();
+  assert.equal(b.type, 'error');
+  assert.equal(b.error.type, type);
+  assert.equal(typeof b.error.message, 'string');
+  return b;
+}
+
+test('Anthropic SDK against the Pieces backend (GPT and Claude models)', async (t) => {
+  const { anthropic, gw, mock } = await setup(t);
+
+  for (const model of ['gpt-4o', 'claude-3-5-sonnet-20240620']) {
+    await t.test(`messages.create ${model}`, async () => {
+      const m = await anthropic.messages.create({ model, max_tokens: 64, messages: USER,
+        system: 'Be brief.' });
+      assert.match(m.id, /^msg_[0-9a-f]{28}$/);
+      assert.equal(m.type, 'message');
+      assert.equal(m.role, 'assistant');
+      assert.equal(m.model, model);
+      assert.deepEqual(m.content, [{ type: 'text', text: 'Hello, world' }]);
+      assert.equal(m.stop_reason, 'end_turn');
+      assert.ok(m.usage.input_tokens > 0 && m.usage.output_tokens > 0);
+      const seen = mock.requests.at(-1);
+      assert.match(JSON.stringify(seen.request), /Be brief\./);
+    });
+
+    await t.test(`messages.stream ${model}`, async () => {
+      const s = anthropic.messages.stream({ model, max_tokens: 64, messages: USER });
+      let text = '';
+      const types = [];
+      s.on('text', (d) => { text += d; });
+      s.on('streamEvent', (e) => types.push(e.type));
+      const final = await s.finalMessage();
+      assert.equal(text, 'Hello, world');
+      assert.equal(final.content.length, 1);
+      assert.equal(final.content[0].type, 'text');
+      assert.equal(final.content[0].text, 'Hello, world');
+      assert.equal(final.stop_reason, 'end_turn');
+      assert.ok(final.usage.input_tokens > 0 && final.usage.output_tokens > 0);
+      assert.equal(types[0], 'message_start');
+      assert.equal(types.at(-1), 'message_stop');
+      assert.ok(types.includes('content_block_start') && types.includes('content_block_stop'));
+      assert.ok(types.includes('message_delta'));
+    });
+  }
+
+  await t.test('messages.countTokens is the prompt count of messages.create', async () => {
+    const c = await anthropic.messages.countTokens({ model: 'claude-3-5-sonnet-20240620',
+      messages: USER });
+    const m = await anthropic.messages.create({ model: 'claude-3-5-sonnet-20240620',
+      max_tokens: 8, messages: USER });
+    assert.equal(c.input_tokens, m.usage.input_tokens);
+  });
+
+  await t.test('typed errors: 401, 404, 400 in Anthropic shape', async () => {
+    const bad = new Anthropic({ apiKey: 'wrong', baseURL: gw.url, maxRetries: 0 });
+    await assert.rejects(bad.messages.create({ model: 'gpt-4o', max_tokens: 8, messages: USER }),
+      (e) => e instanceof Anthropic.AuthenticationError && e.status === 401
+        && e.error.error.type === 'authentication_error');
+    await assert.rejects(anthropic.messages.create({ model: 'no-such-model', max_tokens: 8,
+      messages: USER }), (e) => e instanceof Anthropic.NotFoundError && e.status === 404);
+    await assert.rejects(anthropic.messages.create({ model: 'gpt-4o', messages: USER }),
+      (e) => e instanceof Anthropic.BadRequestError && /max_tokens/.test(e.message));
+  });
+
+  await t.test('x-api-key and anthropic-version accepted; malformed requests', async () => {
+    const ok = await post(gw, '/v1/messages', { model: 'gpt-4o', max_tokens: 8, messages: USER },
+      { authorization: '', 'x-api-key': KEY, 'anthropic-version': '2023-06-01' });
+    assert.equal(ok.status, 200);
+    await anthropicError(await post(gw, '/v1/messages', '{"model":', {}), 400,
+      'invalid_request_error');
+    await anthropicError(await post(gw, '/v1/messages', { model: 'gpt-4o', max_tokens: 8,
+      messages: [{ role: 'robot', content: 'x' }] }), 400, 'invalid_request_error');
+    await anthropicError(await post(gw, '/v1/messages', { model: 'gpt-4o', max_tokens: 0,
+      messages: USER }), 400, 'invalid_request_error');
+    await anthropicError(await post(gw, '/v1/messages', { model: 'gpt-4o', max_tokens: 8,
+      messages: USER }, { authorization: '' }), 401, 'authentication_error');
+    const get = await fetch(`${gw.url}/v1/messages`, { headers: { authorization: `Bearer ${KEY}` } });
+    await anthropicError(get, 405, 'invalid_request_error');
+  });
+});
+
+test('Anthropic SDK against the OpenAI-compatible backend: tool round trip, 429', async (t) => {
+  const { anthropic, up } = await setup(t, { pieces: false, oai: true });
+
+  await t.test('tool_use, then tool_result', async () => {
+    const m = await anthropic.messages.create({ model: 'tools', max_tokens: 64, messages: USER,
+      tools: [WEATHER], tool_choice: { type: 'auto' } });
+    assert.equal(m.stop_reason, 'tool_use');
+    const use = m.content.find((b) => b.type === 'tool_use');
+    assert.deepEqual({ id: use.id, name: use.name, input: use.input },
+      { id: 'call_mock1', name: 'get_weather', input: { city: 'Paris' } });
+    const sent = up.requests.at(-1).body;
+    assert.deepEqual(sent.tools, [{ type: 'function', function: { name: 'get_weather',
+      description: 'Weather of a city', parameters: WEATHER.input_schema } }]);
+    assert.equal(sent.tool_choice, 'auto');
+    assert.equal(sent.max_tokens, 64);
+    const next = await anthropic.messages.create({ model: 'up-text', max_tokens: 64, tools: [WEATHER],
+      messages: [...USER, { role: 'assistant', content: m.content },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: 'sunny' }] }] });
+    assert.equal(next.content[0].text, 'Hello, world');
+    const msgs = up.requests.at(-1).body.messages;
+    assert.deepEqual(msgs.at(-2).tool_calls, [{ id: 'call_mock1', type: 'function',
+      function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }]);
+    assert.deepEqual(msgs.at(-1), { role: 'tool', tool_call_id: 'call_mock1', content: 'sunny' });
+  });
+
+  await t.test('streamed tool call: input_json_delta reassembled by the SDK', async () => {
+    const s = anthropic.messages.stream({ model: 'tools', max_tokens: 64, messages: USER,
+      tools: [WEATHER] });
+    const final = await s.finalMessage();
+    assert.equal(final.stop_reason, 'tool_use');
+    assert.deepEqual(final.content.find((b) => b.type === 'tool_use').input, { city: 'Paris' });
+    assert.deepEqual(final.usage.output_tokens, 5); // the upstream's numbers
+    assert.equal(final.usage.input_tokens, 17);
+  });
+
+  await t.test('max_tokens stop reason and a 429 as RateLimitError', async () => {
+    const m = await anthropic.messages.create({ model: 'length', max_tokens: 3, messages: USER });
+    assert.equal(m.stop_reason, 'max_tokens');
+    await assert.rejects(anthropic.messages.create({ model: 'status-429', max_tokens: 3,
+      messages: USER }), (e) => e instanceof Anthropic.RateLimitError && e.status === 429);
+    await assert.rejects(anthropic.messages.create({ model: 'status-500', max_tokens: 3,
+      messages: USER }), (e) => e instanceof Anthropic.APIError && e.status === 502
+        && e.error.error.type === 'api_error');
+  });
+});
+
+test('openai client: Responses API, text and function calls', async (t) => {
+  const { openai, gw, up } = await setup(t, { pieces: true, oai: true });
+
+  await t.test('responses.create text (Pieces)', async () => {
+    const r = await openai.responses.create({ model: 'gpt-4o', input: 'hi', instructions: 'Be brief.' });
+    assert.match(r.id, /^resp_[0-9a-f]{28}$/);
+    assert.equal(r.object, 'response');
+    assert.equal(r.status, 'completed');
+    assert.equal(r.output_text, 'Hello, world');
+    assert.ok(r.usage.input_tokens > 0 && r.usage.output_tokens > 0);
+    assert.equal(r.usage.total_tokens, r.usage.input_tokens + r.usage.output_tokens);
+  });
+
+  await t.test('responses.create function call (OpenAI backend)', async () => {
+    const tools = [{ type: 'function', name: 'get_weather', parameters: WEATHER.input_schema,
+      strict: false }];
+    const r = await openai.responses.create({ model: 'tools', input: [{ role: 'user',
+      content: [{ type: 'input_text', text: 'weather?' }] }], tools, max_output_tokens: 50 });
+    const call = r.output.find((o) => o.type === 'function_call');
+    assert.equal(call.name, 'get_weather');
+    assert.equal(call.call_id, 'call_mock1');
+    assert.deepEqual(JSON.parse(call.arguments), { city: 'Paris' });
+    assert.deepEqual(r.usage, { input_tokens: 17, input_tokens_details: { cached_tokens: 0 },
+      output_tokens: 5, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 22 });
+    const sent = up.requests.at(-1).body;
+    assert.equal(sent.max_tokens, 50);
+    assert.deepEqual(sent.messages, [{ role: 'user', content: 'weather?' }]);
+    const next = await openai.responses.create({ model: 'up-text', tools, input: [
+      { role: 'user', content: 'weather?' }, call,
+      { type: 'function_call_output', call_id: call.call_id, output: 'sunny' }] });
+    assert.equal(next.output_text, 'Hello, world');
+    const msgs = up.requests.at(-1).body.messages;
+    assert.equal(msgs.at(-2).tool_calls[0].id, 'call_mock1');
+    assert.deepEqual(msgs.at(-1), { role: 'tool', tool_call_id: 'call_mock1', content: 'sunny' });
+  });
+
+  await t.test('responses.stream text and function calls', async () => {
+    const s = openai.responses.stream({ model: 'claude-3-5-sonnet-20240620', input: 'hi' });
+    let text = '';
+    const seq = [];
+    s.on('response.output_text.delta', (e) => { text += e.delta; });
+    s.on('event', (e) => seq.push(e.sequence_number));
+    const final = await s.finalResponse();
+    assert.equal(text, 'Hello, world');
+    assert.equal(final.output_text, 'Hello, world');
+    assert.ok(final.usage.output_tokens > 0);
+    assert.deepEqual(seq, seq.map((_, i) => i));
+    const events = [];
+    const st = await openai.responses.create({ model: 'tools', input: 'hi', stream: true,
+      tools: [{ type: 'function', name: 'get_weather', parameters: WEATHER.input_schema }] });
+    for await (const e of st) events.push(e);
+    const types = events.map((e) => e.type);
+    assert.deepEqual(types.slice(0, 3), ['response.created', 'response.in_progress',
+      'response.output_item.added']);
+    assert.ok(types.includes('response.function_call_arguments.delta'));
+    const done = events.find((e) => e.type === 'response.function_call_arguments.done');
+    assert.deepEqual(JSON.parse(done.arguments), { city: 'Paris' });
+    assert.equal(types.at(-1), 'response.completed');
+    assert.equal(events.at(-1).response.usage.total_tokens, 22);
+  });
+
+  await t.test('malformed requests and stateless semantics', async () => {
+    const check = async (body, status, re) => {
+      const res = await post(gw, '/v1/responses', body);
+      assert.equal(res.status, status);
+      const b = await res.json();
+      assert.match(b.error.message, re);
+      assert.equal(typeof b.error.code, 'string');
+    };
+    await check({ model: 'gpt-4o', input: 'hi', previous_response_id: 'resp_1' }, 400, /stateless/);
+    await check({ model: 'gpt-4o' }, 400, /input/);
+    await check('{"model":', 400, /JSON/);
+    await check({ model: 'gpt-4o', input: [{ type: 'reasoning' }] }, 400, /unsupported/);
+    await check({ model: 'gpt-4o', input: 'x', tools: [{ type: 'web_search' }] }, 400, /function/);
+    await check({ model: 'nope', input: 'x' }, 404, /does not exist/);
+    await assert.rejects(new OpenAI({ apiKey: 'bad', baseURL: `${gw.url}/v1`, maxRetries: 0 })
+      .responses.create({ model: 'gpt-4o', input: 'x' }),
+    (e) => e instanceof OpenAI.AuthenticationError);
+  });
+});
+
+test('Vercel AI SDK default provider (Responses): generateText and streamText', async (t) => {
+  const { gw } = await setup(t, { pieces: true, oai: true });
+  const urls = [];
+  const provider = createOpenAI({ apiKey: KEY, baseURL: `${gw.url}/v1`,
+    fetch: (u, o) => { urls.push(String(u)); return fetch(u, o); } });
+
+  await t.test('generateText', async () => {
+    const r = await generateText({ model: provider('gpt-4o'), prompt: 'hi', maxRetries: 0 });
+    assert.equal(r.text, 'Hello, world');
+    assert.ok(r.usage.inputTokens > 0 && r.usage.outputTokens > 0);
+    assert.equal(r.finishReason, 'stop');
+    assert.ok(urls.at(-1).endsWith('/v1/responses'));
+  });
+
+  await t.test('streamText', async () => {
+    const r = streamText({ model: provider('claude-3-5-sonnet-20240620'), prompt: 'hi',
+      maxRetries: 0 });
+    let text = '';
+    for await (const d of r.textStream) text += d;
+    assert.equal(text, 'Hello, world');
+    assert.ok((await r.usage).outputTokens > 0);
+    assert.ok(urls.at(-1).endsWith('/v1/responses'));
+  });
+
+  await t.test('tool call through generateText and streamText', async () => {
+    const tools = { get_weather: tool({ description: 'Weather of a city',
+      inputSchema: jsonSchema(WEATHER.input_schema) }) };
+    const r = await generateText({ model: provider('tools'), prompt: 'hi', tools, maxRetries: 0 });
+    assert.equal(r.toolCalls[0].toolName, 'get_weather');
+    assert.deepEqual(r.toolCalls[0].input, { city: 'Paris' });
+    const s = streamText({ model: provider('tools'), prompt: 'hi', tools, maxRetries: 0 });
+    const calls = await s.toolCalls;
+    assert.deepEqual(calls[0].input, { city: 'Paris' });
+  });
+});
