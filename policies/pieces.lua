@@ -26,7 +26,7 @@ local _M = { name = "pieces" }
 local ipairs = ipairs
 local concat = table.concat
 
-local GPT, VERTEX = 0, 1 -- the target's variant (src/gw_pieces.h)
+local GPT, VERTEX = 0, 1 -- the target's variant: GW_FFI_PIECES_GPT, _VERTEX (src/gw_ffi.h)
 
 function _M.new(_, host)
     return setmetatable({ host = host }, { __index = _M })

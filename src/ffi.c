@@ -24,36 +24,44 @@
 #include "log.h"
 #include "process.h"
 
-enum { RS_METHOD, RS_PATH, RS_URI, RS_QUERY, RS_BODY, RS_PEER_IP, RS_CLIENT_IP };
+/* The C names and the seam's (src/gw_ffi.h) are one set of numbers. */
+_Static_assert(GW_SAME(GW_OK, GW_FFI_OK) && GW_SAME(GW_ESTATE, GW_FFI_EPERM) &&
+                   GW_SAME(GW_ENOENT, GW_FFI_ENOENT) && GW_SAME(GW_ERROR, GW_FFI_EIO) &&
+                   GW_SAME(GW_EAGAIN, GW_FFI_EAGAIN) && GW_SAME(GW_ENOMEM, GW_FFI_ENOMEM) &&
+                   GW_SAME(GW_EEXIST, GW_FFI_EEXIST) && GW_SAME(GW_EINVAL, GW_FFI_EINVAL),
+               "gw.h statuses vs gw_ffi.h");
+_Static_assert(GW_SAME(GW_LOG_DEBUG, GW_FFI_LOG_DEBUG) && GW_SAME(GW_LOG_INFO, GW_FFI_LOG_INFO) &&
+                   GW_SAME(GW_LOG_WARN, GW_FFI_LOG_WARN) && GW_SAME(GW_LOG_ERROR, GW_FFI_LOG_ERROR),
+               "log.h levels vs gw_ffi.h");
 
 int gw_ffi_req_str(void *req, int what, const char **p, size_t *len)
 {
     gw_req_t *r = req;
     switch (what) {
-    case RS_METHOD:
+    case GW_FFI_REQ_METHOD:
         *p = r->method_name ? r->method_name : "";
         *len = strlen(*p);
         return GW_OK;
-    case RS_PATH:
+    case GW_FFI_REQ_PATH:
         *p = r->path ? r->path : "/";
         *len = r->path ? r->path_len : 1;
         return GW_OK;
-    case RS_URI:
+    case GW_FFI_REQ_URI:
         *p = gw_req_url(r, len);
         return GW_OK;
-    case RS_QUERY:
+    case GW_FFI_REQ_QUERY:
         *p = r->query;
         *len = r->query_len;
         return GW_OK;
-    case RS_BODY:
+    case GW_FFI_REQ_BODY:
         *p = r->body.data ? r->body.data : "";
         *len = r->body.len;
         return GW_OK;
-    case RS_PEER_IP:
+    case GW_FFI_REQ_PEER_IP:
         *p = r->peer_ip;
         *len = strlen(r->peer_ip);
         return GW_OK;
-    case RS_CLIENT_IP:
+    case GW_FFI_REQ_CLIENT_IP:
         *p = r->client_ip;
         *len = strlen(r->client_ip);
         return GW_OK;
@@ -108,6 +116,17 @@ int gw_ffi_resp_answer(void *req, int status, const char *ctype, size_t ctlen, c
     gw_buf_reset(&r->answer_body);
     gw_buf_append(&r->answer_body, body, blen);
     return GW_OK;
+}
+
+int gw_ffi_resp_error(void *req, int status, const char *code, size_t clen, const char *msg,
+                      size_t mlen, const char *type, size_t tlen)
+{
+    gw_buf_t b;
+    gw_buf_init(&b);
+    gw_openai_error_json(&b, msg, mlen, type, tlen, code, clen);
+    int rc = gw_ffi_resp_answer(req, status, "application/json", 16, b.data, b.len);
+    gw_buf_dispose(&b);
+    return rc;
 }
 
 int gw_ffi_resp_status(void *req)

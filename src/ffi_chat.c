@@ -17,9 +17,23 @@
 #include "chat.h"
 #include "gw.h"
 #include "gw_ffi.h"
+#include "gw_pieces.h"
 #include "gw_tok.h"
 #include "ingress.h"
 #include "worker.h"
+
+_Static_assert(GW_SAME(GW_BE_OK, GW_FFI_ATTEMPT_OK) &&
+                   GW_SAME(GW_BE_UNREACHABLE, GW_FFI_ATTEMPT_UNREACHABLE) &&
+                   GW_SAME(GW_BE_TIMEOUT, GW_FFI_ATTEMPT_TIMEOUT) &&
+                   GW_SAME(GW_BE_BAD_ANSWER, GW_FFI_ATTEMPT_BAD_ANSWER) &&
+                   GW_SAME(GW_BE_REFUSED, GW_FFI_ATTEMPT_REFUSED) &&
+                   GW_SAME(GW_ATTEMPT_CANCELLED, GW_FFI_ATTEMPT_CANCELLED) &&
+                   GW_SAME(GW_ATTEMPT_NEXT_NONE, GW_FFI_NEXT_NONE) &&
+                   GW_SAME(GW_ATTEMPT_NEXT_RETRY, GW_FFI_NEXT_RETRY) &&
+                   GW_SAME(GW_ATTEMPT_NEXT_FALLBACK, GW_FFI_NEXT_FALLBACK) &&
+                   GW_SAME(GW_PIECES_GPT, GW_FFI_PIECES_GPT) &&
+                   GW_SAME(GW_PIECES_VERTEX, GW_FFI_PIECES_VERTEX),
+               "chat attempt values and Pieces variants vs gw_ffi.h");
 
 long long gw_ffi_tok_count(const char *enc, size_t elen, const char *text, size_t tlen)
 {
@@ -145,4 +159,9 @@ int gw_ffi_backends_json(void *req, char *buf, size_t cap)
     }
     gw_buf_dispose(&b);
     return (int)n;
+}
+
+int gw_ffi_req_routed(void *req)
+{
+    return gw_worker_route_phase(req);
 }

@@ -12,10 +12,24 @@
  * Never:    includes Lua headers, calls back into Lua, allocates, or keeps a pointer to a
  *           caller's buffer after returning. Every function is safe from any worker thread.
  */
+#include "gw.h"
 #include "gw_ffi.h"
 #include "shdict.h"
 
 #include <string.h>
+
+/* The dictionary's numbers are the seam's (src/gw_ffi.h). */
+_Static_assert(GW_SAME(GW_SHDICT_NOT_FOUND, GW_FFI_ENOENT) &&
+                   GW_SAME(GW_SHDICT_EXISTS, GW_FFI_EEXIST) &&
+                   GW_SAME(GW_SHDICT_NO_MEMORY, GW_FFI_ENOMEM) &&
+                   GW_SAME(GW_SHDICT_NOT_NUMBER, GW_FFI_EDOM) &&
+                   GW_SAME(GW_SHDICT_TOO_SMALL, GW_FFI_ENOBUFS) &&
+                   GW_SAME(GW_SHDICT_BAD_KEY, GW_FFI_EKEYREJECTED) &&
+                   GW_SAME(GW_SHDICT_INVALID, GW_FFI_EINVAL) &&
+                   GW_SAME(GW_SHDICT_NO_DICT, GW_FFI_ENODEV) &&
+                   GW_SAME(GW_SHDICT_TNUMBER, GW_FFI_TNUMBER) &&
+                   GW_SAME(GW_SHDICT_TSTRING, GW_FFI_TSTRING),
+               "shdict.h statuses and types vs gw_ffi.h");
 
 int gw_ffi_shdict_get(const char *key, size_t key_len, int *type, double *num, char *buf,
                       size_t *len)

@@ -9,23 +9,29 @@
 #ifndef GW_H
 #define GW_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* Status convention: 0 on success, a negative GW_E* on failure. */
+/* Status convention of the whole C tree (as libuv's): 0 on success, a negative errno value on
+ * failure, one meaning per value (the shared dictionary, the upstream, the backends and the
+ * seam use the same numbers; src/gw_ffi.h's block names them for Lua). The GW_E* names are
+ * the ones this code base uses most. */
 #define GW_OK 0
-#define GW_ERROR (-1)    /* generic failure, see the err message */
-#define GW_ENOMEM (-2)   /* allocation failed */
-#define GW_EINVAL (-3)   /* invalid argument or value */
-#define GW_ENOENT (-4)   /* not found */
-#define GW_EEXIST (-5)   /* already exists */
-#define GW_EAGAIN (-6)   /* try again later (queue full, buffer too small) */
-#define GW_ESTATE (-7)   /* not allowed in the current state */
+#define GW_ERROR (-EIO)      /* generic failure, see the err message */
+#define GW_ENOMEM (-ENOMEM)  /* allocation failed */
+#define GW_EINVAL (-EINVAL)  /* invalid argument or value */
+#define GW_ENOENT (-ENOENT)  /* not found */
+#define GW_EEXIST (-EEXIST)  /* already exists */
+#define GW_EAGAIN (-EAGAIN)  /* try again later (queue full, buffer too small) */
+#define GW_ESTATE (-EPERM)   /* not allowed in the current state */
 
 #define GW_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define GW_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define GW_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define GW_UNUSED(x) (void)(x)
+/* Two constants of different enums (or an enum and a macro) are the same number. */
+#define GW_SAME(a, b) ((int)(a) == (int)(b))
 
 extern const char *gw_version;
 extern const char *gw_build_time;

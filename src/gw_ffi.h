@@ -8,8 +8,9 @@
  * of the License, or (at your option) any later version. See LICENSE.
  *
  * Rules (OpenResty style): plain scalar arguments, pointer+length strings, caller-provided
- * buffers; return an int status (0 ok, negative GW_E* on failure) unless noted; never call
- * back into Lua. The text between GW_FFI_BEGIN and GW_FFI_END must be parsable by LuaJIT's
+ * buffers; return an int status (0 ok, a negative GW_FFI_E* on failure) unless noted; never
+ * call back into Lua. The constants Lua needs are the enums at the top of the block: the
+ * host library reads them as ffi.C.GW_FFI_*, so no number is kept by hand on the Lua side. The text between GW_FFI_BEGIN and GW_FFI_END must be parsable by LuaJIT's
  * ffi.cdef: the ffi.cdef blocks of the lua/gw modules are checked against it by a test.
  */
 #ifndef GW_FFI_H
@@ -19,6 +20,50 @@
 
 /* GW_FFI_BEGIN */
 
+/* --- constants shared with Lua (ffi.C.GW_FFI_* in lua/gw; the C names equal them, see the
+ * static asserts in src/ffi.c) --- */
+/* Status: 0 or a negative errno (Linux numbers), one meaning per value in the whole tree. */
+enum {
+    GW_FFI_OK = 0,
+    GW_FFI_EPERM = -1,         /* not allowed in the current state (GW_ESTATE) */
+    GW_FFI_ENOENT = -2,        /* not found (GW_ENOENT, GW_SHDICT_NOT_FOUND) */
+    GW_FFI_EIO = -5,           /* failure, see the message (GW_ERROR) */
+    GW_FFI_EAGAIN = -11,       /* try again, too many (GW_EAGAIN) */
+    GW_FFI_ENOMEM = -12,       /* no memory (GW_ENOMEM, GW_SHDICT_NO_MEMORY) */
+    GW_FFI_EEXIST = -17,       /* exists (GW_EEXIST, GW_SHDICT_EXISTS) */
+    GW_FFI_ENODEV = -19,       /* no shared dictionary (GW_SHDICT_NO_DICT) */
+    GW_FFI_EINVAL = -22,       /* invalid argument (GW_EINVAL, GW_SHDICT_INVALID) */
+    GW_FFI_EDOM = -33,         /* not a number (GW_SHDICT_NOT_NUMBER) */
+    GW_FFI_ENOBUFS = -105,     /* the caller's buffer is too small (GW_SHDICT_TOO_SMALL) */
+    GW_FFI_EKEYREJECTED = -129 /* empty or too long key (GW_SHDICT_BAD_KEY) */
+};
+/* gw_ffi_req_str's `what` */
+enum {
+    GW_FFI_REQ_METHOD = 0,
+    GW_FFI_REQ_PATH = 1,
+    GW_FFI_REQ_URI = 2,
+    GW_FFI_REQ_QUERY = 3,
+    GW_FFI_REQ_BODY = 4,
+    GW_FFI_REQ_PEER_IP = 5,
+    GW_FFI_REQ_CLIENT_IP = 6
+};
+/* gw_ffi_log's level (gw_log_level_t) */
+enum { GW_FFI_LOG_DEBUG = 0, GW_FFI_LOG_INFO = 1, GW_FFI_LOG_WARN = 2, GW_FFI_LOG_ERROR = 3 };
+/* shared dictionary value types (GW_SHDICT_T*) */
+enum { GW_FFI_TNUMBER = 1, GW_FFI_TSTRING = 2 };
+/* gw_ffi_chat_attempt's result (gw_be_class_t, GW_ATTEMPT_CANCELLED) and next */
+enum {
+    GW_FFI_ATTEMPT_OK = 0,
+    GW_FFI_ATTEMPT_UNREACHABLE = 1,
+    GW_FFI_ATTEMPT_TIMEOUT = 2,
+    GW_FFI_ATTEMPT_BAD_ANSWER = 3,
+    GW_FFI_ATTEMPT_REFUSED = 4,
+    GW_FFI_ATTEMPT_CANCELLED = 5
+};
+enum { GW_FFI_NEXT_NONE = 0, GW_FFI_NEXT_RETRY = 1, GW_FFI_NEXT_FALLBACK = 2 };
+/* a chat target's variant for the Pieces backend (gw_pieces.h) */
+enum { GW_FFI_PIECES_GPT = 0, GW_FFI_PIECES_VERTEX = 1 };
+
 /* --- request (core) --- */
 int gw_ffi_req_str(void *req, int what, const char **p, size_t *len);
 int gw_ffi_req_header(void *req, const char *name, size_t nlen, const char **p, size_t *len);
@@ -27,7 +72,13 @@ int gw_ffi_req_set_log_model(void *req, const char *p, size_t len);
 int gw_ffi_resp_header(void *req, const char *n, size_t nl, const char *v, size_t vl);
 int gw_ffi_resp_answer(void *req, int status, const char *ctype, size_t ctlen, const char *body,
                        size_t blen);
+/* An answer with the OpenAI error envelope (gw_openai_error_json); status as resp_answer. */
+int gw_ffi_resp_error(void *req, int status, const char *code, size_t clen, const char *msg,
+                      size_t mlen, const char *type, size_t tlen);
 int gw_ffi_resp_status(void *req);
+/* 1 when the C router will run the route phase for req (its path and method as they are now:
+ * POST {P}/chat/completions, {P}/tokenize; src/routes.c owns the table), else 0. */
+int gw_ffi_req_routed(void *req);
 double gw_ffi_now(void);
 int gw_ffi_log(int level, const char *msg, size_t len);
 int gw_ffi_debug_enabled(void);
@@ -50,11 +101,12 @@ int gw_ffi_file_info(const char *path, size_t plen, long long *size, double *mti
 int gw_ffi_json_text_check(const char *s, size_t len, size_t *at);
 
 /* --- shared dictionary --- */
-/* The process-wide dictionary (src/shdict.h). Status: 0, or negative GW_SHDICT_*. Value type
- * 1 = number (num), 2 = string (bytes). get copies a string into buf (capacity *len) and sets
- * *len to its length; -5 (too small) sets *len to the size needed: retry with a bigger buf.
- * keys writes each key as a 2-byte little-endian length then its bytes, sets *len to the bytes
- * written and returns the number of keys (max 0 = no limit); -5 as for get. */
+/* The process-wide dictionary (src/shdict.h). Status: 0, or a negative GW_FFI_E* (the
+ * GW_SHDICT_* of shdict.h). Value type GW_FFI_TNUMBER (num) or GW_FFI_TSTRING (bytes). get
+ * copies a string into buf (capacity *len) and sets *len to its length; GW_FFI_ENOBUFS sets
+ * *len to the size needed: retry with a bigger buf. keys writes each key as a 2-byte
+ * little-endian length then its bytes, sets *len to the bytes written and returns the number
+ * of keys (max 0 = no limit); GW_FFI_ENOBUFS as for get. */
 int gw_ffi_shdict_get(const char *key, size_t key_len, int *type, double *num, char *buf,
                       size_t *len);
 int gw_ffi_shdict_set(const char *key, size_t key_len, int type, double num, const char *str,

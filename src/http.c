@@ -690,18 +690,28 @@ void gw_resp_send(gw_req_t *r, int status, const char *ctype, const char *body, 
     conn_finish_request(r->conn);
 }
 
+void gw_openai_error_json(gw_buf_t *out, const char *message, size_t mlen, const char *type,
+                          size_t tlen, const char *code, size_t clen)
+{
+    gw_buf_puts(out, "{\"error\":{\"message\":\"");
+    gw_buf_json_escape(out, message ? message : "", message ? mlen : 0);
+    gw_buf_puts(out, "\",\"type\":\"");
+    if (type && tlen)
+        gw_buf_json_escape(out, type, tlen);
+    else
+        gw_buf_puts(out, "error");
+    gw_buf_puts(out, "\",\"code\":\"");
+    gw_buf_json_escape(out, code ? code : "", code ? clen : 0);
+    gw_buf_puts(out, "\"}}");
+}
+
 void gw_resp_send_error(gw_req_t *r, int status, const char *code, const char *message,
                         const char *type)
 {
     gw_buf_t b;
     gw_buf_init(&b);
-    gw_buf_puts(&b, "{\"error\":{\"message\":\"");
-    gw_buf_json_escape(&b, message, strlen(message));
-    gw_buf_puts(&b, "\",\"type\":\"");
-    gw_buf_json_escape(&b, type ? type : "error", strlen(type ? type : "error"));
-    gw_buf_puts(&b, "\",\"code\":\"");
-    gw_buf_json_escape(&b, code, strlen(code));
-    gw_buf_puts(&b, "\"}}");
+    gw_openai_error_json(&b, message, strlen(message), type, type ? strlen(type) : 0, code,
+                         strlen(code));
     gw_resp_send(r, status, "application/json", b.data, b.len);
     gw_buf_dispose(&b);
 }

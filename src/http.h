@@ -139,6 +139,11 @@ void gw_resp_add_header(gw_req_t *r, const char *name, size_t nlen, const char *
 void gw_resp_send(gw_req_t *r, int status, const char *content_type, const char *body, size_t len);
 void gw_resp_send_error(gw_req_t *r, int status, const char *code, const char *message,
                         const char *type);
+/* {"error":{"message":..,"type":..,"code":..}}: the OpenAI error envelope, built here and
+ * nowhere else (the C handlers, the chat engine's formats, Lua's r.resp:error, the host's 500).
+ * type "" or NULL is "error"; invalid UTF-8 becomes U+FFFD. Appended to out. */
+void gw_openai_error_json(gw_buf_t *out, const char *message, size_t mlen, const char *type,
+                          size_t tlen, const char *code, size_t clen);
 void gw_resp_start(gw_req_t *r, int status, const char *content_type);
 void gw_resp_write(gw_req_t *r, const char *data, size_t len);
 void gw_resp_end(gw_req_t *r);

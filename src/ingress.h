@@ -106,7 +106,4 @@ const gw_ingress_t *gw_ingress_find(const char *name);
 /* Anthropic's error type for an HTTP status (as lua/gw/errors.lua). */
 const char *gw_anthropic_error_type(int status);
 
-/* {"error":{"message":..,"type":..,"code":..}}: the OpenAI error envelope, built here only. */
-void gw_openai_error_json(gw_buf_t *out, const char *message, const char *type, const char *code);
-
 #endif

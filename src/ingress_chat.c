@@ -6,7 +6,7 @@
  * the GNU General Public License as published by the Free Software Foundation, either version 3
  * of the License, or (at your option) any later version. See LICENSE.
  *
- * Provides: gw_ingress_chat, gw_ingress_find, gw_openai_error_json. Uses: gw_buf.
+ * Provides: gw_ingress_chat, gw_ingress_find. Uses: gw_buf, the error envelope (http.h).
  * Stream: one chunk per delta ({"role":"assistant"} with the first delta of a choice; content,
  *   refusal or tool_calls as OpenAI sends them), then one chunk per choice with its
  *   finish_reason (the last one carries usage unless the client asked for the usage chunk),
@@ -18,6 +18,7 @@
  */
 #include <string.h>
 
+#include "http.h"
 #include "ingress.h"
 
 typedef struct {
@@ -25,15 +26,10 @@ typedef struct {
     size_t head_len;
 } chat_state_t;
 
-void gw_openai_error_json(gw_buf_t *out, const char *message, const char *type, const char *code)
+static void error_json(gw_buf_t *out, const gw_out_error_t *e)
 {
-    gw_buf_puts(out, "{\"error\":{\"message\":\"");
-    gw_buf_json_escape(out, message ? message : "", message ? strlen(message) : 0);
-    gw_buf_puts(out, "\",\"type\":\"");
-    gw_buf_json_escape(out, type ? type : "error", type ? strlen(type) : 5);
-    gw_buf_puts(out, "\",\"code\":\"");
-    gw_buf_json_escape(out, code ? code : "", code ? strlen(code) : 0);
-    gw_buf_puts(out, "\"}}");
+    gw_openai_error_json(out, e->message, e->message ? strlen(e->message) : 0, e->type,
+                         e->type ? strlen(e->type) : 0, e->code, e->code ? strlen(e->code) : 0);
 }
 
 static void put_str(gw_buf_t *b, const char *s, size_t n)
@@ -163,7 +159,7 @@ static void chat_error(gw_out_t *o, gw_buf_t *out, const gw_out_error_t *e)
 {
     (void)o;
     gw_buf_puts(out, "data: ");
-    gw_openai_error_json(out, e->message, e->type, e->code);
+    error_json(out, e);
     gw_buf_puts(out, "\n\n");
 }
 
@@ -213,7 +209,7 @@ static void chat_answer(gw_out_t *o, gw_buf_t *out, const gw_answer_t *a)
 
 static void chat_error_body(gw_buf_t *out, const gw_out_error_t *e)
 {
-    gw_openai_error_json(out, e->message, e->type, e->code);
+    error_json(out, e);
 }
 
 const gw_ingress_t gw_ingress_chat = {

@@ -376,7 +376,7 @@ static void resp_answer(gw_out_t *o, gw_buf_t *out, const gw_answer_t *a)
 
 static void resp_error_body(gw_buf_t *out, const gw_out_error_t *e)
 {
-    gw_openai_error_json(out, e->message, e->type, e->code);
+    gw_ingress_chat.error_body(out, e);
 }
 
 const gw_ingress_t gw_ingress_responses = {

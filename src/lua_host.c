@@ -251,15 +251,13 @@ static int call_req(gw_vm_t *vm, int ref, gw_req_t *req, char **err)
 
 static void internal_error(gw_req_t *req)
 {
-    static const char body[] =
-        "{\"error\":{\"message\":\"Internal server error\",\"type\":\"error\","
-        "\"code\":\"internal_error\"}}";
     req->answered = 1;
     req->answer_status = 500;
     free(req->answer_ctype);
     req->answer_ctype = gw_strdup("application/json");
     gw_buf_reset(&req->answer_body);
-    gw_buf_append(&req->answer_body, body, sizeof(body) - 1);
+    gw_openai_error_json(&req->answer_body, "Internal server error", 21, "error", 5,
+                         "internal_error", 14);
 }
 
 /* Call one host entry point for req; a host error is logged and, before the response, becomes

@@ -162,6 +162,16 @@ static void chat(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req, const gw_ingress_t
     gw_chat_start(&rt->chat, req);
 }
 
+int gw_routes_has_route_phase(const gw_routes_t *rt, const gw_req_t *req)
+{
+    return strcmp(req->method_name, "POST") == 0 &&
+           (path_is(req, rt->chat_path, strlen(rt->chat_path)) ||
+            path_is(req, rt->tokenize_path, strlen(rt->tokenize_path)) ||
+            path_is(req, rt->messages_path, strlen(rt->messages_path)) ||
+            path_is(req, rt->count_path, strlen(rt->count_path)) ||
+            path_is(req, rt->responses_path, strlen(rt->responses_path)));
+}
+
 void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
 {
     if (path_is(req, "/", 1)) {

@@ -23,6 +23,8 @@ typedef struct gw_routes_s gw_routes_t;
 
 int gw_routes_new(uv_loop_t *loop, const gw_config_t *cfg, gw_routes_t **out, char **err);
 void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req);
+/* Whether dispatching req now would run the Lua route phase (the one route table). */
+int gw_routes_has_route_phase(const gw_routes_t *rt, const gw_req_t *req);
 /* {"<name>":{"type":..,"pool":{..}},..}: this worker's backends, appended to out. */
 void gw_routes_backends_json(gw_routes_t *rt, gw_buf_t *out);
 /* Close the loop handles it owns (upstream pools); gw_routes_free after the loop ran. */

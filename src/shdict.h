@@ -21,19 +21,21 @@
  */
 #ifndef GW_SHDICT_H
 #define GW_SHDICT_H
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* Status codes: 0 on success, one of these on failure. */
+/* Negative errno values, as everywhere in the C tree (src/gw.h). */
 #define GW_SHDICT_OK 0
-#define GW_SHDICT_NOT_FOUND (-1)  /* no such key (or it expired) */
-#define GW_SHDICT_EXISTS (-2)     /* add: the key is present */
-#define GW_SHDICT_NO_MEMORY (-3)  /* the entry is larger than a shard's share, or malloc failed */
-#define GW_SHDICT_NOT_NUMBER (-4) /* incr on a string value */
-#define GW_SHDICT_TOO_SMALL (-5)  /* the caller's buffer is too small; *len says how much */
-#define GW_SHDICT_BAD_KEY (-6)    /* empty key, or longer than GW_SHDICT_KEY_MAX */
-#define GW_SHDICT_INVALID (-7)    /* bad argument: value type, negative or NaN ttl */
-#define GW_SHDICT_NO_DICT (-8)    /* FFI layer: no process-wide dictionary installed */
+#define GW_SHDICT_NOT_FOUND (-ENOENT)      /* no such key (or it expired) */
+#define GW_SHDICT_EXISTS (-EEXIST)         /* add: the key is present */
+#define GW_SHDICT_NO_MEMORY (-ENOMEM)      /* larger than a shard's share, or malloc failed */
+#define GW_SHDICT_NOT_NUMBER (-EDOM)       /* incr on a string value */
+#define GW_SHDICT_TOO_SMALL (-ENOBUFS)     /* the caller's buffer is too small; *len says how much */
+#define GW_SHDICT_BAD_KEY (-EKEYREJECTED)  /* empty key, or longer than GW_SHDICT_KEY_MAX */
+#define GW_SHDICT_INVALID (-EINVAL)        /* bad argument: value type, negative or NaN ttl */
+#define GW_SHDICT_NO_DICT (-ENODEV)        /* FFI layer: no process-wide dictionary installed */
 
 /* Value types (stable numbers: the FFI layer and lua/gw/shared.lua use them). */
 #define GW_SHDICT_TNUMBER 1

@@ -165,6 +165,11 @@ void gw_worker_backends_json(gw_buf_t *out)
         gw_buf_puts(out, "{}");
 }
 
+int gw_worker_route_phase(const gw_req_t *req)
+{
+    return current && current->routes && gw_routes_has_route_phase(current->routes, req);
+}
+
 /* ---------- lifecycle ---------- */
 
 static void on_drained(void *ud)

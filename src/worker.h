@@ -35,6 +35,9 @@ void gw_worker_join(gw_worker_t *w);
  * appended to out ("{}" on a thread that is no worker). */
 void gw_worker_backends_json(gw_buf_t *out);
 
+/* Whether the calling thread's worker would run the route phase for req (src/routes.h). */
+int gw_worker_route_phase(const gw_req_t *req);
+
 /* Handler entry points (worker.c), used by the HTTP server of each worker. */
 void gw_worker_on_request(gw_req_t *req, void *ud);
 void gw_worker_on_complete(gw_req_t *req, void *ud);

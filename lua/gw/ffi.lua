@@ -16,7 +16,10 @@ int gw_ffi_req_set_log_model(void *req, const char *p, size_t len);
 int gw_ffi_resp_header(void *req, const char *n, size_t nl, const char *v, size_t vl);
 int gw_ffi_resp_answer(void *req, int status, const char *ctype, size_t ctlen, const char *body,
                        size_t blen);
+int gw_ffi_resp_error(void *req, int status, const char *code, size_t clen, const char *msg,
+                      size_t mlen, const char *type, size_t tlen);
 int gw_ffi_resp_status(void *req);
+int gw_ffi_req_routed(void *req);
 double gw_ffi_now(void);
 int gw_ffi_log(int level, const char *msg, size_t len);
 int gw_ffi_debug_enabled(void);
@@ -50,11 +53,56 @@ local C = ffi.C
 local ffi_string = ffi.string
 local tonumber, type = tonumber, type
 
-local _M = { C = C }
+-- The seam's constants: the enums of src/gw_ffi.h's block, verbatim (checked by a test), read
+-- as C.GW_FFI_*. Declared once per VM (a second ffi.cdef of an enum constant raises).
+local ENUMS = [[
+enum {
+    GW_FFI_OK = 0,
+    GW_FFI_EPERM = -1,         /* not allowed in the current state (GW_ESTATE) */
+    GW_FFI_ENOENT = -2,        /* not found (GW_ENOENT, GW_SHDICT_NOT_FOUND) */
+    GW_FFI_EIO = -5,           /* failure, see the message (GW_ERROR) */
+    GW_FFI_EAGAIN = -11,       /* try again, too many (GW_EAGAIN) */
+    GW_FFI_ENOMEM = -12,       /* no memory (GW_ENOMEM, GW_SHDICT_NO_MEMORY) */
+    GW_FFI_EEXIST = -17,       /* exists (GW_EEXIST, GW_SHDICT_EXISTS) */
+    GW_FFI_ENODEV = -19,       /* no shared dictionary (GW_SHDICT_NO_DICT) */
+    GW_FFI_EINVAL = -22,       /* invalid argument (GW_EINVAL, GW_SHDICT_INVALID) */
+    GW_FFI_EDOM = -33,         /* not a number (GW_SHDICT_NOT_NUMBER) */
+    GW_FFI_ENOBUFS = -105,     /* the caller's buffer is too small (GW_SHDICT_TOO_SMALL) */
+    GW_FFI_EKEYREJECTED = -129 /* empty or too long key (GW_SHDICT_BAD_KEY) */
+};
+enum {
+    GW_FFI_REQ_METHOD = 0,
+    GW_FFI_REQ_PATH = 1,
+    GW_FFI_REQ_URI = 2,
+    GW_FFI_REQ_QUERY = 3,
+    GW_FFI_REQ_BODY = 4,
+    GW_FFI_REQ_PEER_IP = 5,
+    GW_FFI_REQ_CLIENT_IP = 6
+};
+enum { GW_FFI_LOG_DEBUG = 0, GW_FFI_LOG_INFO = 1, GW_FFI_LOG_WARN = 2, GW_FFI_LOG_ERROR = 3 };
+enum { GW_FFI_TNUMBER = 1, GW_FFI_TSTRING = 2 };
+enum {
+    GW_FFI_ATTEMPT_OK = 0,
+    GW_FFI_ATTEMPT_UNREACHABLE = 1,
+    GW_FFI_ATTEMPT_TIMEOUT = 2,
+    GW_FFI_ATTEMPT_BAD_ANSWER = 3,
+    GW_FFI_ATTEMPT_REFUSED = 4,
+    GW_FFI_ATTEMPT_CANCELLED = 5
+};
+enum { GW_FFI_NEXT_NONE = 0, GW_FFI_NEXT_RETRY = 1, GW_FFI_NEXT_FALLBACK = 2 };
+enum { GW_FFI_PIECES_GPT = 0, GW_FFI_PIECES_VERTEX = 1 };
+]]
+if not pcall(function() return C.GW_FFI_OK end) then
+    ffi.cdef(ENUMS)
+end
 
-_M.REQ_METHOD, _M.REQ_PATH, _M.REQ_URI, _M.REQ_QUERY = 0, 1, 2, 3
-_M.REQ_BODY, _M.REQ_PEER_IP, _M.REQ_CLIENT_IP = 4, 5, 6
-_M.LOG_DEBUG, _M.LOG_INFO, _M.LOG_WARN, _M.LOG_ERROR = 0, 1, 2, 3
+local _M = { C = C, ENUMS = ENUMS }
+
+_M.REQ_METHOD, _M.REQ_PATH, _M.REQ_URI = C.GW_FFI_REQ_METHOD, C.GW_FFI_REQ_PATH, C.GW_FFI_REQ_URI
+_M.REQ_QUERY, _M.REQ_BODY = C.GW_FFI_REQ_QUERY, C.GW_FFI_REQ_BODY
+_M.REQ_PEER_IP, _M.REQ_CLIENT_IP = C.GW_FFI_REQ_PEER_IP, C.GW_FFI_REQ_CLIENT_IP
+_M.LOG_DEBUG, _M.LOG_INFO = C.GW_FFI_LOG_DEBUG, C.GW_FFI_LOG_INFO
+_M.LOG_WARN, _M.LOG_ERROR = C.GW_FFI_LOG_WARN, C.GW_FFI_LOG_ERROR
 
 local sp = ffi.new("const char *[2]")
 local sl = ffi.new("size_t[2]")
@@ -127,7 +175,7 @@ function _M.random_bytes(n)
     return ffi_string(buf, n)
 end
 
--- size, mtime of a regular file, or nil and the GW_E* status of gw_ffi_file_info
+-- size, mtime of a regular file, or nil and the GW_FFI_E* status of gw_ffi_file_info
 function _M.file_info(path)
     local rc = C.gw_ffi_file_info(path, #path, ll, dbl)
     if rc ~= 0 then
@@ -146,8 +194,13 @@ function _M.json_text_check(s)
 end
 
 -- The attempts of a finished chat request: { { backend, result, status, next }, ... }
-local RESULTS = { [0] = "ok", "unreachable", "timeout", "bad_answer", "refused", "cancelled" }
-local NEXTS = { [0] = "none", "retry", "fallback" }
+local RESULTS = {
+    [C.GW_FFI_ATTEMPT_OK] = "ok", [C.GW_FFI_ATTEMPT_UNREACHABLE] = "unreachable",
+    [C.GW_FFI_ATTEMPT_TIMEOUT] = "timeout", [C.GW_FFI_ATTEMPT_BAD_ANSWER] = "bad_answer",
+    [C.GW_FFI_ATTEMPT_REFUSED] = "refused", [C.GW_FFI_ATTEMPT_CANCELLED] = "cancelled",
+}
+local NEXTS = { [C.GW_FFI_NEXT_NONE] = "none", [C.GW_FFI_NEXT_RETRY] = "retry",
+    [C.GW_FFI_NEXT_FALLBACK] = "fallback" }
 local i3 = ffi.new("int[3]")
 function _M.chat_attempts(req)
     local out = {}

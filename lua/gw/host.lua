@@ -77,7 +77,8 @@ local function read_file(path)
     return data
 end
 
-local FILE_INFO_ERRORS = { [-4] = "No such file or directory", [-3] = "not a regular file" }
+local FILE_INFO_ERRORS = { [C.GW_FFI_ENOENT] = "No such file or directory",
+    [C.GW_FFI_EINVAL] = "not a regular file" }
 
 -- { size = bytes, mtime = unix seconds (float) } of a regular file, or nil, "<path>: <reason>"
 local function file_info(path)
@@ -313,10 +314,19 @@ function resp_methods.exit(self, status, body, content_type)
     self._r._answered = true
 end
 
--- The error envelope is the path's ingress format's (lua/gw/errors.lua), whoever raises it.
+-- The error envelope is the path's ingress format's, whoever raises it: Anthropic's on the
+-- Messages paths (lua/gw/errors.lua), else OpenAI's (built in C).
 function resp_methods.error(self, status, code, message, etype)
-    local body = errors.body(self._r.ctx.ingress, status, code, message, etype)
-    return resp_methods.exit(self, status, body, "application/json")
+    code, message, etype = tostring(code or ""), tostring(message or ""), etype or "error"
+    if self._r.ctx.ingress == "messages" then -- Anthropic's envelope (lua/gw/errors.lua)
+        return resp_methods.exit(self, status, errors.body("messages", status, code, message),
+            "application/json")
+    end
+    if C.gw_ffi_resp_error(self._req, status, code, #code, message, #message, etype,
+        #etype) ~= 0 then
+        error("resp:error: a response was already sent, or the status is invalid", 2)
+    end
+    self._r._answered = true
 end
 
 local resp_mt = {
@@ -430,7 +440,9 @@ function _M.handle(req, id)
     run_in_coroutine(run_pre, r)
     publish_ctx(r, req)
     -- keep r (and r.ctx) for the route and log phases of the same request
-    if #chain.log > 0 or (#chain.route > 0 and not r._answered and route_paths[r.req.path]) then
+    -- the C router owns the route table: it says whether a route phase follows
+    if #chain.log > 0 or (#chain.route > 0 and not r._answered and C.gw_ffi_req_routed(req) == 1)
+    then
         active[id] = r
     end
 end

@@ -18,6 +18,7 @@
 --           shard, or malloc failed), "no shared dict" (the host did not install one).
 
 local ffi = require "ffi"
+require "gw.ffi" -- declares the seam's constants (C.GW_FFI_*)
 
 local C = ffi.C
 local ffi_new = ffi.new
@@ -35,11 +36,12 @@ end
 
 ffi.cdef[[
 /* --- shared dictionary --- */
-/* The process-wide dictionary (src/shdict.h). Status: 0, or negative GW_SHDICT_*. Value type
- * 1 = number (num), 2 = string (bytes). get copies a string into buf (capacity *len) and sets
- * *len to its length; -5 (too small) sets *len to the size needed: retry with a bigger buf.
- * keys writes each key as a 2-byte little-endian length then its bytes, sets *len to the bytes
- * written and returns the number of keys (max 0 = no limit); -5 as for get. */
+/* The process-wide dictionary (src/shdict.h). Status: 0, or a negative GW_FFI_E* (the
+ * GW_SHDICT_* of shdict.h). Value type GW_FFI_TNUMBER (num) or GW_FFI_TSTRING (bytes). get
+ * copies a string into buf (capacity *len) and sets *len to its length; GW_FFI_ENOBUFS sets
+ * *len to the size needed: retry with a bigger buf. keys writes each key as a 2-byte
+ * little-endian length then its bytes, sets *len to the bytes written and returns the number
+ * of keys (max 0 = no limit); GW_FFI_ENOBUFS as for get. */
 int gw_ffi_shdict_get(const char *key, size_t key_len, int *type, double *num, char *buf,
                       size_t *len);
 int gw_ffi_shdict_set(const char *key, size_t key_len, int type, double num, const char *str,
@@ -53,20 +55,20 @@ int gw_ffi_shdict_keys(const char *prefix, size_t prefix_len, int max, unsigned 
                        size_t *len);
 ]]
 
-local T_NUMBER = 1
+local T_NUMBER = C.GW_FFI_TNUMBER
 local KEY_MAX = 65535
-local E_NOT_FOUND = -1
-local E_EXISTS = -2
-local E_TOO_SMALL = -5
+local E_NOT_FOUND = C.GW_FFI_ENOENT
+local E_EXISTS = C.GW_FFI_EEXIST
+local E_TOO_SMALL = C.GW_FFI_ENOBUFS
 local ERRORS = {
-    [-1] = "not found",
-    [-2] = "exists",
-    [-3] = "no memory",
-    [-4] = "not a number",
-    [-5] = "buffer too small",
-    [-6] = "bad key",
-    [-7] = "invalid argument",
-    [-8] = "no shared dict",
+    [C.GW_FFI_ENOENT] = "not found",
+    [C.GW_FFI_EEXIST] = "exists",
+    [C.GW_FFI_ENOMEM] = "no memory",
+    [C.GW_FFI_EDOM] = "not a number",
+    [C.GW_FFI_ENOBUFS] = "buffer too small",
+    [C.GW_FFI_EKEYREJECTED] = "bad key",
+    [C.GW_FFI_EINVAL] = "invalid argument",
+    [C.GW_FFI_ENODEV] = "no shared dict",
 }
 local DEFAULT_KEYS_MAX = 1024
 local BUF_SIZE = 4096

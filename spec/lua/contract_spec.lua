@@ -153,19 +153,50 @@ describe("contract", function()
 
         it("the header block is parsable by ffi.cdef", function()
             assert.has_no.errors(function()
-                ffi.cdef(header_block())
+                -- the enums are declared already (gw.ffi): parse the rest; the enums alone
+                -- are checked below
+                ffi.cdef((header_block():gsub("enum%s*{.-};", "")))
             end)
+        end)
+
+        it("gw.ffi declares the block's enums verbatim and reads no constant by hand", function()
+            local enums = {}
+            for e in strip_comments(header_block()):gmatch("enum%s*{.-};") do
+                enums[#enums + 1] = (e:gsub("%s+", " "))
+            end
+            local cdef = {}
+            for e in strip_comments(require("gw.ffi").ENUMS):gmatch("enum%s*{.-};") do
+                cdef[#cdef + 1] = (e:gsub("%s+", " "))
+            end
+            assert.same(enums, cdef)
+            assert.is_true(#enums >= 6)
+            for _, f in ipairs(lua_gw_files()) do -- no status number in a Lua table by hand
+                assert.is_nil(read(f):find("%[%-%d+%]%s*="), f)
+            end
+        end)
+
+        it("the fake FFI reads the same constants from the header", function()
+            local C = fake_ffi.new().C
+            for name, v in strip_comments(header_block()):gmatch("(GW_FFI_[%w_]+)%s*=%s*(%-?%d+)")
+            do
+                assert.equal(tonumber(v), C[name], name)
+            end
         end)
     end)
 
     describe("spec/support/fake_ffi.lua", function()
         it("implements exactly the header's functions", function()
             local header = prototypes(header_block(), "src/gw_ffi.h")
-            local C = fake_ffi.new().C
-            assert.same(keys_of(header), keys_of(C))
-            for name, fn in pairs(C) do
-                assert.equal("function", type(fn), name)
+            local C, funcs = fake_ffi.new().C, {}
+            for name, v in pairs(C) do
+                if name:match("^gw_ffi_") then
+                    funcs[name] = v
+                    assert.equal("function", type(v), name)
+                else
+                    assert.equal("number", type(v), name) -- a GW_FFI_* constant
+                end
             end
+            assert.same(keys_of(header), keys_of(funcs))
         end)
     end)
 

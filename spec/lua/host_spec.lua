@@ -69,7 +69,7 @@ describe("gw.ffi over the fake C functions", function()
     end)
 
     it("log rejects unknown levels like C", function()
-        assert.equal(-3, f.C.gw_ffi_log(9, "x", 1))
+        assert.equal(f.C.GW_FFI_EINVAL, f.C.gw_ffi_log(9, "x", 1))
         assert.same({}, f.state.logs)
     end)
 end)
@@ -732,8 +732,8 @@ end]])
 
         it("host.file_info over gw_ffi_file_info", function()
             f.state.files["/data/ban.txt"] = { size = 12, mtime = 1700000000.25 }
-            f.state.files["/data"] = -3
-            f.state.files["/root/x"] = -1
+            f.state.files["/data"] = f.C.GW_FFI_EINVAL
+            f.state.files["/root/x"] = f.C.GW_FFI_EIO
             assert.same({ size = 12, mtime = 1700000000.25 }, h.file_info("/data/ban.txt"))
             assert.same({ nil, "/none: No such file or directory" }, { h.file_info("/none") })
             assert.same({ nil, "/data: not a regular file" }, { h.file_info("/data") })
@@ -778,7 +778,7 @@ end]])
         it("host.persist queues through gw_ffi_persist", function()
             assert.is_true(h.persist("/data/ban.txt", "1.2.3.4\n"))
             assert.same({ { path = "/data/ban.txt", data = "1.2.3.4\n" } }, f.state.persisted)
-            f.state.persist_rc = -6
+            f.state.persist_rc = f.C.GW_FFI_EAGAIN
             assert.same({ nil, "persistence queue not available" },
                 { h.persist("/data/x", "y") })
             assert.equal(1, #f.state.persisted)

@@ -32,9 +32,26 @@ local byte, sub, find = string.byte, string.sub, string.find
 
 local _M = {}
 
-local GW_OK, GW_EINVAL, GW_ENOENT, GW_EAGAIN, GW_ESTATE = 0, -3, -4, -6, -7
-local SD_NOT_FOUND, SD_EXISTS, SD_NOT_NUMBER, SD_TOO_SMALL = -1, -2, -4, -5
-local SD_BAD_KEY, SD_INVALID, SD_NO_DICT = -6, -7, -8
+-- The seam's constants, read from src/gw_ffi.h's block (never kept by hand here).
+local function header_constants()
+    local f = assert(io.open("src/gw_ffi.h", "rb"))
+    local h = f:read("*a")
+    f:close()
+    local block = assert(h:match("/%* GW_FFI_BEGIN %*/(.-)/%* GW_FFI_END %*/"))
+    local out = {}
+    for name, v in block:gsub("/%*.-%*/", ""):gmatch("(GW_FFI_[%w_]+)%s*=%s*(%-?%d+)") do
+        out[name] = tonumber(v)
+    end
+    return out
+end
+local K = header_constants()
+_M.CONSTANTS = K
+
+local GW_OK, GW_EINVAL, GW_ENOENT, GW_EAGAIN, GW_ESTATE =
+    K.GW_FFI_OK, K.GW_FFI_EINVAL, K.GW_FFI_ENOENT, K.GW_FFI_EAGAIN, K.GW_FFI_EPERM
+local SD_NOT_FOUND, SD_EXISTS, SD_NOT_NUMBER, SD_TOO_SMALL =
+    K.GW_FFI_ENOENT, K.GW_FFI_EEXIST, K.GW_FFI_EDOM, K.GW_FFI_ENOBUFS
+local SD_BAD_KEY, SD_INVALID, SD_NO_DICT = K.GW_FFI_EKEYREJECTED, K.GW_FFI_EINVAL, K.GW_FFI_ENODEV
 local SD_KEY_MAX = 65535
 local TTL_FOREVER = 31 * 365 * 86400
 
@@ -177,6 +194,23 @@ local function core_functions(st)
         return GW_OK
     end
 
+    -- the envelope as src/http.c writes it (cjson escapes a little more: same JSON value)
+    function C.gw_ffi_resp_error(req, status, code, clen, msg, mlen, etype, tlen)
+        local cjson = require "cjson"
+        local t = tonumber(tlen) > 0 and sub(etype, 1, tonumber(tlen)) or "error"
+        local body = string.format('{"error":{"message":%s,"type":%s,"code":%s}}',
+            cjson.encode(sub(msg, 1, tonumber(mlen))), cjson.encode(t),
+            cjson.encode(sub(code, 1, tonumber(clen))))
+        return C.gw_ffi_resp_answer(req, status, "application/json", 16, body, #body)
+    end
+
+    -- the C router's table (src/routes.c): st.api_prefix (default "/v1")
+    function C.gw_ffi_req_routed(req)
+        local p, pre = req.path or "", st.api_prefix or "/v1"
+        return (req.method == "POST" and (p == pre .. "/chat/completions"
+            or p == pre .. "/tokenize")) and 1 or 0
+    end
+
     function C.gw_ffi_resp_status(req)
         return req.status or req.answer_status or 0
     end
@@ -229,7 +263,7 @@ local function core_functions(st)
         n = tonumber(n)
         local bytes = st.random(n)
         if bytes == nil then
-            return -1
+            return K.GW_FFI_EIO
         end
         for i = 1, n do
             buf[i - 1] = byte(bytes, i)
@@ -585,6 +619,9 @@ function _M.new(opts)
     local C = core_functions(st)
     shdict_functions(st, C)
     chat_functions(st, C)
+    for name, v in pairs(K) do
+        C[name] = v
+    end
     local fake = { state = st, C = C }
     fake.module = load_over("gw.ffi", C)
     fake.shared = load_over("gw.shared", C)
