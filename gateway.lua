@@ -20,9 +20,17 @@ return {
     assets_dir = env.str("ASSETS_DIR", "assets"),
     log_file = env.str("LOG_FILE", ""),
     access_log = env.bool("ACCESS_LOG", true), -- access lines on stdout (LOG_FILE always gets them)
+    access_log_format = env.str("ACCESS_LOG_FORMAT", "text"), -- "text" (the seed's line) or "json"
     debug = env.bool("DEBUG", false),
     trusted_proxies = env.list("TRUSTED_PROXIES",
         { "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7" }),
+    -- GET /metrics (Prometheus): recorded unless METRICS=off; served to clients whose IP is in
+    -- METRICS_ALLOW, or that send the admin key (Authorization: Bearer <ADMIN_KEY>)
+    metrics = {
+        enabled = env.str("METRICS", "on"),
+        allow = env.list("METRICS_ALLOW", { "127.0.0.0/8", "::1/128", "10.0.0.0/8",
+            "172.16.0.0/12", "192.168.0.0/16", "fc00::/7" }),
+    },
 
     limits = {
         max_connections = env.int("MAX_CONNECTIONS", 10000),

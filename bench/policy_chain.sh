@@ -12,6 +12,8 @@
 #                  limit 1e9 so it never triggers), blacklist (mode single)
 #   gateway plain  the same gateway without API_KEY, IP_BLACKLIST and rate limiting
 #                  (bench/http_models.sh's gateway): chain cost = chain - plain, per request
+#   chain, METRICS=off  the chain gateway recording no metrics: metrics cost = chain - this,
+#                  per request (median of the per-run differences, with their min..max)
 #   nginx + lua    nginx 1.22, one worker, access_log off, access_by_lua_block doing the same
 #                  checks (Bearer check with the same 401 bodies and constant-time compare,
 #                  IP blacklist with CIDRs, sliding-window counter in a lua_shared_dict: two
@@ -37,6 +39,10 @@ plain_pid=$STARTED_PID plain_port=$STARTED_PORT
 start_gateway chain API_KEY="$KEY" IP_BLACKLIST="$BLACK" RATE_LIMIT_ENABLED=true \
     RATE_LIMIT="$LIMIT" RATE_LIMIT_WINDOW=60 BLACKLIST_MODE=single
 chain_pid=$STARTED_PID chain_port=$STARTED_PORT
+start_gateway nometrics API_KEY="$KEY" IP_BLACKLIST="$BLACK" RATE_LIMIT_ENABLED=true \
+    RATE_LIMIT="$LIMIT" RATE_LIMIT_WINDOW=60 BLACKLIST_MODE=single METRICS=off
+off_pid=$STARTED_PID
+off_url="http://127.0.0.1:$STARTED_PORT/v1/models"
 plain_url="http://127.0.0.1:$plain_port/v1/models"
 chain_url="http://127.0.0.1:$chain_port/v1/models"
 mkdir -p "$BENCH_TMP/www/v1"
@@ -161,14 +167,18 @@ done
 echo "  gateway chain and nginx+lua: the same three 401 answers"
 
 warm "$chain_pid" "$chain_url" "${AUTH[@]}"
+warm "$off_pid" "$off_url" "${AUTH[@]}"
 warm "$plain_pid" "$plain_url" "${AUTH[@]}"
 warm "$ngx_pid" "$ngx_url" "${AUTH[@]}"
 : >"$BENCH_TMP/chain.txt"
+: >"$BENCH_TMP/off.txt"
 : >"$BENCH_TMP/plain.txt"
 : >"$BENCH_TMP/ngx.txt"
 for i in $(seq 1 "$RUNS"); do
     measure "$chain_pid" "$chain_url" "${AUTH[@]}" | tee -a "$BENCH_TMP/chain.txt" |
         sed "s/^/  run $i gateway chain: /"
+    measure "$off_pid" "$off_url" "${AUTH[@]}" | tee -a "$BENCH_TMP/off.txt" |
+        sed "s/^/  run $i chain, METRICS=off: /"
     measure "$plain_pid" "$plain_url" "${AUTH[@]}" | tee -a "$BENCH_TMP/plain.txt" |
         sed "s/^/  run $i gateway plain: /"
     measure "$ngx_pid" "$ngx_url" "${AUTH[@]}" | tee -a "$BENCH_TMP/ngx.txt" |
@@ -178,14 +188,25 @@ done
 col() { cut -d' ' -f"$1" "$BENCH_TMP/$2.txt" | median; }
 c_rps=$(col 1 chain) c_cpu=$(col 2 chain)
 p_rps=$(col 1 plain) p_cpu=$(col 2 plain)
+o_cpu=$(col 2 off)
 n_rps=$(col 1 ngx) n_cpu=$(col 2 ngx)
 echo
 echo "GET /v1/models + Bearer    req/s    CPU-us/req   (median of $RUNS x ${DURATION}s)"
 printf '  gateway, policy chain %9.0f    %8.2f\n' "$c_rps" "$c_cpu"
 printf '  gateway, no chain     %9.0f    %8.2f\n' "$p_rps" "$p_cpu"
+printf '  chain, METRICS=off    %9.0f    %8.2f\n' "$(col 1 off)" "$o_cpu"
 printf '  nginx + lua           %9.0f    %8.2f\n' "$n_rps" "$n_cpu"
 awk -v a="$c_rps" -v b="$n_rps" -v c="$c_cpu" -v d="$n_cpu" -v p="$p_cpu" 'BEGIN {
     printf "  ratio chain/nginx+lua %9.2f    %8.2f   (target CPU <= 0.80)\n", a / b, c / d
     printf "  policy chain cost: %.2f CPU-us/request (chain - no chain)\n", c - p }'
+# metrics: the difference of each run's pair (chain measured right before chain METRICS=off)
+paste -d' ' <(cut -d' ' -f2 "$BENCH_TMP/chain.txt") <(cut -d' ' -f2 "$BENCH_TMP/off.txt") |
+    awk '{ print $1 - $2 }' >"$BENCH_TMP/metrics_diff.txt"
+m_med=$(median <"$BENCH_TMP/metrics_diff.txt")
+m_min=$(sort -g "$BENCH_TMP/metrics_diff.txt" | head -1)
+m_max=$(sort -g "$BENCH_TMP/metrics_diff.txt" | tail -1)
+printf '  metrics cost: %.2f CPU-us/request (chain - chain METRICS=off; per-run %s..%s;' \
+    "$m_med" "$m_min" "$m_max"
+echo " target <= 0.5)"
 echo "RESULT policy_chain gateway_rps=$c_rps gateway_cpu_us=$c_cpu plain_cpu_us=$p_cpu" \
-    "nginx_lua_rps=$n_rps nginx_lua_cpu_us=$n_cpu"
+    "nometrics_cpu_us=$o_cpu metrics_cost_us=$m_med nginx_lua_rps=$n_rps nginx_lua_cpu_us=$n_cpu"

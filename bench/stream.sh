@@ -26,6 +26,9 @@
 # load client share CPU 1 (CLIENT_CPU). A grpc-js mock on one core serves ~4-5k 20-chunk
 # streams/s, less when it shares the core with the client: above that, compare CPU per stream,
 # not streams/s. The verdicts against docs TARGETS.md are printed at the end.
+# Metrics: a second gateway with METRICS=off takes the same load right after the first
+# (METRICS_COMPARE=0 skips it); the difference in CPU-us per stream (median of the per-run
+# pairs, min..max) is the cost of recording metrics (target <= 3 us per stream).
 # Usage: bench/stream.sh   (DURATION=5 RUNS=1 CONCURRENCY="1 50 500 5000"; bench/lib/common.sh)
 # Profiling: PERF_DIR=/some/dir records `perf record -g` of the gateway during its runs at
 # C = PERF_C (default 50), one file per shape: PERF_DIR/perf-C<C>-<model>.data.
@@ -37,6 +40,7 @@ RUNS=${RUNS:-1}
 source "$(dirname "$0")/lib/common.sh"
 
 CONCURRENCY=${CONCURRENCY:-"1 50 500 5000"}
+METRICS_COMPARE=${METRICS_COMPARE:-1}
 PERF_DIR=${PERF_DIR:-}
 PERF_C=${PERF_C:-50}
 TPUT_MODEL=gpt-4o-mini
@@ -70,6 +74,13 @@ start_gateway stream GPT_GRPC_ADDR="http://127.0.0.1:$mock_port" \
     MAX_POOL_SIZE=4 MAX_CONNECTIONS=20000
 gw_pid=$STARTED_PID
 gw_port=$STARTED_PORT
+if [ "$METRICS_COMPARE" = 1 ]; then
+    start_gateway stream_off GPT_GRPC_ADDR="http://127.0.0.1:$mock_port" \
+        VERTEX_GRPC_ADDR="http://127.0.0.1:$mock_port" RATE_LIMIT_ENABLED=false STREAM_TIMEOUT=0 \
+        MAX_POOL_SIZE=4 MAX_CONNECTIONS=20000 METRICS=off
+    off_pid=$STARTED_PID
+    off_port=$STARTED_PORT
+fi
 rss_of() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 fresh_rss=$(rss_of "$gw_pid" VmRSS)
 
@@ -92,12 +103,18 @@ echo "# C in: $CONCURRENCY; ${DURATION}s per run, $RUNS run(s) each, gateway and
 # warm-up: JIT traces, the upstream connection, allocator arenas
 load gw "$gw_port" 50 "$TPUT_MODEL" 2 --pid "$gw_pid" >/dev/null
 load gw "$gw_port" 50 "$PACED_MODEL" 2 --pid "$gw_pid" >/dev/null
+if [ "$METRICS_COMPARE" = 1 ]; then
+    load gw "$off_port" 50 "$TPUT_MODEL" 2 --pid "$off_pid" >/dev/null
+    load gw "$off_port" 50 "$PACED_MODEL" 2 --pid "$off_pid" >/dev/null
+fi
 sleep 0.5
 idle_rss=$(rss_of "$gw_pid" VmRSS)
 idle_anon=$(rss_of "$gw_pid" RssAnon)
 
 results=$BENCH_TMP/results.jsonl
 : >"$results"
+pairs=$BENCH_TMP/metrics_pairs.txt
+: >"$pairs"
 for c in $CONCURRENCY; do
     for run in $(seq 1 "$RUNS"); do
         for model in "$TPUT_MODEL" "$PACED_MODEL"; do
@@ -114,6 +131,16 @@ for c in $CONCURRENCY; do
                 wait "$perf_pid" || true
             fi
             alive
+            if [ "$METRICS_COMPARE" = 1 ]; then
+                o=$(load gw "$off_port" "$c" "$model" "$DURATION" --pid "$off_pid")
+                awk -v c="$c" -v m="$model" -v g="$g" -v o="$o" 'BEGIN {
+                    n = split(g, a, /[,:{}"]+/); for (i = 1; i < n; i++) G[a[i]] = a[i + 1]
+                    n = split(o, b, /[,:{}"]+/); for (i = 1; i < n; i++) O[b[i]] = b[i + 1]
+                    printf "%d %s %s %s %d\n", c, m, G["cpu_us_per_stream"],
+                        O["cpu_us_per_stream"], O["failures"] }' >>"$pairs"
+                echo "  C=$c $model METRICS=off: $(tail -1 "$pairs" | cut -d' ' -f4)" \
+                    "CPU-us/stream (metrics on: $(tail -1 "$pairs" | cut -d' ' -f3))"
+            fi
             d=$(load grpc "$mock_port" "$c" "$model" "$DURATION")
             h=$(load h2 "$mock_port" "$c" "$model" "$DURATION")
             printf '%s\n%s\n%s\n' "$g" "$d" "$h" >>"$results"
@@ -130,6 +157,21 @@ for c in $CONCURRENCY; do
 done
 
 status=0
+if [ -s "$pairs" ]; then
+    echo
+    echo "Metrics cost per stream (CPU-us, metrics on - METRICS=off; median of the runs' pairs," \
+        "min..max; target <= 3)"
+    awk '{ k = $1 " " $2; d[k] = d[k] " " ($3 - $4) } END { for (k in d) print k d[k] }' \
+        "$pairs" | sort -n |
+        while read -r c m rest; do
+            med=$(tr ' ' '\n' <<<"$rest" | grep . | median)
+            lo=$(tr ' ' '\n' <<<"$rest" | grep . | sort -g | head -1)
+            hi=$(tr ' ' '\n' <<<"$rest" | grep . | sort -g | tail -1)
+            printf '  C=%-5s %-11s %7.1f  (%s..%s)\n' "$c" "$m" "$med" "$lo" "$hi"
+        done
+    off_fail=$(awk '{ f += $5 } END { print f + 0 }' "$pairs")
+    [ "$off_fail" -eq 0 ] || { echo "  METRICS=off gateway: $off_fail failed streams" >&2; status=1; }
+fi
 node "$HERE/report.js" "$results" --fresh-rss "$fresh_rss" --idle-rss "$idle_rss" \
     --idle-anon "$idle_anon" --tput-model "$TPUT_MODEL" --paced-model "$PACED_MODEL" \
     --tput-scenario "$TPUT_SCENARIO" --paced-scenario "$PACED_SCENARIO" || status=$?

@@ -63,3 +63,8 @@ if(GW_SANITIZERS)
     target_link_options(pieces-gateway-asan PRIVATE ${GW_SAN_FLAGS})
     set_target_properties(pieces-gateway-asan PROPERTIES ENABLE_EXPORTS ON)
 endif()
+
+# Not a test: `cmake --build build --target metrics_bench && build/metrics_bench`.
+add_executable(metrics_bench EXCLUDE_FROM_ALL ${PROJECT_SOURCE_DIR}/bench/metrics_bench.c)
+target_link_libraries(metrics_bench PRIVATE gw_core)
+target_include_directories(metrics_bench PRIVATE ${PROJECT_SOURCE_DIR}/src)

@@ -18,6 +18,7 @@
 -- created empty (by one worker). Mode off: no violations are counted, loaded bans still apply.
 -- IP_BLACKLIST entries belong to the ip_rules policy and are never written here.
 -- `:is_banned(ip)` answers ip_rules (403 ip_blocked) and anyone else.
+-- Metrics: gateway_bans_active (set when a worker learns the count), gateway_bans_added_total.
 --
 -- Config keys (gateway.lua):
 --   mode           "single" | "subnet" | "off", env BLACKLIST_MODE (default single; an
@@ -48,12 +49,9 @@ local function mask_value(log, value, lo, hi, default)
     return value
 end
 
-local function number_conf(conf, key, default)
+local function number_conf(conf, key, default) -- nil for a bad value
     local v = conf[key]
-    if v == nil then
-        return default
-    end
-    return type(v) == "number" and v >= 0 and v or nil
+    return v == nil and default or (type(v) == "number" and v >= 0 and v or nil)
 end
 
 local function timestamp(now)
@@ -83,10 +81,12 @@ function _M.new(conf, host)
     end
     local self = setmetatable({
         host = host, shared = host.shared, ip = host.ip, logger = host.log,
+        active = host.metrics.gauge("gateway_bans_active", "IPs and subnets banned.", nil,
+            { aggregate = "last" }),
+        added = host.metrics.counter("gateway_bans_added_total", "Automatic bans.", { "mode" }),
         mode = mode, threshold = threshold, violation_ttl = ttl, file = file,
         ipv4_mask = mask_value(host.log, conf.ipv4_mask, 8, 32, 24),
         ipv6_mask = mask_value(host.log, conf.ipv6_mask, 32, 128, 48),
-        version = nil, set = nil,
     }, { __index = _M })
     self:load()
     return self
@@ -138,6 +138,7 @@ function _M:load()
     end
     if added > 0 then
         self.shared:incr(VERSION, 1, 0)
+        self.active:set(nil, #(self.shared:keys(BAN, MAX_BANS) or {}))
         self.logger.info("blacklist: loaded %d entries from %s", added, self.file)
     end
     if bad > 0 then
@@ -156,11 +157,8 @@ function _M:bans()
                 added_at = meta.added_at, violations = meta.violations }
         end
     end
-    sort(out, function(a, b)
-        if a.added_at ~= b.added_at then
-            return a.added_at < b.added_at
-        end
-        return a.ip < b.ip
+    sort(out, function(a, b) -- oldest first, then by ip
+        return a.added_at < b.added_at or (a.added_at == b.added_at and a.ip < b.ip)
     end)
     return out
 end
@@ -208,6 +206,7 @@ function _M:is_banned(ip_text)
             return self.set ~= nil and self.set:contains(ip_text)
         end
         self.set, self.version = set, v
+        self.active:set(nil, #list)
     end
     return self.set:contains(ip_text)
 end
@@ -221,13 +220,13 @@ function _M:ban(ip_text, violations)
     if self.mode == "subnet" then
         target, typ = self.ip.subnet(target, self.ipv4_mask, self.ipv6_mask), "subnet"
     end
-    local now = self.host.now()
-    if not self.shared:add(BAN .. target, ban_value(typ, timestamp(now), violations or 0)) then
+    if not self.shared:add(BAN .. target, ban_value(typ, timestamp(self.host.now()),
+        violations or 0)) then
         return false
     end
     self.shared:incr(VERSION, 1, 0)
-    self.logger.warn("blacklist: banned %s (%s) after %d violations", target, typ,
-        violations or 0)
+    self.added:inc(self.mode)
+    self.logger.warn("blacklist: banned %s (%s) after %d violations", target, typ, violations or 0)
     self:persist()
     return true
 end

@@ -30,6 +30,7 @@
 -- (integer seconds >= 1 until the request would pass) and RateLimit-Limit, -Remaining (0),
 -- -Reset (= Retry-After) of the rule that rejected. Allowed requests get RateLimit-Limit,
 -- -Remaining and -Reset (seconds to the end of the current window) of the tightest rule.
+-- Each rejection counts in the metric gateway_ratelimit_rejections_total{rule}.
 --
 -- Config keys (gateway.lua), per rule `default`, `strict`, `burst`:
 --   limit    requests per window, integer >= 0: env RATE_LIMIT (60), STRICT_RATE_LIMIT (10),
@@ -98,6 +99,8 @@ function _M.new(conf, host)
         shared = host.shared,
         now = host.now,
         chat_path = (host.config.api_prefix or "") .. "/chat/completions",
+        rejections = host.metrics.counter("gateway_ratelimit_rejections_total",
+            "Requests rejected by a rate limit rule.", { "rule" }),
     }, { __index = _M })
 end
 
@@ -165,6 +168,7 @@ function _M:access(r)
     end
     if rejected then
         r.ctx.rate_limited = rejected.rule.name
+        self.rejections:inc(rejected.rule.name)
         set_headers(r, rejected)
         r.resp:set_header("Retry-After", tostring(rejected.reset))
         return r.resp:error(429, "rate_limit_exceeded", "Rate limit exceeded")

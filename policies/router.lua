@@ -17,9 +17,10 @@
 --      fallback; the gateway then behaves as before backends existed) unless `always` is set.
 -- Log phase: each attempt (r.attempts) updates its backend's breaker. ok or refused (the
 -- backend answered) closes it; unreachable, timeout and bad_answer (5xx, garbage, cut streams)
--- are failures; `failures` consecutive ones, or a failed probe, open it.
--- State is in r.shared (all workers see it): breaker:<name>:fails (consecutive failures),
--- breaker:<name>:open (when it opened), breaker:<name>:probe (the probe in flight).
+-- are failures; `failures` consecutive ones, or a failed probe, open it (and the gauge
+-- gateway_upstream_breaker_open{backend} shows it). State is in r.shared (all workers see
+-- it): breaker:<name>:fails (consecutive failures), breaker:<name>:open (when it opened),
+-- breaker:<name>:probe (the probe in flight).
 --
 -- Other policies and GET /: :breakers() -> { name = { state = "closed"|"open"|"half_open",
 -- failures, opened_at, retry_in } }.
@@ -32,21 +33,16 @@
 local _M = { name = "router" }
 
 local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
-local ceil, max, huge = math.ceil, math.max, math.huge
-local insert, remove = table.insert, table.remove
+local ceil, max, huge, insert, remove = math.ceil, math.max, math.huge, table.insert, table.remove
 
 local function key(name, what)
     return "breaker:" .. name .. ":" .. what
 end
 
 local function list_of_strings(v)
-    if type(v) ~= "table" then
-        return false
-    end
+    if type(v) ~= "table" then return false end
     for _, s in ipairs(v) do
-        if type(s) ~= "string" then
-            return false
-        end
+        if type(s) ~= "string" then return false end
     end
     return true
 end
@@ -99,6 +95,8 @@ function _M.new(conf, host)
         self.names[i] = be.name
     end
     self.skip = conf.always or #self.names > 1
+    self.open_gauge = host.metrics.gauge("gateway_upstream_breaker_open",
+        "1 while the circuit breaker of a backend is open.", { "backend" }, { aggregate = "last" })
     return self
 end
 
@@ -207,12 +205,14 @@ function _M:outcome(shared, name, result, probing, now)
             shared:delete(key(name, "fails"))
             shared:delete(key(name, "open"))
             shared:delete(key(name, "probe"))
+            self.open_gauge:set(name, 0)
         end
     elseif result == "unreachable" or result == "timeout" or result == "bad_answer" then
         local n = shared:incr(key(name, "fails"), 1, 0)
         if probing or (n and n >= self.failures) then
             shared:set(key(name, "open"), now)
             shared:delete(key(name, "probe"))
+            self.open_gauge:set(name, 1)
             if n and n >= self.failures then
                 self.host.log.warn("backend %s: circuit breaker open after %d failures", name, n)
             end

@@ -47,6 +47,7 @@
 #include "gw_tok.h"
 #include "ingress.h"
 #include "log.h"
+#include "metrics_hooks.h"
 
 #define HIGH_WATER (256 * 1024)
 #define LOW_WATER (64 * 1024)
@@ -190,9 +191,25 @@ static gw_tool_acc_t *tool(gw_choice_t *ch, int index)
     return k;
 }
 
+/* gateway_upstream_attempts_total's result of an attempt that ended with class `result`. */
+static gw_up_result_t up_result(int result)
+{
+    switch (result) {
+    case GW_BE_OK: return GW_UP_OK;
+    case GW_BE_UNREACHABLE: return GW_UP_UNREACHABLE;
+    case GW_BE_TIMEOUT: return GW_UP_TIMEOUT;
+    case GW_BE_REFUSED: return GW_UP_REFUSED;
+    default: return GW_UP_BAD_ANSWER;
+    }
+}
+
+/* Each attempt counts once by its class in the metrics (a cancelled one, the client gone, not
+ * at all); a retry or fallback decision after it counts once more (mark_next). */
 static void record_attempt(chat_t *c, int result, int status)
 {
     gw_chat_params_t *p = c->p;
+    if (result != GW_ATTEMPT_CANCELLED)
+        gw_metrics_upstream_attempt(target(c)->backend, up_result(result));
     if (p->n_attempts >= GW_CHAT_MAX_ATTEMPTS)
         return;
     gw_chat_attempt_t *a = &p->attempts[p->n_attempts++];
@@ -206,6 +223,8 @@ static void record_attempt(chat_t *c, int result, int status)
 
 static void mark_next(chat_t *c, int next)
 {
+    gw_metrics_upstream_attempt(target(c)->backend,
+                                next == GW_ATTEMPT_NEXT_RETRY ? GW_UP_RETRY : GW_UP_FALLBACK);
     if (c->p->n_attempts)
         c->p->attempts[c->p->n_attempts - 1].next = next;
 }
@@ -636,6 +655,7 @@ static void attempt(chat_t *c)
     attempt_reset(c);
     c->tries++;
     c->b = b;
+    snprintf(c->req->stats.backend, sizeof(c->req->stats.backend), "%s", target(c)->backend);
     c->deferring = b->vt->sends_usage;
     int rc = b->vt->start(b, &c->rq, target(c), timeout, on_event, c, &c->call);
     if (rc != 0) {
@@ -696,8 +716,7 @@ void gw_chat_start(gw_chat_env_t *env, gw_req_t *req)
     gw_chat_params_t *p = gw_chat_params(req, 0);
     chat_t *c = chat_new(env, req, p);
     const gw_config_t *cfg = env->cfg;
-    req->stats.llm = 1;
-    req->stats.stream = p->stream;
+    gw_metrics_llm_start(req, p->n_targets ? p->targets[0].backend : "", p->stream);
     snprintf(req->stats.ingress, sizeof(req->stats.ingress), "%s", c->fmt->name);
     if (p->n_targets == 0)
         return client_error(c, 500, "internal_error", "error",

@@ -24,6 +24,7 @@ void gw_config_dispose(gw_config_t *c)
     free(c->assets_dir);
     free(c->log_file);
     gw_cidr_list_free(&c->trusted_proxies);
+    gw_cidr_list_free(&c->metrics.allow);
     free(c->upstream.gpt);
     free(c->upstream.vertex);
     free(c->upstream.ca_file);

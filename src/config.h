@@ -48,7 +48,12 @@ typedef struct {
     char *log_file;
     int debug;
     int access_log;      /* access lines on stdout */
+    int access_log_json; /* ACCESS_LOG_FORMAT=json: one JSON object per access line */
     gw_cidr_list_t trusted_proxies;
+    struct {
+        int enabled;           /* METRICS: record and serve GET /metrics */
+        gw_cidr_list_t allow;  /* METRICS_ALLOW: clients served without the admin key */
+    } metrics;
 
     size_t max_connections;
     size_t max_header_size;

@@ -145,6 +145,24 @@ int gw_ffi_chat_attempt(void *req, int i, const char **backend, size_t *blen, in
  * (retry with a bigger buf when it is >= cap). */
 int gw_ffi_backends_json(void *req, char *buf, size_t cap);
 
+/* --- metrics (host.metrics, lua/gw/metrics.lua) --- */
+/* Registers a metric family, or finds the same one registered before: its id (>= 0); negative
+ * with the reason in err (NUL-terminated, truncated to errcap). type 0 counter, 1 gauge,
+ * 2 histogram; agg (gauges) 0 sum, 1 max, 2 last; labels: the label names joined by ",". */
+int gw_ffi_metrics_family(const char *name, size_t nlen, const char *help, size_t hlen, int type,
+                          int agg, const char *labels, size_t llen, const double *buckets,
+                          int nbuckets, char *err, size_t errcap);
+/* The id of a label value (>= 0; the id of "other" past the bounds). */
+int gw_ffi_metrics_label(const char *value, size_t len);
+/* op 0 add (counter, gauge), 1 set (gauge), 2 observe (histogram); labels: n ids, one per label
+ * name of the family. 0, or GW_EINVAL for an unknown family or a wrong label count. */
+int gw_ffi_metrics_update(int family, int op, const uint16_t *labels, int n, double value);
+/* A model name of the catalog (bounds the model label of the LLM metrics). */
+int gw_ffi_metrics_catalog(const char *name, size_t len);
+/* A per-request stats string for the access log and metrics: field 0 route, 1 model label
+ * (truncated to the record's size). 0, or GW_EINVAL for another field or a NUL byte. */
+int gw_ffi_req_set_stat(void *req, int field, const char *p, size_t len);
+
 /* GW_FFI_END */
 
 #endif

@@ -105,6 +105,8 @@ typedef struct {
 static atomic_size_t open_connections;
 static atomic_uint_fast64_t next_req_id = 1;
 
+size_t gw_http_open_connections(void) { return atomic_load(&open_connections); }
+
 
 static void conn_close(gw_conn_t *c);
 static void conn_pump(gw_conn_t *c);

@@ -44,6 +44,8 @@ enum { GW_USAGE_NONE = 0, GW_USAGE_UPSTREAM = 1, GW_USAGE_TOKENIZER = 2 };
 typedef struct {
     char route[32];              /* matched route name ("chat", "models", ...); "" = none */
     char backend[32];            /* backend that served the LLM call; "" = none */
+    char model[64];              /* metrics label: the catalog model the client's model name
+                                    resolved to ("other": none); "" = not set */
     char ingress[16];            /* ingress format ("chat", "messages", "responses"); "" */
     int llm;                     /* 1 if this request made an LLM call */
     int stream;                  /* the client asked for a stream */
@@ -147,6 +149,8 @@ void gw_openai_error_json(gw_buf_t *out, const char *message, size_t mlen, const
 void gw_resp_start(gw_req_t *r, int status, const char *content_type);
 void gw_resp_write(gw_req_t *r, const char *data, size_t len);
 void gw_resp_end(gw_req_t *r);
+/* Open client connections of the process (all servers). */
+size_t gw_http_open_connections(void);
 /* Bytes queued on the client socket and not yet written (for backpressure). */
 size_t gw_resp_queued(const gw_req_t *r);
 /* Called when the client socket's write queue drains below the low-water mark. */

@@ -121,14 +121,14 @@ static void write_all(int fd, const char *p, size_t n)
     }
 }
 
-void gw_log_write(gw_log_level_t level, const char *msg, size_t len)
+static void emit(gw_log_level_t level, const char *msg, size_t len, int stamp)
 {
     if (level == GW_LOG_DEBUG && !gw_log_debug_enabled())
         return;
     char stack[2048];
     size_t need = len + 64;
     char *line = need <= sizeof(stack) ? stack : gw_malloc(need);
-    size_t n = timestamp(line);
+    size_t n = stamp ? timestamp(line) : 0;
     static const char *tags[] = {"[debug] ", "", "[warn] ", "[error] ", ""};
     size_t tl = strlen(tags[level]);
     memcpy(line + n, tags[level], tl);
@@ -151,6 +151,10 @@ void gw_log_write(gw_log_level_t level, const char *msg, size_t len)
     if (line != stack)
         free(line);
 }
+
+void gw_log_write(gw_log_level_t level, const char *msg, size_t len) { emit(level, msg, len, 1); }
+
+void gw_log_access_raw(const char *line, size_t len) { emit(GW_LOG_ACCESS, line, len, 0); }
 
 void gw_log(gw_log_level_t level, const char *fmt, ...)
 {

@@ -29,6 +29,8 @@ void gw_log_set_access_stdout(int on);
 int gw_log_access_enabled(void);
 void gw_log(gw_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void gw_log_write(gw_log_level_t level, const char *msg, size_t len);
+/* An access line without the timestamp prefix (JSON access lines carry their own time). */
+void gw_log_access_raw(const char *line, size_t len);
 void gw_log_close(void);
 
 #define gw_debug(...) do { if (gw_log_debug_enabled()) gw_log(GW_LOG_DEBUG, __VA_ARGS__); } while (0)

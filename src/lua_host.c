@@ -22,6 +22,8 @@
 #include "gw.h"
 #include "log.h"
 #include "lua_modules.h"
+#include "metrics.h"
+#include "metrics_hooks.h"
 
 int luaopen_cjson(lua_State *L);
 int luaopen_cjson_safe(lua_State *L);
@@ -37,6 +39,7 @@ struct gw_vm_s {
     char *models_json;
     size_t models_len;
     char *policy_names;
+    char *admin_key;
 };
 
 /* ---------- state creation ---------- */
@@ -160,13 +163,15 @@ int gw_vm_new(const gw_vm_opts_t *opts, gw_vm_t **out, char **err)
         goto fail;
     int host = lua_gettop(L);
     lua_getfield(L, host, "init");
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushstring(L, opts->config_path);
     lua_setfield(L, -2, "config_path");
     lua_pushinteger(L, opts->worker_id);
     lua_setfield(L, -2, "worker_id");
     lua_pushinteger(L, opts->quiet);
     lua_setfield(L, -2, "quiet");
+    lua_pushboolean(L, gw_metrics_enabled());
+    lua_setfield(L, -2, "metrics");
     if (pcall(L, 1, 1, err) != 0)
         goto fail;
     if (!lua_istable(L, -1)) {
@@ -182,6 +187,7 @@ int gw_vm_new(const gw_vm_opts_t *opts, gw_vm_t **out, char **err)
     lua_pop(L, 1);
     vm->models_json = dup_field(L, info, "models_json", &vm->models_len);
     vm->policy_names = dup_field(L, info, "policy_names", NULL);
+    vm->admin_key = dup_field(L, info, "admin_key", NULL);
     vm->ref_handle = take_ref(L, host, "handle");
     vm->ref_log = take_ref(L, host, "log");
     vm->ref_route = take_ref(L, host, "route");
@@ -203,6 +209,7 @@ void gw_vm_unref(gw_vm_t *vm)
     lua_close(vm->L);
     free(vm->models_json);
     free(vm->policy_names);
+    free(vm->admin_key);
     free(vm);
 }
 
@@ -213,6 +220,8 @@ const char *gw_vm_models_json(const gw_vm_t *vm, size_t *len)
     *len = vm->models_len;
     return vm->models_json;
 }
+
+const char *gw_vm_admin_key(const gw_vm_t *vm) { return vm->admin_key; }
 
 char *gw_vm_breakers_json(gw_vm_t *vm)
 {
@@ -268,7 +277,8 @@ static void run(gw_vm_t *vm, int ref, gw_req_t *req, const char *phase, int answ
     if (ref == LUA_NOREF)
         return;
     if (call_req(vm, ref, req, &err) != 0) {
-        gw_error("host error in %s (%s %s): %s", phase, req->method_name, req->path, err);
+        gw_error("host error in %s phase (%s %s): %s", phase, req->method_name, req->path, err);
+        gw_metrics_policy_error("host", phase);
         free(err);
         if (answer_500)
             internal_error(req);
@@ -276,8 +286,8 @@ static void run(gw_vm_t *vm, int ref, gw_req_t *req, const char *phase, int answ
 }
 
 void gw_vm_handle(gw_vm_t *vm, gw_req_t *req) { run(vm, vm->ref_handle, req, "handle", 1); }
-void gw_vm_route(gw_vm_t *vm, gw_req_t *req) { run(vm, vm->ref_route, req, "route phase", 1); }
-void gw_vm_log(gw_vm_t *vm, gw_req_t *req) { run(vm, vm->ref_log, req, "log phase", 0); }
+void gw_vm_route(gw_vm_t *vm, gw_req_t *req) { run(vm, vm->ref_route, req, "route", 1); }
+void gw_vm_log(gw_vm_t *vm, gw_req_t *req) { run(vm, vm->ref_log, req, "log", 0); }
 
 /* ---------- gateway.lua ---------- */
 
@@ -297,9 +307,11 @@ static int bool_field(lua_State *L, int idx, const char *key)
     return v;
 }
 
-static int read_trusted(lua_State *L, int cfg, gw_config_t *c, char **err)
+/* The list of IPs/CIDRs at t[key] (t at idx) into out; an error message starts with what. */
+static int read_cidrs(lua_State *L, int idx, const char *key, const char *what,
+                      gw_cidr_list_t *out, char **err)
 {
-    lua_getfield(L, cfg, "trusted_proxies");
+    lua_getfield(L, idx, key);
     size_t n = lua_objlen(L, -1);
     const char **items = gw_calloc(n + 1, sizeof(char *));
     for (size_t i = 0; i < n; i++) {
@@ -307,14 +319,25 @@ static int read_trusted(lua_State *L, int cfg, gw_config_t *c, char **err)
         items[i] = lua_tostring(L, -1);
         lua_pop(L, 1); /* strings stay alive: the table holds them */
     }
-    int rc = gw_cidr_list_parse(items, n, &c->trusted_proxies, err);
+    int rc = gw_cidr_list_parse(items, n, out, err);
     free(items);
     lua_pop(L, 1);
     if (rc != 0) {
-        char *m = gw_sprintf("trusted_proxies: %s", *err);
+        char *m = gw_sprintf("%s: %s", what, *err);
         free(*err);
         *err = m;
     }
+    return rc;
+}
+
+static int read_lists(lua_State *L, int cfg, gw_config_t *c, char **err)
+{
+    if (read_cidrs(L, cfg, "trusted_proxies", "trusted_proxies", &c->trusted_proxies, err) != 0)
+        return GW_ERROR;
+    lua_getfield(L, cfg, "metrics");
+    c->metrics.enabled = bool_field(L, -1, "enabled");
+    int rc = read_cidrs(L, lua_gettop(L), "allow", "metrics.allow", &c->metrics.allow, err);
+    lua_pop(L, 1);
     return rc;
 }
 
@@ -329,6 +352,9 @@ static void read_config(lua_State *L, int cfg, gw_config_t *c)
     c->log_file = dup_field(L, cfg, "log_file", NULL);
     c->debug = bool_field(L, cfg, "debug");
     c->access_log = bool_field(L, cfg, "access_log");
+    char *fmt = dup_field(L, cfg, "access_log_format", NULL);
+    c->access_log_json = fmt && strcmp(fmt, "json") == 0;
+    free(fmt);
     lua_getfield(L, cfg, "limits");
     int lim = lua_gettop(L);
     c->max_connections = (size_t)num_field(L, lim, "max_connections", 10000);
@@ -418,7 +444,7 @@ int gw_config_load(const char *path, int quiet, gw_config_t *c, char **err)
     int cfg = lua_gettop(L);
     read_config(L, cfg, c);
     read_backends(L, cfg, c);
-    if (read_trusted(L, cfg, c, err) != 0)
+    if (read_lists(L, cfg, c, err) != 0)
         goto done;
     c->config_path = gw_strdup(path);
     rc = GW_OK;

@@ -43,6 +43,8 @@ void gw_vm_unref(gw_vm_t *vm);
 unsigned gw_vm_phases(const gw_vm_t *vm);
 /* The /models body built by the catalog policy (borrowed; valid while the VM lives). */
 const char *gw_vm_models_json(const gw_vm_t *vm, size_t *len);
+/* The admin policy's key (borrowed; NULL without an admin policy): GET /metrics accepts it. */
+const char *gw_vm_admin_key(const gw_vm_t *vm);
 /* The circuit breakers' state as a JSON object (from the route policy), malloc'ed (caller
  * frees); NULL when no policy keeps breakers. */
 char *gw_vm_breakers_json(gw_vm_t *vm);

@@ -32,6 +32,8 @@
 #include "log.h"
 #include "lua_host.h"
 #include "master.h"
+#include "metrics.h"
+#include "metrics_hooks.h"
 #include "process.h"
 #include "worker.h"
 
@@ -118,12 +120,14 @@ static void do_reload(void)
             gw_worker_reload(M.workers[i]);
         gw_status_set_policies(names, M.n_workers);
         gw_reload_record(-1, 1, NULL);
+        gw_metrics_reload(1);
         gw_info("policies reloaded: %s", names);
         free(names);
         return;
     }
     gw_error("reload failed, keeping the current policies: %s", err);
     gw_reload_record(-1, 0, err);
+    gw_metrics_reload(0);
     free(err);
 }
 
@@ -333,6 +337,7 @@ int gw_master_main(int argc, char **argv)
         free(generated_key);
         return 1;
     }
+    gw_metrics_init(M.cfg.metrics.enabled && !test_only);
     gw_log_set_debug(M.cfg.debug);
     gw_log_set_access_stdout(M.cfg.access_log);
     char *names = NULL;
@@ -399,6 +404,7 @@ int gw_master_main(int argc, char **argv)
     if (!all_exited)
         _exit(0); /* grace period over: do not wait for busy workers */
     gw_process_shutdown();
+    gw_metrics_shutdown();
     gw_config_dispose(&M.cfg);
     free(cfg_dir);
     free(cfg_base);

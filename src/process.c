@@ -242,6 +242,14 @@ void gw_reload_record(int worker_id, int ok, const char *error)
     pthread_mutex_unlock(&st_lock);
 }
 
+unsigned long gw_config_version(void)
+{
+    pthread_mutex_lock(&st_lock);
+    unsigned long v = st.version;
+    pthread_mutex_unlock(&st_lock);
+    return v;
+}
+
 int gw_status_json(char *buf, size_t cap)
 {
     gw_buf_t b;

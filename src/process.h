@@ -38,6 +38,8 @@ void gw_request_reload(const char *why);
 /* Reload bookkeeping, shown by /admin/policies. */
 void gw_reload_record(int worker_id, int ok, const char *error);
 int gw_status_json(char *buf, size_t cap);
+/* The configuration version of the status (1 at start, +1 per applied reload). */
+unsigned long gw_config_version(void);
 /* The loaded policy names (comma-separated) and worker count shown by /admin/policies. */
 void gw_status_set_policies(const char *names, int workers);
 

@@ -19,6 +19,7 @@
  *   POST {P}/messages/count_tokens   route phase (the messages policy answers)
  *   POST {P}/responses         OpenAI Responses: route phase (policies/responses.lua), chat.c
  *   (errors on these paths are in the path's ingress format: gw_ingress_t.error_body)
+ *   GET|HEAD /metrics          Prometheus metrics (metrics_hooks.c; METRICS_ALLOW / admin key)
  *   anything else              404 route_not_found (405 method_not_allowed on a known path)
  */
 #include "routes.h"
@@ -30,6 +31,8 @@
 #include "chat.h"
 #include "gw.h"
 #include "ingress.h"
+#include "metrics.h"
+#include "metrics_hooks.h"
 #include "process.h"
 
 struct gw_routes_s {
@@ -37,6 +40,7 @@ struct gw_routes_s {
     const gw_config_t *cfg;
     char *models_path, *chat_path, *tokenize_path, *messages_path, *count_path, *responses_path;
     gw_chat_env_t chat;
+    gw_metrics_pools_t *pools_watch;
 };
 
 int gw_routes_new(uv_loop_t *loop, const gw_config_t *cfg, gw_routes_t **out, char **err)
@@ -53,11 +57,16 @@ int gw_routes_new(uv_loop_t *loop, const gw_config_t *cfg, gw_routes_t **out, ch
     rt->chat.loop = loop;
     rt->chat.cfg = cfg;
     *out = rt;
-    return gw_backends_open(loop, cfg, &rt->chat.backends, err) == 0 ? GW_OK : GW_ERROR;
+    if (gw_backends_open(loop, cfg, &rt->chat.backends, err) != 0)
+        return GW_ERROR;
+    rt->pools_watch = gw_metrics_pools_watch(loop, &rt->chat.backends);
+    return GW_OK;
 }
 
 void gw_routes_close(gw_routes_t *rt)
 {
+    gw_metrics_pools_close(rt->pools_watch);
+    rt->pools_watch = NULL;
     gw_backends_close(&rt->chat.backends);
 }
 
@@ -162,6 +171,48 @@ static void chat(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req, const gw_ingress_t
     gw_chat_start(&rt->chat, req);
 }
 
+/* The route name of the request's (current) path, for the access log and metrics; *ingress:
+ * the client API format of the path (NULL off the chat paths). */
+static const char *route_name(const gw_routes_t *rt, const gw_req_t *req, const char **ingress)
+{
+    *ingress = NULL;
+    if (path_is(req, "/", 1))
+        return "health";
+    if (path_is(req, "/ping", 5))
+        return "ping";
+    if (path_is(req, "/metrics", 8))
+        return "metrics";
+    if (path_is(req, rt->models_path, strlen(rt->models_path)))
+        return "models";
+    const struct {
+        const char *path, *route, *ingress;
+    } api[] = {
+        {rt->chat_path, "chat", "chat"},
+        {rt->tokenize_path, "tokenize", "chat"},
+        {rt->messages_path, "messages", "messages"},
+        {rt->count_path, "count_tokens", "messages"},
+        {rt->responses_path, "responses", "responses"},
+    };
+    for (size_t i = 0; i < GW_ARRAY_SIZE(api); i++)
+        if (path_is(req, api[i].path, strlen(api[i].path))) {
+            *ingress = api[i].ingress;
+            return api[i].route;
+        }
+    return "other";
+}
+
+void gw_routes_classify(const gw_routes_t *rt, gw_req_t *req)
+{
+    if (!rt || !req->path)
+        return;
+    const char *ingress;
+    const char *name = route_name(rt, req, &ingress); /* static, shorter than the fields */
+    if (!req->stats.route[0])
+        memcpy(req->stats.route, name, strlen(name) + 1);
+    if (!req->stats.ingress[0] && ingress)
+        memcpy(req->stats.ingress, ingress, strlen(ingress) + 1);
+}
+
 int gw_routes_has_route_phase(const gw_routes_t *rt, const gw_req_t *req)
 {
     return strcmp(req->method_name, "POST") == 0 &&
@@ -183,6 +234,11 @@ void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
         if (!is_get(req))
             return method_not_allowed(req);
         return gw_resp_send(req, 200, "text/plain; charset=utf-8", "pong", 4);
+    }
+    if (path_is(req, "/metrics", 8) && gw_metrics_enabled()) {
+        if (!is_get(req))
+            return method_not_allowed(req);
+        return gw_metrics_serve(req, &rt->cfg->metrics.allow, gw_vm_admin_key(vm));
     }
     if (path_is(req, rt->models_path, strlen(rt->models_path))) {
         size_t len;

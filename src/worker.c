@@ -20,8 +20,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "access_log.h"
 #include "gw.h"
 #include "log.h"
+#include "metrics_hooks.h"
 #include "process.h"
 #include "routes.h"
 
@@ -125,7 +127,7 @@ void gw_worker_on_request(gw_req_t *req, void *ud)
 
 void gw_worker_on_complete(gw_req_t *req, void *ud)
 {
-    GW_UNUSED(ud);
+    gw_worker_t *w = ud;
     gw_vm_t *vm = req->vm;
     if (vm) {
         if (gw_vm_phases(vm) & GW_PHASE_LOG)
@@ -133,26 +135,9 @@ void gw_worker_on_complete(gw_req_t *req, void *ud)
         req->vm = NULL;
         gw_vm_unref(vm);
     }
-    if (!gw_log_access_enabled())
-        return;
-    char dur[48];
-    gw_log_format_duration(dur, sizeof(dur), gw_now_ns() - req->start_ns);
-    size_t ul;
-    const char *uri = gw_req_url(req, &ul);
-    const char *ip = req->client_ip[0] ? req->client_ip : req->peer_ip;
-    if (req->log_model && req->stats.llm && req->stats.backend[0])
-        gw_log(GW_LOG_ACCESS,
-               "%s %.*s model=%s IP=%s Status=%d Duration=%s Backend=%s Usage=%s",
-               req->method_name ? req->method_name : "-", (int)ul, uri, req->log_model, ip,
-               req->status, dur, req->stats.backend,
-               req->stats.usage_source == GW_USAGE_UPSTREAM ? "upstream" : "tokenizer");
-    else if (req->log_model)
-        gw_log(GW_LOG_ACCESS, "%s %.*s model=%s IP=%s Status=%d Duration=%s",
-               req->method_name ? req->method_name : "-", (int)ul, uri, req->log_model, ip,
-               req->status, dur);
-    else
-        gw_log(GW_LOG_ACCESS, "%s %.*s IP=%s Status=%d Duration=%s",
-               req->method_name ? req->method_name : "-", (int)ul, uri, ip, req->status, dur);
+    gw_routes_classify(w->routes, req); /* what no handler recorded */
+    gw_metrics_request_done(req);
+    gw_access_log(req, w->cfg->access_log_json);
 }
 
 static __thread gw_worker_t *current; /* the worker running on this thread */

@@ -10,7 +10,9 @@
 # and Debian's nginx (as the current user, -p <tmpdir>); one measured wrk run with the server's
 # CPU time from /proc/<pid>/stat; medians.
 # Knobs (environment): DURATION (s per run, default 8), RUNS (default 3), CONNS (64),
-# SERVER_CPU (0), CLIENT_CPU (1), GW_BIN (default build/pieces-gateway), NGINX (nginx binary).
+# SERVER_CPU (0), CLIENT_CPU (1), GW_BIN (default build/pieces-gateway), NGINX (nginx binary),
+# WAIT_TRIES (start-up checks 0.1 s apart, default 100); a script may set the array GW_WRAP to
+# run the gateway under a tool (bench/metrics_cost.sh: valgrind).
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DURATION=${DURATION:-8}
@@ -23,6 +25,7 @@ NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 CLK_TCK=$(getconf CLK_TCK)
 
 BENCH_PIDS=()
+GW_WRAP=()
 BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/gw-bench.XXXXXX")
 
 bench_cleanup() {
@@ -86,7 +89,7 @@ free_port() {
 wait_http() {
     local url=$1
     shift
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 "${WAIT_TRIES:-100}"); do
         if curl -s -o /dev/null --max-time 1 "$@" "$url"; then
             return 0
         fi
@@ -115,7 +118,7 @@ start_gateway() {
         exec env -i PATH="$PATH" HOME="$dir" PORT="$port" HOST=127.0.0.1 WORKERS=1 \
             ADMIN_KEY=bench-admin-key BLACKLIST_FILE="$dir/blacklist.txt" ACCESS_LOG=false \
             GPT_GRPC_ADDR=127.0.0.1:9 VERTEX_GRPC_ADDR=127.0.0.1:9 MIN_POOL_SIZE=1 "$@" \
-            taskset -c "$SERVER_CPU" "$GW_BIN" -c "$dir/gateway.lua"
+            taskset -c "$SERVER_CPU" "${GW_WRAP[@]}" "$GW_BIN" -c "$dir/gateway.lua"
     ) >"$dir/out.log" 2>&1 &
     local pid=$!
     BENCH_PIDS+=("$pid")

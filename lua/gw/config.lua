@@ -125,6 +125,8 @@ local SCHEMA = {
     { "log_file", "string" },
     { "debug", "boolean" },
     { "access_log", "boolean" },
+    { "access_log_format", "string" },
+    { "metrics.enabled", "boolean" },
     { "limits.max_connections", "integer", 1, 10000000 },
     { "limits.max_header_size", "integer", 256, 1048576 },
     { "limits.max_body_size", "integer", 0, 1073741824 },
@@ -151,7 +153,7 @@ local SCHEMA = {
 local DEFAULTS = {
     listen = { host = "0.0.0.0", port = 8787 },
     workers = 0, api_prefix = "/v1", policies_dir = "policies", assets_dir = "assets",
-    log_file = "", debug = false, access_log = true,
+    log_file = "", debug = false, access_log = true, access_log_format = "text",
     limits = {
         max_connections = 10000, max_header_size = 16384, max_body_size = 8388608,
         header_timeout = 10, keepalive_timeout = 75, shutdown_grace = 30,
@@ -167,6 +169,8 @@ local DEFAULTS = {
     breaker = { failures = 5, cooldown = 30 },
     trusted_proxies = { "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12",
         "192.168.0.0/16", "fc00::/7" },
+    metrics = { enabled = true, allow = { "127.0.0.0/8", "::1/128", "10.0.0.0/8",
+        "172.16.0.0/12", "192.168.0.0/16", "fc00::/7" } },
     policies = {},
 }
 
@@ -391,11 +395,22 @@ function _M.load(path, quiet, getenv)
         end
     end
     fill(cfg, DEFAULTS)
+    local m = cfg.metrics
+    if m.enabled == "on" or m.enabled == "off" then -- METRICS=on|off
+        m.enabled = m.enabled == "on"
+    end
     for _, s in ipairs(SCHEMA) do
         check(path, s[1], lookup(cfg, s[1]), s[2], s[3], s[4])
     end
     if cfg.upstream.min_pool_size > cfg.upstream.max_pool_size then
         fail(path, "upstream.min_pool_size", "must not exceed upstream.max_pool_size")
+    end
+    if cfg.access_log_format ~= "text" and cfg.access_log_format ~= "json" then
+        fail(path, "access_log_format", "must be \"text\" or \"json\" (got \""
+            .. cfg.access_log_format .. "\")")
+    end
+    if type(m.allow) ~= "table" then
+        fail(path, "metrics.allow", "must be a list of IPs or CIDRs")
     end
     validate_policies(path, cfg.policies)
     validate_backends(path, cfg)

@@ -13,6 +13,7 @@ int gw_ffi_req_str(void *req, int what, const char **p, size_t *len);
 int gw_ffi_req_header(void *req, const char *name, size_t nlen, const char **p, size_t *len);
 int gw_ffi_req_set_path(void *req, const char *p, size_t len);
 int gw_ffi_req_set_log_model(void *req, const char *p, size_t len);
+int gw_ffi_req_set_stat(void *req, int field, const char *p, size_t len);
 int gw_ffi_resp_header(void *req, const char *n, size_t nl, const char *v, size_t vl);
 int gw_ffi_resp_answer(void *req, int status, const char *ctype, size_t ctlen, const char *body,
                        size_t blen);
@@ -103,6 +104,7 @@ _M.REQ_QUERY, _M.REQ_BODY = C.GW_FFI_REQ_QUERY, C.GW_FFI_REQ_BODY
 _M.REQ_PEER_IP, _M.REQ_CLIENT_IP = C.GW_FFI_REQ_PEER_IP, C.GW_FFI_REQ_CLIENT_IP
 _M.LOG_DEBUG, _M.LOG_INFO = C.GW_FFI_LOG_DEBUG, C.GW_FFI_LOG_INFO
 _M.LOG_WARN, _M.LOG_ERROR = C.GW_FFI_LOG_WARN, C.GW_FFI_LOG_ERROR
+_M.STAT_ROUTE, _M.STAT_MODEL = 0, 1
 
 local sp = ffi.new("const char *[2]")
 local sl = ffi.new("size_t[2]")

@@ -12,6 +12,7 @@
 -- the request gets a 500; the worker keeps serving.
 local gwffi = require "gw.ffi"
 local config = require "gw.config"
+local metrics = require "gw.metrics"
 local phases = require "gw.phases"
 local errors = require "gw.errors"
 local cjson = require "cjson.safe"
@@ -35,6 +36,9 @@ local chain = {}    -- phase -> array of { name, inst, fn }
 local instances = {}
 local active = {}   -- request id -> r (between handle/route and log)
 local api_prefix = ""
+local metrics_on = true
+local catalog       -- the models policy (resolves the model label of the metrics)
+local policy_errors -- gateway_policy_errors_total
 
 -- ---------- logging ----------
 
@@ -156,6 +160,7 @@ local function build_host(opts)
         random_string = random_string,
         ip = optional("gw.ip"),
         shared = optional("gw.shared"),
+        metrics = metrics.new(C, { enabled = metrics_on }),
     }
     function h.policy(name)
         return instances[name]
@@ -247,7 +252,8 @@ local function is_api(path)
     if api_prefix ~= "" then
         return path == api_prefix or path:sub(1, #api_prefix + 1) == api_prefix .. "/"
     end
-    return path ~= "/" and path ~= "/ping" and path ~= "/admin" and path:sub(1, 7) ~= "/admin/"
+    return path ~= "/" and path ~= "/ping" and path ~= "/metrics" and path ~= "/admin"
+        and path:sub(1, 7) ~= "/admin/"
 end
 
 local req_methods = {}
@@ -361,6 +367,7 @@ local function run_phase(r, phase)
         local ok, err = xpcall(p.fn, handler, p.inst, r)
         if not ok then
             host.log.err("policy '%s' failed in phase %s (%s): %s", p.name, phase, p.where, err)
+            policy_errors:inc({ policy = p.name, phase = phase })
             if phase ~= "log" and not r._answered then
                 r._answered = false
                 pcall(resp_methods.error, r.resp, 500, "internal_error", "Internal server error")
@@ -370,6 +377,9 @@ local function run_phase(r, phase)
                 return
             end
         elseif r._answered and phase ~= "log" then
+            if phase == "content" then -- the policy serves this route: name it after the policy
+                C.gw_ffi_req_set_stat(r.req._req, gwffi.STAT_ROUTE, p.name, #p.name)
+            end
             return
         end
     end
@@ -421,6 +431,7 @@ local function run_in_coroutine(fn, r)
     end
     host.log.err("policy phase did not complete: %s",
         ok and "a policy yielded (not supported)" or tostring(res))
+    policy_errors:inc({ policy = "host", phase = "coroutine" })
     if not r._answered then
         pcall(resp_methods.error, r.resp, 500, "internal_error", "Internal server error")
     end
@@ -429,8 +440,16 @@ end
 
 local function publish_ctx(r, req)
     local m = r.ctx.model
-    if type(m) == "string" then
+    if type(m) == "string" and m ~= r._model then
+        r._model = m
         C.gw_ffi_req_set_log_model(req, m, #m)
+        if not metrics_on then
+            return
+        end
+        -- the metrics' model label: the catalog id the name resolves to, or "other"
+        local e = catalog and catalog:resolve(m)
+        local label = type(e) == "table" and type(e.id) == "string" and e.id or "other"
+        C.gw_ffi_req_set_stat(req, gwffi.STAT_MODEL, label, #label)
     end
 end
 
@@ -560,7 +579,10 @@ function _M.init(opts)
     muted = quiet >= 2
     route_paths = errors.paths(cfg.api_prefix)
     api_prefix = cfg.api_prefix
+    metrics_on = opts.metrics ~= false
     host = build_host(opts)
+    policy_errors = host.metrics.counter("gateway_policy_errors_total",
+        "Errors raised by policies, by policy and phase.", { "policy", "phase" })
     if host.shared == nil then
         host.log.debug("gw.shared is not available in this build")
     end
@@ -596,7 +618,14 @@ function _M.init(opts)
     if models and type(models.list_json) == "function" then
         models_json = models:list_json()
     end
-    return { phases = mask, models_json = models_json, policy_names = concat(names, ",") }
+    catalog = models and type(models.resolve) == "function" and models or nil
+    if models and type(models.ids) == "function" then
+        metrics.catalog(C, models:ids())
+    end
+    local admin = instances.admin
+    local admin_key = type(admin) == "table" and type(admin.key) == "string" and admin.key
+    return { phases = mask, models_json = models_json, policy_names = concat(names, ","),
+        admin_key = admin_key or nil }
 end
 
 -- for the contract spec and the e2e tests: what policies see

@@ -234,7 +234,8 @@ TEST(error_classes)
     uint64_t t0 = uv_now(&loop);
     call(bh, &h, "m", 1, 0);
     CHECK(h.cls == GW_BE_TIMEOUT);
-    CHECK(uv_now(&loop) - t0 < 2000); /* the connect timeout (0.5 s), not a stream timeout */
+    /* the connect timeout (0.5 s) ended it: a stream has no deadline (generous on a loaded box) */
+    CHECK(uv_now(&loop) - t0 < 4000);
     gw_buf_dispose(&h.log);
     close_backend(bh);
 }

@@ -294,3 +294,58 @@ test('Vercel AI SDK default provider (Responses): generateText and streamText', 
     assert.deepEqual(calls[0].input, { city: 'Paris' });
   });
 });
+
+test('the access log and the metrics name the ingress format', async (t) => {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const drive = async (gw) => {
+    assert.equal((await post(gw, '/v1/messages', { model: 'gpt-4o', max_tokens: 8,
+      messages: USER })).status, 200);
+    assert.equal((await post(gw, '/v1/messages/count_tokens', { model: 'gpt-4o',
+      messages: USER })).status, 200);
+    assert.equal((await post(gw, '/v1/responses', { model: 'gpt-4o', input: 'hi' })).status, 200);
+    assert.equal((await post(gw, '/v1/chat/completions', { model: 'gpt-4o',
+      messages: USER })).status, 200);
+    assert.equal((await post(gw, '/v1/messages', { model: 'gpt-4o', max_tokens: 8,
+      messages: USER }, { authorization: '' })).status, 401);
+    await sleep(100); // access lines are written when the responses completed
+  };
+
+  await t.test('text line: Ingress= on the Messages and Responses paths only', async () => {
+    const { gw } = await setup(t);
+    await drive(gw);
+    const lines = gw.stdout.split('\n');
+    const line = (re) => lines.find((l) => re.test(l)) || assert.fail(`${re}\n${gw.stdout}`);
+    assert.match(line(/POST \/v1\/messages model=gpt-4o .*Status=200/),
+      / Backend=pieces Usage=tokenizer Ingress=messages$/);
+    assert.match(line(/POST \/v1\/messages\/count_tokens /), / Ingress=messages$/);
+    assert.match(line(/POST \/v1\/responses /),
+      / Backend=pieces Usage=tokenizer Ingress=responses$/);
+    assert.match(line(/POST \/v1\/messages .*Status=401/), / Ingress=messages$/);
+    assert.doesNotMatch(line(/POST \/v1\/chat\/completions /), /Ingress/);
+    const m = await (await fetch(`${gw.url}/metrics`)).text();
+    for (const route of ['messages', 'count_tokens', 'responses', 'chat']) {
+      assert.match(m, new RegExp(`^gateway_http_requests_total\\{route="${route}",method="POST",` +
+        'status="200"\\} 1$', 'm'), route);
+    }
+    assert.match(m,
+      /^gateway_http_requests_total\{route="messages",method="POST",status="401"\} 1$/m);
+  });
+
+  await t.test('JSON line: the ingress field', async () => {
+    const mock = await startMock({});
+    const addr = `http://127.0.0.1:${mock.port}`;
+    const gw = await startGateway({ dir: tmpDir(), env: { GPT_GRPC_ADDR: addr,
+      VERTEX_GRPC_ADDR: addr, MIN_POOL_SIZE: '1', API_KEY: KEY, ACCESS_LOG_FORMAT: 'json' } });
+    t.after(async () => { await gw.stop(); await mock.close(); });
+    await drive(gw);
+    const lines = gw.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    const got = lines.map((l) => [l.uri, l.status, l.route, l.ingress]);
+    assert.deepEqual(got.filter((g) => g[0].startsWith('/v1/')), [
+      ['/v1/messages', 200, 'messages', 'messages'],
+      ['/v1/messages/count_tokens', 200, 'count_tokens', 'messages'],
+      ['/v1/responses', 200, 'responses', 'responses'],
+      ['/v1/chat/completions', 200, 'chat', 'chat'],
+      ['/v1/messages', 401, 'messages', 'messages'],
+    ]);
+  });
+});

@@ -10,8 +10,9 @@
  * of an AF_UNIX socketpair handed to the server with gw_http_server_adopt (the server's send
  * buffer is small, so answers queue and the backpressure paths run). The input is a script of
  * one-byte operations, op = byte >> 5, arg = byte & 31:
- *   0 SEND       the next arg+1 input bytes, in one write, then one loop iteration
- *   1 SEND_LONG  the next (arg+1)*32 input bytes likewise
+ *   0 SEND       the next arg+1 input bytes, in one write, the loop not run (so that a RESET
+ *                next lands before the server read them: the answer's write then fails)
+ *   1 SEND_LONG  the next (arg+1)*32 input bytes in one write, then one loop iteration
  *   2 RUN        arg+1 loop iterations (answers from timers, streams, drain callbacks)
  *   3 READ       read up to (arg+1)*256 bytes of the answers (31: all there is)
  *   4 HALF_CLOSE shutdown(SHUT_WR) of the client
@@ -304,12 +305,13 @@ static size_t client_read(size_t max)
     return total;
 }
 
-static void client_send(const uint8_t *p, size_t n)
+static void client_send(const uint8_t *p, size_t n, int run)
 {
     if (st.client < 0 || st.half_closed || n == 0)
         return;
     (void)!write(st.client, p, n); /* EAGAIN/EPIPE: the rest is lost, as on a real network */
-    uv_run(&loop, UV_RUN_NOWAIT);
+    if (run)
+        uv_run(&loop, UV_RUN_NOWAIT);
 }
 
 static void client_close(void)
@@ -366,7 +368,7 @@ static void run_script(const uint8_t *data, size_t size)
         case 1:
             n = op == 0 ? (size_t)arg + 1 : ((size_t)arg + 1) * 32;
             n = n < size - i ? n : size - i;
-            client_send(data + i, n);
+            client_send(data + i, n, op == 1);
             i += n;
             break;
         case 2:
@@ -389,11 +391,11 @@ static void run_script(const uint8_t *data, size_t size)
         case 6:
             for (int piece = 0; i < size; i += n, piece++) {
                 n = piece < 15 && (size_t)arg + 1 < size - i ? (size_t)arg + 1 : size - i;
-                client_send(data + i, n);
+                client_send(data + i, n, 1);
             }
             break;
         default:
-            client_send((const uint8_t *)TEMPLATES[arg], strlen(TEMPLATES[arg]));
+            client_send((const uint8_t *)TEMPLATES[arg], strlen(TEMPLATES[arg]), 1);
         }
     }
 }

@@ -328,6 +328,29 @@ describe("gw.config", function()
             assert.equal(path .. ": trusted_proxies must be a table (got string)", err)
         end)
 
+        it("metrics: on by default, METRICS=on|off, METRICS_ALLOW a list", function()
+            local ok, cfg = load("return {}")
+            assert.is_true(ok, cfg)
+            assert.is_true(cfg.metrics.enabled)
+            assert.same({ "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12",
+                "192.168.0.0/16", "fc00::/7" }, cfg.metrics.allow)
+            assert.equal("text", cfg.access_log_format)
+            ok, cfg = load('return { metrics = { enabled = "off", allow = { "10.1.0.0/16" } },'
+                .. ' access_log_format = "json" }')
+            assert.is_true(ok, cfg)
+            assert.is_false(cfg.metrics.enabled)
+            assert.same({ "10.1.0.0/16" }, cfg.metrics.allow)
+            assert.equal("json", cfg.access_log_format)
+            assert.is_true(select(2, load('return { metrics = { enabled = "on" } }')).metrics
+                .enabled)
+            local err, path = load_error('return { metrics = { enabled = "maybe" } }')
+            assert.equal(path .. ": metrics.enabled must be a boolean (got string)", err)
+            err, path = load_error('return { access_log_format = "xml" }')
+            assert.equal(path .. ': access_log_format must be "text" or "json" (got "xml")', err)
+            err, path = load_error('return { metrics = { allow = "10.0.0.0/8" } }')
+            assert.equal(path .. ": metrics.allow must be a list of IPs or CIDRs", err)
+        end)
+
         it("rejects min_pool_size > max_pool_size", function()
             local err, path = load_error(
                 "return { upstream = { min_pool_size = 30, max_pool_size = 20 } }")

@@ -470,6 +470,37 @@ return _M]],
         end)
     end)
 
+    describe("the built-in metric families", function()
+        -- src/metrics.c `builtins`: {"name", "help", GW_MT_<TYPE>, GW_MA_<AGG>, "labels", ...}
+        local function from_c()
+            local text = read("src/metrics.c")
+            local table_src = text:match("builtins%[GW_MF_BUILTIN_COUNT%] = {(.-)\n};")
+            local out = {}
+            for name, typ, agg, labels in table_src:gmatch(
+                '{"([%w_]+)",%s*"[^"]*",%s*GW_MT_(%u+),%s*GW_MA_(%u+),%s*"([^"]*)"') do
+                out[#out + 1] = { name, typ:lower(), agg:lower(), labels }
+            end
+            return out
+        end
+
+        it("the fake store preloads exactly those of src/metrics.c, in order", function()
+            local c = from_c()
+            assert.equal(22, #c)
+            local fake = {}
+            for i, b in ipairs(require("fake_metrics").BUILTINS) do
+                fake[i] = { b[1], b[2], b[3], b[4] }
+            end
+            assert.same(c, fake)
+        end)
+
+        it("are all named in the issue's exact spelling in the e2e test", function()
+            local e2e = read("spec/e2e/metrics.test.js")
+            for _, b in ipairs(from_c()) do
+                assert.truthy(e2e:find("'" .. b[1] .. "'", 1, true), b[1])
+            end
+        end)
+    end)
+
     describe("client IP vectors (spec/fixtures/client_ip.json)", function()
         local vectors = assert(cjson.decode(read("spec/fixtures/client_ip.json"))).vectors
         local function opt(v)

@@ -71,6 +71,17 @@ describe("blacklist policy", function()
             .. '"violations":3}\n', h.files["blacklist.txt"])
     end)
 
+    it("counts bans in gateway_bans_added_total{mode} and keeps gateway_bans_active", function()
+        setup({ threshold = 1, mode = "subnet" },
+            { ["blacklist.txt"] = '{"ip":"192.0.2.1","type":"ip"}\n' })
+        assert.equal(1, h.metric("gateway_bans_active")) -- loaded from the file
+        violation("198.51.100.7")
+        violation("203.0.113.9")
+        assert.equal(2, h.metric("gateway_bans_added_total", { mode = "subnet" }))
+        assert.is_true(bl:is_banned("198.51.100.8")) -- a worker learns the new count
+        assert.equal(3, h.metric("gateway_bans_active"))
+    end)
+
     it("counts only rate-limit 429s", function()
         for _ = 1, 5 do
             violation("198.51.100.7", 429, false) -- a 429 that is not the limiter's

@@ -20,13 +20,16 @@
 --   fake.state          env, now, debug, logs ({level, msg}), persisted ({path, data}),
 --                       reloads, persist_rc, random (function(n) -> n bytes), status_json,
 --                       no_dict, dict (key -> {v, exp}), tokens (function(enc, text) -> n),
---                       files (path -> { size, mtime } for gw_ffi_file_info, or a GW_E* status)
--- A request handle records: path (after set_path), log_model, resp_headers ({name, value}),
+--                       files (path -> { size, mtime } for gw_ffi_file_info, or a GW_E* status),
+--                       metrics (the fake_metrics store behind gw_ffi_metrics_*)
+-- A request handle records: path (after set_path), log_model, stats ({ route, model } from
+-- gw_ffi_req_set_stat), resp_headers ({name, value}),
 -- answered, answer_status, answer_ctype, answer_body, chat (route phase parameters),
 -- attempts (what the log phase reads), backends_json; set
 -- `started` or `status` to play C.
 
 local ffi = require "ffi"
+local fake_metrics = require "fake_metrics"
 
 local byte, sub, find = string.byte, string.sub, string.find
 
@@ -168,6 +171,15 @@ local function core_functions(st)
 
     function C.gw_ffi_req_set_log_model(req, p, len)
         req.log_model = sub(p, 1, tonumber(len))
+        return GW_OK
+    end
+
+    function C.gw_ffi_req_set_stat(req, field, p, len)
+        if field ~= 0 and field ~= 1 then
+            return GW_EINVAL
+        end
+        req.stats = req.stats or {}
+        req.stats[field == 0 and "route" or "model"] = sub(p, 1, tonumber(len))
         return GW_OK
     end
 
@@ -619,6 +631,10 @@ function _M.new(opts)
     local C = core_functions(st)
     shdict_functions(st, C)
     chat_functions(st, C)
+    st.metrics = fake_metrics.new()
+    for name, fn in pairs(st.metrics.C(1)) do
+        C[name] = fn
+    end
     for name, v in pairs(K) do
         C[name] = v
     end

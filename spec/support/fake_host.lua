@@ -19,6 +19,8 @@
 --   h.persisted                 array of { path, content } in persist order
 --   h.logs                      array of { level, msg }; h.logged(level, pattern, plain)
 --   h.reloads                   number of host.reload() calls
+--   h.metric(name, labels)      a metric as /metrics would show it, merged over peers
+--                               (spec/support/fake_metrics.lua: store.value); h.metrics: the store
 --   h.pools                     what host.backend_pools(r) returns
 --   fake.new{ backends = { { name, type, models = { { id, model } } } }, backend_order,
 --             breaker = { failures, cooldown } } sets host.config's backend settings
@@ -31,6 +33,8 @@
 
 local cjson = require "cjson.safe"
 local ip = require "gw.ip"
+local metrics = require "gw.metrics"
+local fake_metrics = require "fake_metrics"
 local phases = require "gw.phases" -- the real host's phase detection
 local errors = require "gw.errors" -- the real host's ingress formats and error envelopes
 
@@ -141,6 +145,8 @@ function _M.new(opts)
     h.mtimes = peer and peer.mtimes or {}
     h.default_mtime = peer and peer.default_mtime or clock.t
     h.persisted = peer and peer.persisted or {}
+    h.metrics = peer and peer.metrics or fake_metrics.new()
+    h.metric = h.metrics.value
     h.logs = {}
     h.reloads = 0
     h.instances = {}
@@ -174,6 +180,7 @@ function _M.new(opts)
         ip = ip,
         worker_id = opts.worker_id or 0,
         json = require("gw.json").new(), -- the real host.json, its text check in Lua
+        metrics = metrics.new(h.metrics.C(h)),
     }
     function host.now()
         return clock.t
@@ -282,7 +289,8 @@ function _M.new(opts)
     end
 
     local function is_api(path)
-        if path == "/" or path == "/ping" or path == "/admin" or path:sub(1, 7) == "/admin/" then
+        if path == "/" or path == "/ping" or path == "/metrics" or path == "/admin"
+            or path:sub(1, 7) == "/admin/" then
             return false
         end
         return path == prefix or path:sub(1, #prefix + 1) == prefix .. "/"

@@ -156,6 +156,10 @@ typedef struct {
     /* Closes the pools: open calls end with ERROR (UNREACHABLE), then the backend frees itself
      * once its handles closed. Call once, from the loop. */
     void (*close)(gw_backend_t *b);
+    /* Reports this backend's connections by state (e.g. "connecting", "ready"), one
+     * emit(ud, state, n) per state, for the gateway_upstream_connections gauge. */
+    void (*conn_states)(gw_backend_t *b, void (*emit)(void *ud, const char *state, int n),
+                        void *ud);
 } gw_backend_vt_t;
 
 struct gw_backend_s {

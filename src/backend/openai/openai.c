@@ -363,8 +363,17 @@ static void oai_close(gw_backend_t *base)
     backend_release(b);
 }
 
+static void oai_conn_states(gw_backend_t *base, void (*emit)(void *, const char *, int),
+                            void *ud)
+{
+    gw_httpc_counters_t c;
+    gw_httpc_counters(((oai_t *)base)->http, &c);
+    emit(ud, "idle", c.idle);
+    emit(ud, "active", c.connections - c.idle);
+}
+
 static const gw_backend_vt_t oai_vt = {"openai",  1,         oai_start, oai_cancel,
-                                       oai_pause, oai_stats, oai_close};
+                                       oai_pause, oai_stats, oai_close, oai_conn_states};
 
 /* ---- construction ------------------------------------------------------------------------- */
 

@@ -339,8 +339,27 @@ static void pieces_close(gw_backend_t *base)
         free(b);
 }
 
-static const gw_backend_vt_t pieces_vt = {
-    "pieces", 0, pieces_start, pieces_cancel, pieces_pause, pieces_stats, pieces_close};
+static void pieces_conn_states(gw_backend_t *base, void (*emit)(void *, const char *, int),
+                               void *ud)
+{
+    pieces_t *b = (pieces_t *)base;
+    int connecting = 0, ready = 0;
+    gw_upstream_t *pools[2] = {b->gpt, b->vertex};
+    for (size_t i = 0; i < 2; i++) {
+        if (!pools[i])
+            continue;
+        gw_upstream_counters_t c;
+        gw_upstream_counters(pools[i], &c);
+        ready += c.ready;
+        connecting += c.connections - c.ready;
+    }
+    emit(ud, "connecting", connecting);
+    emit(ud, "ready", ready);
+}
+
+static const gw_backend_vt_t pieces_vt = {"pieces",     0,           pieces_start,
+                                          pieces_cancel, pieces_pause, pieces_stats,
+                                          pieces_close,  pieces_conn_states};
 
 static int new_pool(uv_loop_t *loop, const gw_config_t *cfg, const gw_backend_conf_t *bc,
                     const char *address, gw_upstream_t **out, char **err)
