@@ -43,6 +43,17 @@ return {
         stream_timeout = env.num("STREAM_TIMEOUT", 300),
     },
 
+    -- The store behind host.shared / r.shared (rate-limit windows, violation counts, bans):
+    -- "" or "local" for this process's dictionary, or redis://[:password@]host:port/db to share
+    -- them with every gateway instance using that Redis. timeout_ms bounds each call; on_error
+    -- says what a call does when Redis is down or slow: "open" (allow, count locally),
+    -- "closed" (503 store_unavailable) or "local" (this instance's dictionary, same limits).
+    shared_store = {
+        url = env.str("SHARED_STORE", ""),
+        timeout_ms = env.int("SHARED_STORE_TIMEOUT_MS", 50),
+        on_error = env.str("SHARED_STORE_ON_ERROR", "local"),
+    },
+
     upstream = {
         gpt = env.str("GPT_GRPC_ADDR",
             "runtime-native-io-gpt-inference-grpc-service-lmuw6mcn3q-ul.a.run.app:443"),

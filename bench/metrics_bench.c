@@ -12,8 +12,8 @@
  * Prints the median, min and max of REPS repetitions (thread CPU time):
  *   request   gw_metrics_request_done of a plain request (GET /v1/models 200): 2 series
  *   stream    what a streamed chat completion records: gw_metrics_llm_start, one attempt,
- *             gw_metrics_request_done with usage, TTFT and TPOT (9 series updates)
- *   off       the same stream with METRICS=off
+ *             gw_metrics_request_done with usage, TTFT and TPOT (12 series updates)
+ * each as the difference to the same loop with METRICS=off (pairs run back to back), and
  *   scrape    gw_metrics_render with 20 catalog models recorded by 3 threads (shards), every
  *             built-in family populated
  * The end-to-end cost with the Lua side included is measured by bench/policy_chain.sh and
@@ -48,8 +48,8 @@ static int cmp(const void *a, const void *b)
 static void report(const char *what, double *v, const char *unit)
 {
     qsort(v, REPS, sizeof(*v), cmp);
-    printf("  %-8s median %9.1f %s   min %9.1f   max %9.1f   (%d runs)\n", what, v[REPS / 2],
-           unit, v[0], v[REPS - 1], REPS);
+    printf("  %-8s median %8.1f   min %8.1f   max %8.1f   %s (%d runs)\n", what, v[REPS / 2],
+           v[0], v[REPS - 1], unit, REPS);
 }
 
 static char models[20][32];
@@ -141,20 +141,21 @@ int main(void)
         snprintf(models[i], sizeof(models[i]), "model-%02d-%s", i, i % 2 ? "mini" : "large");
         gw_metrics_catalog_add(models[i], strlen(models[i]));
     }
-    double v[REPS];
+    double v[REPS], off[REPS];
     printf("metrics micro-benchmark (thread CPU time; %s)\n", gw_version);
     per_op(0, 200000); /* warm: series exist */
-    for (int i = 0; i < REPS; i++)
-        v[i] = per_op(0, 1000000);
-    report("request", v, "ns");
     per_op(1, 200000);
-    for (int i = 0; i < REPS; i++)
-        v[i] = per_op(1, 500000);
-    report("stream", v, "ns");
-    gw_metrics_init(0);
-    for (int i = 0; i < REPS; i++)
-        v[i] = per_op(1, 500000);
-    report("off", v, "ns");
+    for (int path = 0; path < 2; path++) {
+        for (int i = 0; i < REPS; i++) { /* interleaved on / off pairs */
+            gw_metrics_init(1);
+            v[i] = per_op(path, 500000);
+            gw_metrics_init(0);
+            off[i] = per_op(path, 500000);
+            v[i] -= off[i];
+        }
+        report(path ? "stream" : "request", v, "ns (on - METRICS=off, per pair)");
+        report("  off", off, "ns (the loop itself: stats filled, METRICS=off)");
+    }
     gw_metrics_init(1);
 
     pthread_t t[2];

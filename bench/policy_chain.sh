@@ -175,10 +175,13 @@ warm "$ngx_pid" "$ngx_url" "${AUTH[@]}"
 : >"$BENCH_TMP/plain.txt"
 : >"$BENCH_TMP/ngx.txt"
 for i in $(seq 1 "$RUNS"); do
+    # the pair for the metrics cost: METRICS=off first in even runs, second in odd ones
+    [ $((i % 2)) = 1 ] || measure "$off_pid" "$off_url" "${AUTH[@]}" |
+        tee -a "$BENCH_TMP/off.txt" | sed "s/^/  run $i chain, METRICS=off: /"
     measure "$chain_pid" "$chain_url" "${AUTH[@]}" | tee -a "$BENCH_TMP/chain.txt" |
         sed "s/^/  run $i gateway chain: /"
-    measure "$off_pid" "$off_url" "${AUTH[@]}" | tee -a "$BENCH_TMP/off.txt" |
-        sed "s/^/  run $i chain, METRICS=off: /"
+    [ $((i % 2)) = 0 ] || measure "$off_pid" "$off_url" "${AUTH[@]}" |
+        tee -a "$BENCH_TMP/off.txt" | sed "s/^/  run $i chain, METRICS=off: /"
     measure "$plain_pid" "$plain_url" "${AUTH[@]}" | tee -a "$BENCH_TMP/plain.txt" |
         sed "s/^/  run $i gateway plain: /"
     measure "$ngx_pid" "$ngx_url" "${AUTH[@]}" | tee -a "$BENCH_TMP/ngx.txt" |
@@ -199,7 +202,7 @@ printf '  nginx + lua           %9.0f    %8.2f\n' "$n_rps" "$n_cpu"
 awk -v a="$c_rps" -v b="$n_rps" -v c="$c_cpu" -v d="$n_cpu" -v p="$p_cpu" 'BEGIN {
     printf "  ratio chain/nginx+lua %9.2f    %8.2f   (target CPU <= 0.80)\n", a / b, c / d
     printf "  policy chain cost: %.2f CPU-us/request (chain - no chain)\n", c - p }'
-# metrics: the difference of each run's pair (chain measured right before chain METRICS=off)
+# metrics: the difference of each run's pair (chain and chain METRICS=off, back to back)
 paste -d' ' <(cut -d' ' -f2 "$BENCH_TMP/chain.txt") <(cut -d' ' -f2 "$BENCH_TMP/off.txt") |
     awk '{ print $1 - $2 }' >"$BENCH_TMP/metrics_diff.txt"
 m_med=$(median <"$BENCH_TMP/metrics_diff.txt")

@@ -26,8 +26,8 @@
 # load client share CPU 1 (CLIENT_CPU). A grpc-js mock on one core serves ~4-5k 20-chunk
 # streams/s, less when it shares the core with the client: above that, compare CPU per stream,
 # not streams/s. The verdicts against docs TARGETS.md are printed at the end.
-# Metrics: a second gateway with METRICS=off takes the same load right after the first
-# (METRICS_COMPARE=0 skips it); the difference in CPU-us per stream (median of the per-run
+# Metrics: a second gateway with METRICS=off takes the same load right after the first (before
+# it in even runs; METRICS_COMPARE=0 skips it); the difference in CPU-us per stream (median of the per-run
 # pairs, min..max) is the cost of recording metrics (target <= 3 us per stream).
 # Usage: bench/stream.sh   (DURATION=5 RUNS=1 CONCURRENCY="1 50 500 5000"; bench/lib/common.sh)
 # Profiling: PERF_DIR=/some/dir records `perf record -g` of the gateway during its runs at
@@ -119,6 +119,10 @@ for c in $CONCURRENCY; do
     for run in $(seq 1 "$RUNS"); do
         for model in "$TPUT_MODEL" "$PACED_MODEL"; do
             perf_pid=
+            # the METRICS=off gateway runs before the other one in even runs, after it in odd
+            off_first=$((METRICS_COMPARE == 1 && run % 2 == 0))
+            [ "$off_first" = 0 ] ||
+                o=$(load gw "$off_port" "$c" "$model" "$DURATION" --pid "$off_pid")
             if [ -n "$PERF_DIR" ] && [ "$c" = "$PERF_C" ]; then
                 perf record -g -p "$gw_pid" -o "$PERF_DIR/perf-C$c-$model.data" \
                     >"$BENCH_TMP/perf.log" 2>&1 &
@@ -132,7 +136,8 @@ for c in $CONCURRENCY; do
             fi
             alive
             if [ "$METRICS_COMPARE" = 1 ]; then
-                o=$(load gw "$off_port" "$c" "$model" "$DURATION" --pid "$off_pid")
+                [ "$off_first" = 1 ] ||
+                    o=$(load gw "$off_port" "$c" "$model" "$DURATION" --pid "$off_pid")
                 awk -v c="$c" -v m="$model" -v g="$g" -v o="$o" 'BEGIN {
                     n = split(g, a, /[,:{}"]+/); for (i = 1; i < n; i++) G[a[i]] = a[i + 1]
                     n = split(o, b, /[,:{}"]+/); for (i = 1; i < n; i++) O[b[i]] = b[i + 1]

@@ -34,7 +34,10 @@ file(GLOB GW_CORE_SOURCES ${PROJECT_SOURCE_DIR}/src/*.c ${PROJECT_SOURCE_DIR}/sr
     ${PROJECT_SOURCE_DIR}/src/backend/*/*.c)
 list(SORT GW_CORE_SOURCES)
 list(REMOVE_ITEM GW_CORE_SOURCES ${PROJECT_SOURCE_DIR}/src/main.c)
-set(GW_CORE_LIBS llhttp PkgConfig::LIBUV PkgConfig::LUAJIT ${LUA_CJSON} Threads::Threads m dl)
+# hiredis: the library only. Its pkg-config cflags add -D_FILE_OFFSET_BITS=64, which would
+# reach every target linking gw_core and rename open() to open64() (test_random wraps open).
+set(GW_CORE_LIBS llhttp PkgConfig::LIBUV PkgConfig::LUAJIT ${HIREDIS_LINK_LIBRARIES} ${LUA_CJSON}
+    Threads::Threads m dl)
 foreach(comp gw_tok gw_upstream gw_shdict)
     if(TARGET ${comp})
         list(APPEND GW_CORE_LIBS ${comp})

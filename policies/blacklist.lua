@@ -4,20 +4,18 @@
 -- the GNU General Public License as published by the Free Software Foundation, either version 3
 -- of the License, or (at your option) any later version. See LICENSE.
 --
--- Violations: each request answered 429 by the rate_limit policy (log phase: status 429 and
--- `r.ctx.rate_limited` set; upstream 429s do not count) adds one to `bl:viol:<client ip>` in
--- host.shared, a counter that expires `violation_ttl` seconds after the first violation.
--- When it reaches `threshold` (>=), the IP (mode single) or its subnet (mode subnet, built with
--- ipv4_mask / ipv6_mask) is banned: key `bl:ban:<ip or cidr>` (no expiry; value: JSON with type,
--- added_at, violations) and `bl:version` is incremented. Each worker keeps a local matcher of
--- the bans and rebuilds it only when `bl:version` changed (one dictionary read per check).
--- After a ban, ALL bans are written to `file` through host.persist (atomic, asynchronous) as
--- JSON Lines: {"ip":"1.2.3.4","type":"ip","added_at":"<RFC3339 UTC>","violations":N}.
--- At new(), the file is read (JSON Lines, or the original service's one-line JSON array) into
--- host.shared with `add`, so every worker can load it without duplicates; a missing file is
--- created empty (by one worker). Mode off: no violations are counted, loaded bans still apply.
--- IP_BLACKLIST entries belong to the ip_rules policy and are never written here.
--- `:is_banned(ip)` answers ip_rules (403 ip_blocked) and anyone else.
+-- Violations: each 429 of the rate_limit policy (log phase: status 429 and r.ctx.rate_limited;
+-- upstream 429s do not count) adds one to `bl:viol:<client ip>` in host.shared, expiring
+-- `violation_ttl` s after the first. At `threshold` (>=) the IP (mode single) or its subnet
+-- (mode subnet: ipv4_mask / ipv6_mask) is banned: field <ip or cidr> of host.shared's
+-- replicated map `bans` (value: JSON type, added_at, violations), which every instance of a
+-- Redis store sees within milliseconds and which is read without waiting. Workers rebuild
+-- their matcher when the map's version moves. The worker that bans or unbans writes ALL bans
+-- to `file` (host.persist) as JSON Lines {"ip":"1.2.3.4","type":"ip","added_at":"<RFC3339
+-- UTC>","violations":N}; worker 0 also for changes made elsewhere. new() adds the file (JSON
+-- Lines or the original's one-line array) to the map, or creates it empty. Mode off: nothing
+-- is counted, bans still apply. `:is_banned(ip)` answers ip_rules (403 ip_blocked),
+-- `:unban(ip or cidr)` DELETE /admin/blacklist/{ip}. IP_BLACKLIST is ip_rules' own.
 -- Metrics: gateway_bans_active (set when a worker learns the count), gateway_bans_added_total.
 --
 -- Config keys (gateway.lua):
@@ -30,28 +28,23 @@
 --   violation_ttl  seconds a violation count lives, env BLACKLIST_VIOLATION_TTL (default 86400)
 
 local _M = { name = "blacklist" }
-
-local BAN, VERSION, VIOL, MAX_BANS = "bl:ban:", "bl:version", "bl:viol:", 1000000
-local MODES = { single = true, subnet = true, off = true }
-
-local floor, format, concat, sort = math.floor, string.format, table.concat, table.sort
-local os_date = os.date
+local BANS, VIOL, MODES = "bans", "bl:viol:", { single = true, subnet = true, off = true }
+local floor, format, concat, sort, os_date = math.floor, string.format, table.concat,
+    table.sort, os.date
 
 local function mask_value(log, value, lo, hi, default)
-    if value == nil then
-        return default
-    end
-    if type(value) ~= "number" or value % 1 ~= 0 or value < lo or value > hi then
+    if value ~= nil and (type(value) ~= "number" or value % 1 ~= 0 or value < lo or value > hi)
+    then
         log.warn("Warning: Invalid mask value %s, should be between %d and %d, "
             .. "using default value %d", tostring(value), lo, hi, default)
-        return default
+        value = nil
     end
-    return value
+    return value or default
 end
 
-local function number_conf(conf, key, default) -- nil for a bad value
-    local v = conf[key]
-    return v == nil and default or (type(v) == "number" and v >= 0 and v or nil)
+local function number_conf(conf, key, default)
+    local v = conf[key] == nil and default or conf[key]
+    return type(v) == "number" and v >= 0 and v or nil
 end
 
 local function timestamp(now)
@@ -71,13 +64,10 @@ function _M.new(conf, host)
         mode = "single"
     end
     local threshold = number_conf(conf, "threshold", 100)
-    local ttl = number_conf(conf, "violation_ttl", 86400)
-    if not threshold or not ttl then
-        return nil, "blacklist: threshold and violation_ttl must be non-negative numbers"
-    end
-    local file = conf.file or "blacklist.txt"
-    if type(file) ~= "string" or file == "" then
-        return nil, "blacklist: file must be a non-empty string"
+    local ttl, file = number_conf(conf, "violation_ttl", 86400), conf.file or "blacklist.txt"
+    if not threshold or not ttl or type(file) ~= "string" or file == "" then
+        return nil, "blacklist: threshold and violation_ttl must be non-negative numbers, "
+            .. "file a non-empty string"
     end
     local self = setmetatable({
         host = host, shared = host.shared, ip = host.ip, logger = host.log,
@@ -87,6 +77,7 @@ function _M.new(conf, host)
         mode = mode, threshold = threshold, violation_ttl = ttl, file = file,
         ipv4_mask = mask_value(host.log, conf.ipv4_mask, 8, 32, 24),
         ipv6_mask = mask_value(host.log, conf.ipv6_mask, 32, 128, 48),
+        version = nil, set = nil, written = nil, writer = host.worker_id == 0,
     }, { __index = _M })
     self:load()
     return self
@@ -102,22 +93,21 @@ function _M:add_entry(e)
         return nil, "invalid IP or CIDR '" .. e.ip .. "'"
     end
     local subnet = e.type == "subnet" or e.ip:find("/", 1, true) ~= nil
-    local key = subnet and m.text or self.ip.normalize(e.ip)
     local added_at = e.added_at
     if type(added_at) ~= "string" or not added_at:match("^%d%d%d%d%-%d%d%-%d%dT[%d:%.%-%+Z]+$") then
         added_at = timestamp(self.host.now())
     end
-    local violations = tonumber(e.violations) or 0
-    return self.shared:add(BAN .. key,
-        ban_value(subnet and "subnet" or "ip", added_at, floor(violations)))
+    return self.shared:map_add(BANS, subnet and m.text or self.ip.normalize(e.ip),
+        ban_value(subnet and "subnet" or "ip", added_at, floor(tonumber(e.violations) or 0)))
 end
 
 function _M:load()
     local content = self.host.read_file(self.file)
     if not content then
         if self.shared:add("bl:file_created", 1) then
-            self.host.persist(self.file, "")
+            self:persist() -- the bans: none, unless a shared store has some
         end
+        self.written = self.shared:map_version(BANS)
         return
     end
     local json, added, bad = self.host.json, 0, 0
@@ -137,27 +127,26 @@ function _M:load()
         end
     end
     if added > 0 then
-        self.shared:incr(VERSION, 1, 0)
-        self.active:set(nil, #(self.shared:keys(BAN, MAX_BANS) or {}))
+        self.active:set(nil, #self:bans())
         self.logger.info("blacklist: loaded %d entries from %s", added, self.file)
     end
     if bad > 0 then
         self.logger.warn("blacklist: %d bad entries in %s", bad, self.file)
     end
+    self.written = self.shared:map_version(BANS) -- the file holds what the map had
 end
 
 -- The current bans as file entries, oldest first.
 function _M:bans()
     local json, out = self.host.json, {}
-    for _, key in ipairs(self.shared:keys(BAN, MAX_BANS) or {}) do
-        local v = self.shared:get(key)
-        local meta = v and json.decode(v)
+    for target, v in pairs(self.shared:map_items(BANS) or {}) do
+        local meta = json.decode(v)
         if type(meta) == "table" then
-            out[#out + 1] = { ip = key:sub(#BAN + 1), type = meta.type,
-                added_at = meta.added_at, violations = meta.violations }
+            out[#out + 1] = { ip = target, type = meta.type, added_at = meta.added_at,
+                violations = meta.violations }
         end
     end
-    sort(out, function(a, b) -- oldest first, then by ip
+    sort(out, function(a, b)
         return a.added_at < b.added_at or (a.added_at == b.added_at and a.ip < b.ip)
     end)
     return out
@@ -173,42 +162,36 @@ function _M:render()
     return concat(lines)
 end
 
-function _M:persist()
-    -- re-render if another worker banned meanwhile, so the freshest list is queued last
-    for _ = 1, 3 do
-        local v = self.shared:get(VERSION)
-        local content = self:render()
-        if self.shared:get(VERSION) == v then
-            local ok, err = self.host.persist(self.file, content)
-            if not ok then
-                self.logger.err("blacklist: cannot save %s: %s", self.file, tostring(err))
-            end
-            return ok
-        end
+function _M:persist() -- (what another worker changes meanwhile it writes itself)
+    self.written = self.shared:map_version(BANS)
+    local ok, err = self.host.persist(self.file, self:render())
+    if not ok then
+        self.logger.err("blacklist: cannot save %s: %s", self.file, tostring(err))
     end
-    return nil
+    return ok
 end
 
+-- When the bans moved, the matcher is rebuilt (and worker 0 writes changes made elsewhere).
 function _M:is_banned(ip_text)
-    local v = self.shared:get(VERSION) or 0
+    local v = self.shared:map_version(BANS)
     if v ~= self.version then
-        local keys, err = self.shared:keys(BAN, MAX_BANS)
+        local items, err = self.shared:map_items(BANS)
         local list = {}
-        for i, key in ipairs(keys or {}) do
-            list[i] = key:sub(#BAN + 1)
+        for target in pairs(items or {}) do
+            list[#list + 1] = target
         end
-        local set
-        if keys then
-            set, err = self.ip.set(list)
+        local set, serr = self.ip.set(list)
+        if items and set then
+            self.set, self.version = set, v
+            self.active:set(nil, #list)
+            if self.writer and self.written ~= v then
+                self:persist()
+            end
+        else
+            self.logger.err("blacklist: cannot refresh the bans: %s", tostring(err or serr))
         end
-        if not set then
-            self.logger.err("blacklist: cannot refresh the bans: %s", tostring(err))
-            return self.set ~= nil and self.set:contains(ip_text)
-        end
-        self.set, self.version = set, v
-        self.active:set(nil, #list)
     end
-    return self.set:contains(ip_text)
+    return self.set ~= nil and self.set:contains(ip_text)
 end
 
 -- Bans `ip_text` (or its subnet); false if it was already banned.
@@ -220,15 +203,34 @@ function _M:ban(ip_text, violations)
     if self.mode == "subnet" then
         target, typ = self.ip.subnet(target, self.ipv4_mask, self.ipv6_mask), "subnet"
     end
-    if not self.shared:add(BAN .. target, ban_value(typ, timestamp(self.host.now()),
-        violations or 0)) then
+    local value = ban_value(typ, timestamp(self.host.now()), violations or 0)
+    if not self.shared:map_add(BANS, target, value) then
         return false
     end
-    self.shared:incr(VERSION, 1, 0)
     self.added:inc(self.mode)
-    self.logger.warn("blacklist: banned %s (%s) after %d violations", target, typ, violations or 0)
+    self.logger.warn("blacklist: banned %s (%s) after %d violations", target, typ,
+        violations or 0)
     self:persist()
     return true
+end
+
+-- Lifts the ban of an IP or CIDR, forgets the IP's violations: true, false (none), nil, err.
+function _M:unban(text)
+    local cidr = text:find("/", 1, true)
+    local m = cidr and self.ip.parse_cidr(text)
+    local target = (m and m.text) or (not cidr and self.ip.normalize(text))
+    if not target then
+        return nil, "not an IP address or CIDR"
+    end
+    local removed, err = self.shared:map_delete(BANS, target)
+    if not cidr and removed ~= nil then
+        self.shared:delete(VIOL .. target)
+    end
+    if removed then
+        self.logger.warn("blacklist: unbanned %s", target)
+        self:persist()
+    end
+    return removed, err
 end
 
 function _M:log(r)
@@ -238,8 +240,7 @@ function _M:log(r)
     local ip_text = r.req.client_ip
     local n, err = self.shared:incr(VIOL .. ip_text, 1, 0, self.violation_ttl)
     if not n then
-        self.logger.err("blacklist: cannot count a violation: %s", tostring(err))
-        return
+        return self.logger.err("blacklist: cannot count a violation: %s", tostring(err))
     end
     if n >= self.threshold and not self:is_banned(ip_text) then
         self:ban(ip_text, n)

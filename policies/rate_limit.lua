@@ -21,8 +21,9 @@
 -- current; the request is allowed when estimate + 1 <= limit. So a client that used its limit
 -- at the end of one window cannot use it again at the start of the next (no double burst).
 -- ALL applicable rules are checked before ANY counter is incremented; a rejected request is
--- not counted. (Two workers checking at the same instant may both pass: the check and the
--- increment are separate dictionary calls; the overshoot is at most one request per worker.)
+-- not counted. The check and the increment of all rules are one atomic `shared:window_incr`
+-- (one step under the dictionary's locks, or one server-side script with the Redis store), so
+-- any number of workers and instances admit exactly the limit.
 -- `limit = 0` rejects everything; `window = 0` (or enabled = false) disables the rule.
 --
 -- Over a limit: 429 `rate_limit_exceeded` "Rate limit exceeded", `r.ctx.rate_limited = <rule>`
@@ -117,23 +118,29 @@ local function retry_after(limit, window, elapsed, prev, cur)
     return (window - elapsed) + max(0, window * (1 - room / cur))
 end
 
--- Check one rule; returns the state table (with `ok`).
-function _M:check(rule, ip, now)
+-- The window counters of one rule for a request at `now` (a window_incr rule).
+local function window_of(rule, ip, now)
     local w = rule.window
     local idx = floor(now / w)
     local elapsed = now - idx * w
     local base = "rl:" .. rule.name .. ":" .. ip .. ":"
-    local cur_key = base .. format("%.0f", idx)
-    local cur = self.shared:get(cur_key) or 0
-    local prev = self.shared:get(base .. format("%.0f", idx - 1)) or 0
-    local estimate = prev * (w - elapsed) / w + cur
-    local s = { rule = rule, key = cur_key, ok = estimate + 1 <= rule.limit }
+    return { rule = rule, key = base .. format("%.0f", idx),
+        prev = base .. format("%.0f", idx - 1), weight = (w - elapsed) / w,
+        limit = rule.limit, ttl = 2 * w, elapsed = elapsed }
+end
+
+-- The header numbers of a rule from the counts window_incr read (before this request).
+local function judge(s)
+    local rule, w = s.rule, s.rule.window
+    local estimate = s.prev_count * s.weight + s.count
+    s.ok = estimate + 1 <= rule.limit
     if s.ok then
         s.remaining = floor(rule.limit - estimate - 1)
-        s.reset = max(1, ceil(w - elapsed))
+        s.reset = max(1, ceil(w - s.elapsed))
     else
         s.remaining = 0
-        s.reset = max(1, ceil(retry_after(rule.limit, w, elapsed, prev, cur) - 1e-9))
+        s.reset = max(1, ceil(retry_after(rule.limit, w, s.elapsed, s.prev_count, s.count)
+            - 1e-9))
     end
     return s
 end
@@ -151,31 +158,38 @@ function _M:access(r)
     end
     local ip, now = r.req.client_ip, self.now()
     local chat = r.req.method == "POST" and r.req.path == self.chat_path
-    local states, rejected, tightest = {}, nil, nil
+    local states = {}
     for i = 1, #rules do
         local rule = rules[i]
         if rule.scope == "all" or chat then
-            local s = self:check(rule, ip, now)
-            states[#states + 1] = s
-            if not s.ok then
-                if not rejected or s.reset > rejected.reset then
-                    rejected = s
-                end
-            elseif not tightest or s.remaining < tightest.remaining then
-                tightest = s
-            end
+            states[#states + 1] = window_of(rule, ip, now)
         end
     end
-    if rejected then
+    if #states == 0 then
+        return
+    end
+    local admitted, err = self.shared:window_incr(states)
+    if admitted == nil then -- the dictionary failed (no memory): let the request through
+        r.log.debug("rate_limit: %s", tostring(err))
+        return
+    end
+    local rejected, tightest
+    for i = 1, #states do
+        local s = judge(states[i])
+        if not s.ok then
+            if not rejected or s.reset > rejected.reset then
+                rejected = s
+            end
+        elseif not tightest or s.remaining < tightest.remaining then
+            tightest = s
+        end
+    end
+    if not admitted and rejected then
         r.ctx.rate_limited = rejected.rule.name
         self.rejections:inc(rejected.rule.name)
         set_headers(r, rejected)
         r.resp:set_header("Retry-After", tostring(rejected.reset))
         return r.resp:error(429, "rate_limit_exceeded", "Rate limit exceeded")
-    end
-    for i = 1, #states do
-        local s = states[i]
-        self.shared:incr(s.key, 1, 0, 2 * s.rule.window)
     end
     if tightest then
         set_headers(r, tightest)

@@ -11,11 +11,13 @@ set -eu
 
 BUILD="build-essential cmake pkg-config ca-certificates \
 libluajit2-5.1-dev luajit2 libuv1-dev node-llhttp libnghttp2-dev \
-libprotobuf-c-dev protobuf-c-compiler libssl-dev libpcre2-dev libutf8proc-dev lua-cjson"
+libprotobuf-c-dev protobuf-c-compiler libssl-dev libpcre2-dev libutf8proc-dev lua-cjson \
+libhiredis-dev"
 RUNTIME="ca-certificates curl tzdata libluajit2-5.1-2 libuv1 libnghttp2-14 libprotobuf-c1 libssl3 \
-libpcre2-8-0 libutf8proc2 lua-cjson"
-TEST="lua-busted lua-check curl nodejs npm openssl procps clang-14 libclang-rt-14-dev prometheus"
-BENCH="wrk nginx libnginx-mod-http-lua procps"
+libpcre2-8-0 libutf8proc2 lua-cjson libhiredis0.14"
+TEST="lua-busted lua-check curl nodejs npm openssl procps clang-14 libclang-rt-14-dev prometheus \
+redis-server"
+BENCH="wrk nginx libnginx-mod-http-lua procps redis-server"
 
 sets="${*:-build test}"
 want=""

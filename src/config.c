@@ -24,6 +24,11 @@ void gw_config_dispose(gw_config_t *c)
     free(c->assets_dir);
     free(c->log_file);
     gw_cidr_list_free(&c->trusted_proxies);
+    free(c->store.host);
+    free(c->store.user);
+    if (c->store.password) /* a secret: do not leave it in freed memory */
+        memset(c->store.password, 0, strlen(c->store.password));
+    free(c->store.password);
     gw_cidr_list_free(&c->metrics.allow);
     free(c->upstream.gpt);
     free(c->upstream.vertex);

@@ -65,6 +65,18 @@ typedef struct {
     double stream_timeout;   /* 0 = unlimited */
     size_t shared_dict_size; /* bytes */
 
+    /* SHARED_STORE: the store behind host.shared (src/store.h). */
+    struct {
+        int redis;           /* 0: the local dictionary only */
+        char *host;
+        int port;
+        char *user;          /* NULL: AUTH <password> alone */
+        char *password;      /* NULL: no AUTH. Never logged */
+        int db;
+        int timeout_ms;      /* per call */
+        int on_error;        /* GW_STORE_OPEN, GW_STORE_CLOSED or GW_STORE_LOCAL */
+    } store;
+
     struct {
         char *gpt;
         char *vertex;

@@ -117,3 +117,23 @@ int gw_ffi_shdict_keys(const char *prefix, size_t prefix_len, int max, unsigned 
         return GW_SHDICT_TOO_SMALL;
     return n > (size_t)0x7fffffff ? 0x7fffffff : (int)n;
 }
+
+int gw_ffi_shdict_window_incr(int n, const char **keys, const size_t *klens, const double *args,
+                              double *counts)
+{
+    gw_shdict_t *d = gw_shdict_global();
+    if (!d)
+        return GW_SHDICT_NO_DICT;
+    if (n <= 0 || n > GW_SHDICT_WINDOW_MAX)
+        return GW_SHDICT_INVALID;
+    gw_shdict_window_t w[GW_SHDICT_WINDOW_MAX];
+    for (int i = 0; i < n; i++)
+        w[i] = (gw_shdict_window_t){keys[2 * i], klens[2 * i], keys[2 * i + 1], klens[2 * i + 1],
+                                    args[3 * i], args[3 * i + 1], args[3 * i + 2], 0, 0};
+    int rc = gw_shdict_window_incr(d, w, (size_t)n);
+    for (int i = 0; rc >= 0 && i < n; i++) {
+        counts[2 * i] = w[i].cur_count;
+        counts[2 * i + 1] = w[i].prev_count;
+    }
+    return rc;
+}

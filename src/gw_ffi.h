@@ -63,6 +63,27 @@ enum {
 enum { GW_FFI_NEXT_NONE = 0, GW_FFI_NEXT_RETRY = 1, GW_FFI_NEXT_FALLBACK = 2 };
 /* a chat target's variant for the Pieces backend (gw_pieces.h) */
 enum { GW_FFI_PIECES_GPT = 0, GW_FFI_PIECES_VERTEX = 1 };
+/* gw_ffi_store_send's script (GW_SCRIPT_*; | GW_FFI_SCRIPT_EVAL: send the body) and the types
+ * gw_ffi_store_reply answers (negative: there was no answer, or no such element) */
+enum {
+    GW_FFI_SCRIPT_WINDOW = 0,
+    GW_FFI_SCRIPT_INCR = 1,
+    GW_FFI_SCRIPT_KEYS = 2,
+    GW_FFI_SCRIPT_MAP_ADD = 3,
+    GW_FFI_SCRIPT_MAP_DEL = 4,
+    GW_FFI_SCRIPT_EVAL = 256
+};
+enum {
+    GW_FFI_REPLY_NONE = -3,
+    GW_FFI_REPLY_DOWN = -2,
+    GW_FFI_REPLY_TIMEOUT = -1,
+    GW_FFI_REPLY_NIL = 0,
+    GW_FFI_REPLY_INTEGER = 1,
+    GW_FFI_REPLY_STRING = 2,
+    GW_FFI_REPLY_ARRAY = 3,
+    GW_FFI_REPLY_ERROR = 4,
+    GW_FFI_REPLY_STATUS = 5
+};
 
 /* --- request (core) --- */
 int gw_ffi_req_str(void *req, int what, const char **p, size_t *len);
@@ -118,6 +139,31 @@ int gw_ffi_shdict_incr(const char *key, size_t key_len, double delta, int has_in
 int gw_ffi_shdict_delete(const char *key, size_t key_len);
 int gw_ffi_shdict_keys(const char *prefix, size_t prefix_len, int max, unsigned char *buf,
                        size_t *len);
+/* Sliding-window check-and-increment of n rules as one atomic step (gw_shdict_window_incr):
+ * keys holds 2n strings (each rule's current, then previous counter) with their lengths in
+ * klens; args 3n numbers (weight, limit, ttl of each rule); counts gets 2n numbers (each rule's
+ * current and previous count before the call). 1 admitted (every current counter + 1),
+ * 0 rejected (nothing changed), or a negative GW_SHDICT_* status. */
+int gw_ffi_shdict_window_incr(int n, const char **keys, const size_t *klens, const double *args,
+                              double *counts);
+
+/* --- shared store (Redis, src/store.h) --- */
+/* Send a command for req on this worker's store connection. script < 0: argv is the whole
+ * command; else a GW_FFI_SCRIPT_* number and argv follows EVALSHA <sha> (numkeys, keys, args).
+ * 0: sent, and the calling phase must yield until the host resumes it, then read the answer
+ * with gw_ffi_store_reply. GW_FFI_EAGAIN: the store is not ready, nothing was sent. req NULL:
+ * no answer wanted (fire and forget). */
+int gw_ffi_store_send(void *req, int script, int argc, const char **argv, const size_t *lens);
+/* The answer the resumed phase waited for, valid until it yields again or returns. i = 0: the
+ * reply, i >= 1: its i-th array element. Returns a GW_FFI_REPLY_*: INTEGER (*num), STRING,
+ * ERROR, STATUS (*p, *len), ARRAY (*num = its size), NIL; TIMEOUT, DOWN (no answer), NONE. */
+int gw_ffi_store_reply(int i, const char **p, size_t *len, double *num);
+/* Replicated maps with the Redis store: queue a local change for Redis (add 1 / delete 0; the
+ * value is ignored for a delete). 0, or GW_EAGAIN when the queue is full. */
+int gw_ffi_map_push(int add, const char *map, size_t mlen, const char *field, size_t flen,
+                    const char *value, size_t vlen);
+/* Keep this process's copy of map in sync with Redis from now on. */
+int gw_ffi_map_watch(const char *map, size_t mlen);
 
 /* --- tokenizer --- */
 long long gw_ffi_tok_count(const char *enc, size_t elen, const char *text, size_t tlen);

@@ -193,6 +193,19 @@ static void req_free(gw_req_t *r)
     free(r);
 }
 
+void gw_req_free(gw_req_t *r) { req_free(r); }
+
+/* After on_complete: free the request unless the handler kept it (then it only leaves the
+ * connection). */
+static void req_release(gw_req_t *r)
+{
+    if (r->held) {
+        r->conn = NULL;
+        return;
+    }
+    req_free(r);
+}
+
 const char *gw_req_url(const gw_req_t *r, size_t *len)
 {
     *len = r->url_len;
@@ -827,7 +840,7 @@ static void conn_close(gw_conn_t *c)
             if (c->srv->conf.on_complete)
                 c->srv->conf.on_complete(r, c->srv->conf.ud);
         }
-        req_free(r);
+        req_release(r);
     }
     close_handles(c);
 }
@@ -889,15 +902,15 @@ static void conn_finish_request(gw_conn_t *c)
         c->srv->conf.on_complete(r, c->srv->conf.ud);
     c->drain_cb = NULL;
     if (c->dead) {
-        conn_close(c); /* the request is finished: freed without an abort */
+        conn_close(c); /* the request is finished: released without an abort */
         return;
     }
+    c->req = NULL;
+    req_release(r);
     if (c->close_after || c->srv->draining) {
         conn_close_graceful(c);
         return;
     }
-    req_free(r);
-    c->req = NULL;
     c->state = ST_IDLE;
     arm_timer(c, c->srv->conf.keepalive_timeout);
     if (c->paused) {

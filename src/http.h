@@ -15,7 +15,10 @@
  *
  * Lifetime: a gw_req_t belongs to the server. If the client goes away while a request is being
  * handled, req->on_abort is called once (the handler cancels its work and must not touch the
- * request afterwards) and the request is freed.
+ * request afterwards) and the request is freed. on_complete may keep the request beyond its
+ * connection (a log phase that waits for I/O): it sets req->held, the server detaches it
+ * (req->conn becomes NULL: nothing can be sent any more) and the handler frees it later with
+ * gw_req_free.
  */
 #ifndef GW_HTTP_H
 #define GW_HTTP_H
@@ -92,6 +95,8 @@ struct gw_req_s {
     void (*data_free)(void *data);
     void (*on_abort)(gw_req_t *req);
     void *vm;                    /* the Lua VM this request runs on (refcounted by the host) */
+    void *wait;                  /* a Lua phase suspended on I/O (lua_host.c), or NULL */
+    int held;                    /* set by on_complete: the handler frees it (gw_req_free) */
     /* An answer recorded by Lua (sent by C once the Lua call has returned). */
     int answered;
     int answer_status;
@@ -130,6 +135,9 @@ void gw_http_server_drain(gw_http_server_t *s, void (*on_drained)(void *ud), voi
 void gw_http_server_free(gw_http_server_t *s);
 /* Free the struct itself, once the loop has run the close callbacks of gw_http_server_free. */
 void gw_http_server_release(gw_http_server_t *s);
+
+/* Free a request kept by on_complete (req->held). */
+void gw_req_free(gw_req_t *r);
 
 /* Request accessors. */
 const char *gw_req_header(const gw_req_t *r, const char *name, size_t nlen, size_t *vlen);

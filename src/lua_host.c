@@ -8,7 +8,14 @@
  *
  * Provides: gw_vm_*, gw_config_load. Uses: LuaJIT C API, lua-cjson, the embedded host library
  * (lua_modules.h). This file and nothing else in src/ includes the Lua headers.
- * Never: calls Lua unprotected, or lets a Lua error escape into C.
+ * Never: calls Lua unprotected, lets a Lua error escape into C, or resumes a request that was
+ * aborted (its wait state goes with on_abort; the I/O is cancelled first).
+ *
+ * Suspension: a host call that waits registers its I/O (gw_vm_wait_on) and yields; the entry
+ * point returns true, run() parks the request (req->wait: VM reference, continuation) and the
+ * caller returns. gw_vm_wake calls the host's resume(req, id); when the phases are done the
+ * continuation runs, as it would have at once. The common case (nothing waited) costs one
+ * boolean read after the call.
  */
 #include "lua_host.h"
 
@@ -22,6 +29,7 @@
 #include "gw.h"
 #include "log.h"
 #include "lua_modules.h"
+#include "store.h"
 #include "metrics.h"
 #include "metrics_hooks.h"
 
@@ -35,6 +43,8 @@ struct gw_vm_s {
     int ref_handle;
     int ref_log;
     int ref_route;
+    int ref_resume;
+    int ref_abort;
     int ref_breakers;
     char *models_json;
     size_t models_len;
@@ -191,8 +201,11 @@ int gw_vm_new(const gw_vm_opts_t *opts, gw_vm_t **out, char **err)
     vm->ref_handle = take_ref(L, host, "handle");
     vm->ref_log = take_ref(L, host, "log");
     vm->ref_route = take_ref(L, host, "route");
+    vm->ref_resume = take_ref(L, host, "resume");
+    vm->ref_abort = take_ref(L, host, "abort");
     vm->ref_breakers = take_ref(L, host, "breakers_json");
     lua_settop(L, 0);
+    lua_pushcfunction(L, msgh); /* stays at index 1: the message handler of every call_req */
     *out = vm;
     return GW_OK;
 fail:
@@ -248,16 +261,6 @@ const char *gw_vm_policy_names(const gw_vm_t *vm)
     return vm->policy_names ? vm->policy_names : "";
 }
 
-static int call_req(gw_vm_t *vm, int ref, gw_req_t *req, char **err)
-{
-    lua_State *L = vm->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-    /* As a number: LuaJIT compiles ffi.cast(number -> void *), not light userdata. */
-    lua_pushnumber(L, (lua_Number)(uintptr_t)req);
-    lua_pushnumber(L, (lua_Number)req->id);
-    return pcall(L, 2, 0, err);
-}
-
 static void internal_error(gw_req_t *req)
 {
     req->answered = 1;
@@ -269,25 +272,153 @@ static void internal_error(gw_req_t *req)
                          "internal_error", 14);
 }
 
-/* Call one host entry point for req; a host error is logged and, before the response, becomes
- * a 500 answer. */
-static void run(gw_vm_t *vm, int ref, gw_req_t *req, const char *phase, int answer_500)
+/* Call one host entry point for req; returns what it returned (true: the phase is suspended).
+ * A host error is logged and, before the response, becomes a 500 answer. */
+static int call_req(gw_vm_t *vm, int ref, gw_req_t *req, const char *phase, int answer_500)
 {
-    char *err = NULL;
-    if (ref == LUA_NOREF)
-        return;
-    if (call_req(vm, ref, req, &err) != 0) {
-        gw_error("host error in %s phase (%s %s): %s", phase, req->method_name, req->path, err);
+    lua_State *L = vm->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    /* As a number: LuaJIT compiles ffi.cast(number -> void *), not light userdata. */
+    lua_pushnumber(L, (lua_Number)(uintptr_t)req);
+    lua_pushnumber(L, (lua_Number)req->id);
+    if (lua_pcall(L, 2, 1, 1) != 0) { /* msgh is at index 1 (gw_vm_new), not made per call */
+        const char *m = lua_tostring(L, -1);
+        gw_error("host error in %s phase (%s %s): %s", phase, req->method_name, req->path,
+                 m ? m : "unknown Lua error");
+        lua_pop(L, 1);
         gw_metrics_policy_error("host", phase);
-        free(err);
         if (answer_500)
             internal_error(req);
+        return 0;
     }
+    int suspended = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return suspended;
 }
 
-void gw_vm_handle(gw_vm_t *vm, gw_req_t *req) { run(vm, vm->ref_handle, req, "handle", 1); }
-void gw_vm_route(gw_vm_t *vm, gw_req_t *req) { run(vm, vm->ref_route, req, "route", 1); }
-void gw_vm_log(gw_vm_t *vm, gw_req_t *req) { run(vm, vm->ref_log, req, "log", 0); }
+/* A suspended phase (req->wait). */
+typedef struct {
+    gw_vm_t *vm;
+    const char *phase;
+    int answer_500;
+    gw_vm_cont_fn cont;
+    void *ud;
+    void *op;                    /* the I/O it waits for; NULL while it runs */
+    void (*cancel)(void *op);
+} vm_wait_t;
+
+void gw_vm_wait_on(gw_req_t *req, void *op, void (*cancel)(void *op))
+{
+    vm_wait_t *w = req->wait;
+    if (!w) {
+        w = gw_calloc(1, sizeof(*w));
+        req->wait = w;
+    }
+    w->op = op;
+    w->cancel = cancel;
+}
+
+/* End req's wait state: a pending op is cancelled; with lua_abort the host also drops the
+ * request's parked coroutine. The VM reference taken by run() stays with the caller. */
+static void unpark(gw_req_t *req, gw_vm_t *vm, int lua_abort)
+{
+    vm_wait_t *w = req->wait;
+    req->wait = NULL;
+    if (w && w->op && w->cancel)
+        w->cancel(w->op);
+    free(w);
+    if (lua_abort && vm->ref_abort != LUA_NOREF)
+        call_req(vm, vm->ref_abort, req, "abort", 0);
+}
+
+/* The client went away while the phase waited: no resume into a freed request. */
+static void on_wait_abort(gw_req_t *req)
+{
+    vm_wait_t *w = req->wait;
+    req->on_abort = NULL;
+    if (!w)
+        return;
+    gw_vm_t *vm = w->vm;
+    unpark(req, vm, 1);
+    gw_vm_unref(vm);
+}
+
+/* A Lua call returned "suspended" without I/O pending (a host bug): the phase is over. */
+static void not_parked(gw_vm_t *vm, gw_req_t *req, const char *phase, int answer_500)
+{
+    gw_error("host error in %s phase (%s %s): suspended without pending I/O", phase,
+             req->method_name, req->path);
+    unpark(req, vm, 1);
+    if (answer_500)
+        internal_error(req);
+}
+
+static int run(gw_vm_t *vm, int ref, gw_req_t *req, const char *phase, int answer_500,
+               gw_vm_cont_fn cont, void *ud)
+{
+    if (ref == LUA_NOREF)
+        return GW_OK;
+    int suspended = call_req(vm, ref, req, phase, answer_500);
+    vm_wait_t *w = req->wait;
+    if (!suspended && !w) /* the common case: nothing waited */
+        return GW_OK;
+    if (!suspended) { /* I/O was sent but the phase ended (an error): nobody waits for it */
+        unpark(req, vm, 0);
+        return GW_OK;
+    }
+    if (!w || !w->op) {
+        not_parked(vm, req, phase, answer_500);
+        return GW_OK;
+    }
+    gw_vm_ref(vm);
+    w->vm = vm;
+    w->phase = phase;
+    w->answer_500 = answer_500;
+    w->cont = cont;
+    w->ud = ud;
+    req->on_abort = on_wait_abort;
+    return GW_VM_SUSPENDED;
+}
+
+void gw_vm_wake(gw_req_t *req)
+{
+    vm_wait_t *w = req->wait;
+    if (!w)
+        return;
+    req->on_abort = NULL;
+    w->op = NULL;
+    w->cancel = NULL;
+    gw_vm_t *vm = w->vm;
+    int suspended = call_req(vm, vm->ref_resume, req, w->phase, w->answer_500);
+    w = req->wait; /* the same struct: gw_vm_wait_on reuses it */
+    if (suspended && w && w->op) {
+        req->on_abort = on_wait_abort;
+        return;
+    }
+    gw_vm_cont_fn cont = w->cont;
+    void *ud = w->ud;
+    if (suspended)
+        not_parked(vm, req, w->phase, w->answer_500);
+    else
+        unpark(req, vm, 0);
+    cont(req, ud);
+    gw_vm_unref(vm);
+}
+
+int gw_vm_handle(gw_vm_t *vm, gw_req_t *req, gw_vm_cont_fn cont, void *ud)
+{
+    return run(vm, vm->ref_handle, req, "handle", 1, cont, ud);
+}
+
+int gw_vm_route(gw_vm_t *vm, gw_req_t *req, gw_vm_cont_fn cont, void *ud)
+{
+    return run(vm, vm->ref_route, req, "route", 1, cont, ud);
+}
+
+int gw_vm_log(gw_vm_t *vm, gw_req_t *req, gw_vm_cont_fn cont, void *ud)
+{
+    return run(vm, vm->ref_log, req, "log", 0, cont, ud);
+}
 
 /* ---------- gateway.lua ---------- */
 
@@ -330,6 +461,25 @@ static int read_cidrs(lua_State *L, int idx, const char *key, const char *what,
     return rc;
 }
 
+static void read_store(lua_State *L, int cfg, gw_config_t *c)
+{
+    lua_getfield(L, cfg, "shared_store");
+    int st = lua_gettop(L);
+    char *kind = dup_field(L, st, "kind", NULL);
+    c->store.redis = kind && strcmp(kind, "redis") == 0;
+    free(kind);
+    c->store.host = dup_field(L, st, "host", NULL);
+    c->store.port = (int)num_field(L, st, "port", 6379);
+    c->store.user = dup_field(L, st, "user", NULL);
+    c->store.password = dup_field(L, st, "password", NULL);
+    c->store.db = (int)num_field(L, st, "db", 0);
+    c->store.timeout_ms = (int)num_field(L, st, "timeout_ms", 50);
+    char *mode = dup_field(L, st, "on_error", NULL);
+    c->store.on_error = gw_store_mode(mode);
+    free(mode);
+    lua_pop(L, 1);
+}
+
 static int read_lists(lua_State *L, int cfg, gw_config_t *c, char **err)
 {
     if (read_cidrs(L, cfg, "trusted_proxies", "trusted_proxies", &c->trusted_proxies, err) != 0)
@@ -367,6 +517,7 @@ static void read_config(lua_State *L, int cfg, gw_config_t *c)
     c->stream_timeout = num_field(L, lim, "stream_timeout", 300);
     c->shared_dict_size = (size_t)num_field(L, lim, "shared_dict_size", 64 << 20);
     lua_pop(L, 1);
+    read_store(L, cfg, c);
     lua_getfield(L, cfg, "upstream");
     int up = lua_gettop(L);
     c->upstream.gpt = dup_field(L, up, "gpt", NULL);

@@ -51,14 +51,31 @@ char *gw_vm_breakers_json(gw_vm_t *vm);
 /* Policy names, comma-separated (borrowed). */
 const char *gw_vm_policy_names(const gw_vm_t *vm);
 
+/*
+ * The phase entry points. Each returns GW_OK when the phases ran to their end (the caller goes
+ * on at once: the common case costs nothing more), or GW_VM_SUSPENDED when a policy's host call
+ * waits for I/O: then the request's coroutine is parked, and cont(req, ud) runs once the phases
+ * finished (after gw_vm_wake). A request aborted while suspended (req->on_abort, set meanwhile)
+ * drops its coroutine and never continues. The VM stays referenced while a phase is suspended,
+ * so a reload cannot close it under the request.
+ */
+#define GW_VM_SUSPENDED 1
+typedef void (*gw_vm_cont_fn)(gw_req_t *req, void *ud);
+
 /* Run rewrite/access/content. The answer, if any, is recorded in req->answered. A Lua error
  * records a 500 answer. */
-void gw_vm_handle(gw_vm_t *vm, gw_req_t *req);
+int gw_vm_handle(gw_vm_t *vm, gw_req_t *req, gw_vm_cont_fn cont, void *ud);
 /* Run the route phase (chat and tokenize requests): the chat policy either records the
  * upstream request (gw_ffi_chat_*) or answers (validation errors, tokenize). */
-void gw_vm_route(gw_vm_t *vm, gw_req_t *req);
+int gw_vm_route(gw_vm_t *vm, gw_req_t *req, gw_vm_cont_fn cont, void *ud);
 /* Run the log phase (errors are logged only). */
-void gw_vm_log(gw_vm_t *vm, gw_req_t *req);
+int gw_vm_log(gw_vm_t *vm, gw_req_t *req, gw_vm_cont_fn cont, void *ud);
+
+/* For a host call that waits (ffi_store.c): req's phase will yield until gw_vm_wake(req); if
+ * the request is aborted first, cancel(op) is called (op must then never wake req). */
+void gw_vm_wait_on(gw_req_t *req, void *op, void (*cancel)(void *op));
+/* The I/O req waited for completed (or failed): resume its phase now, on its own VM. */
+void gw_vm_wake(gw_req_t *req);
 
 /* Evaluate gateway.lua (with the .env/env helpers) into cfg. quiet: no warnings printed. */
 int gw_config_load(const char *path, int quiet, gw_config_t *cfg, char **err);

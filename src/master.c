@@ -35,6 +35,7 @@
 #include "metrics.h"
 #include "metrics_hooks.h"
 #include "process.h"
+#include "store.h"
 #include "worker.h"
 
 
@@ -185,13 +186,19 @@ static void close_all(void)
     for (size_t i = 0; i < GW_ARRAY_SIZE(hs); i++)
         if (!uv_is_closing(hs[i]))
             uv_close(hs[i], NULL);
+    gw_mirror_stop();
 }
 
-static void on_grace(uv_timer_t *t)
+/* Each worker closes its connections when the grace period is over (aborting what is still in
+ * flight) and exits with everything freed. This backstop only fires for a worker that cannot
+ * get back to its loop (a policy stuck in a loop): the process exits without waiting for it. */
+#define GW_SHUTDOWN_BACKSTOP_MS 3000
+
+static void on_backstop(uv_timer_t *t)
 {
     GW_UNUSED(t);
-    gw_warn("shutdown grace period over, %d worker(s) still busy: exiting",
-            M.n_workers - atomic_load(&M.exited));
+    gw_warn("%d worker(s) still busy %d ms after the shutdown grace period: exiting anyway",
+            M.n_workers - atomic_load(&M.exited), GW_SHUTDOWN_BACKSTOP_MS);
     uv_stop(M.loop);
 }
 
@@ -209,7 +216,8 @@ static void on_signal(uv_signal_t *s, int signum)
             M.cfg.shutdown_grace);
     for (int i = 0; i < M.n_workers; i++)
         gw_worker_stop(M.workers[i]);
-    uv_timer_start(&M.grace, on_grace, (uint64_t)(M.cfg.shutdown_grace * 1000), 0);
+    uv_timer_start(&M.grace, on_backstop,
+                   (uint64_t)(M.cfg.shutdown_grace * 1000) + GW_SHUTDOWN_BACKSTOP_MS, 0);
 }
 
 static void on_async(uv_async_t *a)
@@ -252,6 +260,7 @@ static void init_loop(void)
     uv_timer_start(&M.tick_sec, on_tick_sec, 1000, 1000);
     uv_timer_start(&M.tick_min, on_tick_min, 60000, 60000);
     start_watch();
+    gw_mirror_start(M.loop, &M.cfg); /* Redis store: the replicated maps (bans) */
 }
 
 /* Workers load their VMs in parallel; any failure stops the ones that started. */
@@ -402,7 +411,7 @@ int gw_master_main(int argc, char **argv)
     gw_persist_stop();
     gw_info("bye");
     if (!all_exited)
-        _exit(0); /* grace period over: do not wait for busy workers */
+        _exit(0); /* the backstop fired: do not wait for a stuck worker */
     gw_process_shutdown();
     gw_metrics_shutdown();
     gw_config_dispose(&M.cfg);

@@ -58,14 +58,11 @@ void gw_metrics_policy_error(const char *policy, const char *phase);
 /* A reload was validated and applied (ok) or refused. */
 void gw_metrics_reload(int ok);
 
-/* Publishes gateway_upstream_connections{backend,state=connecting|ready} of this worker's
- * pools every second (and gateway_upstream_breaker_open{backend} 0 once, as Pieces has no
- * breaker). pools: addresses of the pool pointers (read at each tick; NULL is skipped), at
- * most 4. Runs on loop; close with gw_metrics_pools_close before the pools are freed. */
 /* gateway_upstream_connections{backend,state}: every second (on an unref'd timer) each
  * backend of the set reports its connections by state (vt->conn_states); closing the watch
- * publishes zeros for the states last seen. The set must outlive the watch. NULL when the
- * metrics are off. */
+ * publishes zeros for the states last seen. Also sets gateway_upstream_breaker_open{backend}
+ * to 0 once, so the series exist before any failure. The set must outlive the watch. NULL
+ * when the metrics are off. */
 typedef struct gw_metrics_pools_s gw_metrics_pools_t;
 gw_metrics_pools_t *gw_metrics_pools_watch(uv_loop_t *loop, const gw_backends_t *set);
 void gw_metrics_pools_close(gw_metrics_pools_t *w);

@@ -305,7 +305,8 @@ void gw_metrics_render(gw_buf_t *out)
     merge_t m;
     memset(&m, 0, sizeof(m));
     gw_metrics_each_shard(merge_shard, &m);
-    qsort(m.rows, m.n, sizeof(*m.rows), cmp_rows);
+    if (m.n) /* no rows: m.rows is NULL, and qsort's array must not be (clang's UBSan) */
+        qsort(m.rows, m.n, sizeof(*m.rows), cmp_rows);
     int nf = atomic_load_explicit(&gw_mfamily_count, memory_order_acquire);
     double zeros[GW_METRICS_MAX_BUCKETS + 2] = {0};
     gw_buf_t ls;

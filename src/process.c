@@ -27,6 +27,7 @@
 #include "gw.h"
 #include "log.h"
 #include "shdict.h"
+#include "store.h"
 #include "gw_tok.h"
 
 /* ---------- metrics ---------- */
@@ -273,9 +274,11 @@ int gw_status_json(char *buf, size_t cap)
     if (st.error) {
         gw_buf_putc(&b, '"');
         gw_buf_json_escape(&b, st.error, strlen(st.error));
-        gw_buf_puts(&b, "\"}}");
+        gw_buf_puts(&b, "\"},");
     } else
-        gw_buf_puts(&b, "null}}");
+        gw_buf_puts(&b, "null},");
+    gw_store_status_json(&b);
+    gw_buf_putc(&b, '}');
     pthread_mutex_unlock(&st_lock);
     int n = (int)b.len;
     if ((size_t)n < cap)
@@ -295,6 +298,7 @@ int gw_process_init(const gw_config_t *cfg, char **err)
         return GW_ERROR;
     }
     gw_shdict_set_global(d);
+    gw_store_global_init(cfg);
     uint64_t t0 = gw_now_ns();
     char *e = NULL;
     if (gw_tok_load_all(cfg->assets_dir, &e) != 0) {
@@ -316,6 +320,7 @@ void gw_process_tick(void)
 
 void gw_process_shutdown(void)
 {
+    gw_mirror_stop();
     gw_shdict_t *d = gw_shdict_global();
     gw_shdict_set_global(NULL);
     if (d)

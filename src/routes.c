@@ -10,7 +10,7 @@
  *   chat (the engine and this worker's backends).
  * Never: answers a known path with the wrong method other than 405.
  *
- *   GET|HEAD /                 health JSON
+ *   GET|HEAD /                 health JSON (counters, upstream pools, the shared store)
  *   GET|HEAD /ping             "pong"
  *   GET|HEAD {P}/models        the catalog rendered by policies/models.lua
  *   POST {P}/chat/completions  Lua route phase, then the upstream call (chat.c)
@@ -34,6 +34,7 @@
 #include "metrics.h"
 #include "metrics_hooks.h"
 #include "process.h"
+#include "store.h"
 
 struct gw_routes_s {
     uv_loop_t *loop;
@@ -132,8 +133,10 @@ static void health(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
     gw_buf_puts(&b, ",\"backends\":");
     gw_routes_backends_json(rt, &b);
     char *breakers = gw_vm_breakers_json(vm);
-    gw_buf_printf(&b, ",\"breakers\":%s}", breakers ? breakers : "{}");
+    gw_buf_printf(&b, ",\"breakers\":%s,", breakers ? breakers : "{}");
     free(breakers);
+    gw_store_status_json(&b);
+    gw_buf_putc(&b, '}');
     gw_resp_send(req, 200, "application/json", b.data, b.len);
     gw_buf_dispose(&b);
 }
@@ -150,25 +153,57 @@ static void route_error(gw_req_t *req, const gw_ingress_t *fmt, int status, cons
     gw_buf_dispose(&b);
 }
 
-/* Route phase (Lua), then the upstream call or the policy's own answer. answered_only: the
- * route phase must answer itself (tokenize, count_tokens). */
-static void chat(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req, const gw_ingress_t *fmt,
-                 int answered_only)
+/* The ingress format of a path with a route phase (NULL for none); *answered_only: the route
+ * phase must answer itself (tokenize, count_tokens). */
+static const gw_ingress_t *path_ingress(const gw_routes_t *rt, const gw_req_t *req,
+                                        int *answered_only)
+{
+    const struct {
+        const char *path;
+        const gw_ingress_t *fmt;
+        int answered_only;
+    } api[] = {
+        {rt->chat_path, &gw_ingress_chat, 0},
+        {rt->tokenize_path, &gw_ingress_chat, 1},
+        {rt->messages_path, &gw_ingress_anthropic, 0},
+        {rt->count_path, &gw_ingress_anthropic, 1},
+        {rt->responses_path, &gw_ingress_responses, 0},
+    };
+    for (size_t i = 0; i < GW_ARRAY_SIZE(api); i++)
+        if (path_is(req, api[i].path, strlen(api[i].path))) {
+            *answered_only = api[i].answered_only;
+            return api[i].fmt;
+        }
+    return NULL;
+}
+
+/* After the route phase (at once, or when a waiting phase finished). */
+static void after_route(gw_req_t *req, void *ud)
+{
+    gw_routes_t *rt = ud;
+    if (req->answered)
+        return gw_resp_send(req, req->answer_status, req->answer_ctype, req->answer_body.data,
+                            req->answer_body.len);
+    int answered_only = 1;
+    const gw_ingress_t *fmt = path_ingress(rt, req, &answered_only);
+    gw_chat_params_t *p = gw_chat_params(req, 0);
+    if (!fmt || answered_only || !p || !p->n_targets)
+        return route_error(req, fmt ? fmt : &gw_ingress_chat, 500, "internal_error",
+                           "The route phase produced no upstream request");
+    gw_chat_start(&rt->chat, req);
+}
+
+/* Route phase (Lua), then the upstream call or the policy's own answer. */
+static void chat(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req, const gw_ingress_t *fmt)
 {
     if (strcmp(req->method_name, "POST") != 0)
         return route_error(req, fmt, 405, "method_not_allowed", "Method not allowed");
     if (!(gw_vm_phases(vm) & GW_PHASE_ROUTE))
         return route_error(req, fmt, 500, "internal_error",
                            "No policy handles the route phase (policy 'chat')");
-    gw_vm_route(vm, req);
-    if (req->answered)
-        return gw_resp_send(req, req->answer_status, req->answer_ctype, req->answer_body.data,
-                            req->answer_body.len);
-    gw_chat_params_t *p = gw_chat_params(req, 0);
-    if (answered_only || !p || !p->n_targets)
-        return route_error(req, fmt, 500, "internal_error",
-                           "The route phase produced no upstream request");
-    gw_chat_start(&rt->chat, req);
+    if (gw_vm_route(vm, req, after_route, rt) == GW_VM_SUSPENDED)
+        return;
+    after_route(req, rt);
 }
 
 /* The route name of the request's (current) path, for the access log and metrics; *ingress:
@@ -215,12 +250,8 @@ void gw_routes_classify(const gw_routes_t *rt, gw_req_t *req)
 
 int gw_routes_has_route_phase(const gw_routes_t *rt, const gw_req_t *req)
 {
-    return strcmp(req->method_name, "POST") == 0 &&
-           (path_is(req, rt->chat_path, strlen(rt->chat_path)) ||
-            path_is(req, rt->tokenize_path, strlen(rt->tokenize_path)) ||
-            path_is(req, rt->messages_path, strlen(rt->messages_path)) ||
-            path_is(req, rt->count_path, strlen(rt->count_path)) ||
-            path_is(req, rt->responses_path, strlen(rt->responses_path)));
+    int answered_only;
+    return strcmp(req->method_name, "POST") == 0 && path_ingress(rt, req, &answered_only);
 }
 
 void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
@@ -250,15 +281,9 @@ void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
                                       "No model catalog is loaded (policy 'models')", "error");
         return gw_resp_send(req, 200, "application/json", body, len);
     }
-    if (path_is(req, rt->chat_path, strlen(rt->chat_path)))
-        return chat(rt, vm, req, &gw_ingress_chat, 0);
-    if (path_is(req, rt->tokenize_path, strlen(rt->tokenize_path)))
-        return chat(rt, vm, req, &gw_ingress_chat, 1);
-    if (path_is(req, rt->messages_path, strlen(rt->messages_path)))
-        return chat(rt, vm, req, &gw_ingress_anthropic, 0);
-    if (path_is(req, rt->count_path, strlen(rt->count_path)))
-        return chat(rt, vm, req, &gw_ingress_anthropic, 1);
-    if (path_is(req, rt->responses_path, strlen(rt->responses_path)))
-        return chat(rt, vm, req, &gw_ingress_responses, 0);
+    int answered_only;
+    const gw_ingress_t *fmt = path_ingress(rt, req, &answered_only);
+    if (fmt)
+        return chat(rt, vm, req, fmt);
     gw_resp_send_error(req, 404, "route_not_found", "Requested path not found", "error");
 }

@@ -14,8 +14,9 @@
  * shards, each shard evicts its least recently used keys when a store would exceed its share.
  *
  * Thread-safety: every function except gw_shdict_new/free/set_clock may be called from any
- * thread at any time. Each call takes exactly one shard mutex at a time (keys/flush visit the
- * shards one after another, so they are not a snapshot across shards).
+ * thread at any time. Each call takes one shard mutex at a time (keys/flush visit the shards
+ * one after another, so they are not a snapshot across shards), except gw_shdict_window_incr,
+ * which holds the locks of the shards its keys live in, taken in ascending shard order.
  *
  * This header is Lua-free; the Lua binding lives in src/ffi_shdict.c and lua/gw/shared.lua.
  */
@@ -110,6 +111,33 @@ int gw_shdict_add(gw_shdict_t *d, const char *key, size_t klen, const gw_shdict_
  */
 int gw_shdict_incr(gw_shdict_t *d, const char *key, size_t klen, double delta, int has_init,
                    double init, double init_ttl, double *out);
+
+/* One rule of gw_shdict_window_incr: a sliding-window counter. */
+typedef struct {
+    const char *key;   /* the current window's counter (borrowed): incremented by 1 */
+    size_t klen;
+    const char *prev;  /* the previous window's counter (borrowed): only read */
+    size_t plen;
+    double weight;     /* the weight of the previous count (the unelapsed fraction) */
+    double limit;      /* the rule passes when prev * weight + cur + 1 <= limit */
+    double ttl;        /* seconds, for a counter this call creates (as set's ttl) */
+    double cur_count;  /* out: the current counter before this call (0 when absent) */
+    double prev_count; /* out: the previous counter (0 when absent) */
+} gw_shdict_window_t;
+
+#define GW_SHDICT_WINDOW_MAX 8 /* rules per call */
+
+/*
+ * Check-and-increment of several sliding-window counters as one atomic step: every rule's two
+ * counters are read (into cur_count/prev_count); when every rule passes, every rule's key is
+ * incremented by 1 (a missing key is created with its ttl; an existing one keeps its TTL) and
+ * the result is 1; when any rule fails, nothing changes and the result is 0. Concurrent calls
+ * from any number of threads admit exactly what one caller at a time would. Negative status:
+ * GW_SHDICT_INVALID (n is 0 or above GW_SHDICT_WINDOW_MAX, a bad ttl), GW_SHDICT_BAD_KEY,
+ * GW_SHDICT_NOT_NUMBER (a counter holds a string; nothing changed), GW_SHDICT_NO_MEMORY (a
+ * counter could not be created; the rules before it were incremented).
+ */
+int gw_shdict_window_incr(gw_shdict_t *d, gw_shdict_window_t *w, size_t n);
 
 /* Remove key. 0 if it was present (even if expired), GW_SHDICT_NOT_FOUND otherwise. */
 int gw_shdict_delete(gw_shdict_t *d, const char *key, size_t klen);

@@ -10,12 +10,20 @@
  * Never: shares a loop, a VM or a connection with another thread.
  *
  * Dispatch order for a complete request: metrics and client IP; OPTIONS -> 204 and unknown
- * methods -> 405 (before any policy, as the original's CORS layer); Lua rewrite/access/content
- * (only when a policy defines one of them); then the built-in routes in C.
+ * methods -> 405 (before any policy, as the original's CORS layer; DELETE only under /admin/);
+ * Lua rewrite/access/content (only when a policy defines one of them); then the built-in routes
+ * in C. A phase that waits for the shared store continues in after_pre / log_done once its I/O
+ * completed; a log phase that waits keeps its request (req->held) past the connection.
+ *
+ * Stop: the listener closes and idle connections go; requests in flight get the shutdown grace
+ * period, then their connections are closed (the requests aborted). A stopping worker also waits
+ * for its held requests (their store calls end by their own timeout) before it closes its store.
+ * Either way the loop ends with every request completed and every VM released.
  */
 #include "worker.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -26,6 +34,7 @@
 #include "metrics_hooks.h"
 #include "process.h"
 #include "routes.h"
+#include "store.h"
 
 struct gw_worker_s {
     int id;
@@ -38,10 +47,15 @@ struct gw_worker_s {
     gw_http_server_t *http;
     gw_vm_t *vm;
     gw_routes_t *routes;
+    gw_store_t *store;  /* the Redis connection of this worker's requests, or NULL */
+    char store_name[32];
+    int held;           /* requests whose log phase still waits */
+    int drained;        /* the HTTP server has no connection left (stopping) */
     uv_sem_t ready;
     int start_rc;
     char *start_err;
     int stopping;
+    uv_timer_t grace; /* while stopping: in-flight requests get cfg->shutdown_grace seconds */
 };
 
 /* ---------- dispatch ---------- */
@@ -97,6 +111,26 @@ static void send_answer(gw_req_t *req)
                  req->answer_body.len);
 }
 
+/* After rewrite/access/content (at once, or when a waiting phase finished). */
+static void after_pre(gw_req_t *req, void *ud)
+{
+    gw_worker_t *w = ud;
+    if (req->answered) {
+        send_answer(req);
+        return;
+    }
+    gw_routes_dispatch(w->routes, req->vm, req);
+}
+
+static int method_allowed(const gw_req_t *req)
+{
+    const char *m = req->method_name;
+    if (strcmp(m, "GET") == 0 || strcmp(m, "POST") == 0 || strcmp(m, "HEAD") == 0)
+        return 1;
+    /* DELETE /admin/blacklist/{ip}: only the admin endpoints take it */
+    return strcmp(m, "DELETE") == 0 && req->path_len > 7 && memcmp(req->path, "/admin/", 7) == 0;
+}
+
 void gw_worker_on_request(gw_req_t *req, void *ud)
 {
     gw_worker_t *w = ud;
@@ -107,37 +141,57 @@ void gw_worker_on_request(gw_req_t *req, void *ud)
         gw_resp_send(req, 204, NULL, NULL, 0);
         return;
     }
-    if (strcmp(req->method_name, "GET") != 0 && strcmp(req->method_name, "POST") != 0 &&
-        strcmp(req->method_name, "HEAD") != 0) {
+    if (!method_allowed(req)) {
         gw_resp_send_error(req, 405, "method_not_allowed", "Method not allowed", "error");
         return;
     }
     gw_vm_t *vm = w->vm;
     gw_vm_ref(vm);
     req->vm = vm;
-    if (gw_vm_phases(vm) & (GW_PHASE_REWRITE | GW_PHASE_ACCESS | GW_PHASE_CONTENT)) {
-        gw_vm_handle(vm, req);
-        if (req->answered) {
-            send_answer(req);
-            return;
-        }
+    if ((gw_vm_phases(vm) & (GW_PHASE_REWRITE | GW_PHASE_ACCESS | GW_PHASE_CONTENT)) &&
+        gw_vm_handle(vm, req, after_pre, w) == GW_VM_SUSPENDED)
+        return;
+    after_pre(req, w);
+}
+
+/* What every completed request records: its route (if no handler named it), metrics, the access
+ * log line. */
+static void record(gw_worker_t *w, gw_req_t *req)
+{
+    gw_routes_classify(w->routes, req); /* what no handler recorded */
+    gw_metrics_request_done(req);
+    gw_access_log(req, w->cfg->access_log_json);
+}
+
+static void finish_stop(gw_worker_t *w);
+
+/* After the log phase (at once, or when it waited: then the request was held). */
+static void log_done(gw_req_t *req, void *ud)
+{
+    gw_worker_t *w = ud;
+    gw_vm_t *vm = req->vm;
+    req->vm = NULL;
+    if (vm)
+        gw_vm_unref(vm);
+    record(w, req);
+    if (req->held) {
+        gw_req_free(req);
+        w->held--;
+        finish_stop(w);
     }
-    gw_routes_dispatch(w->routes, vm, req);
 }
 
 void gw_worker_on_complete(gw_req_t *req, void *ud)
 {
     gw_worker_t *w = ud;
     gw_vm_t *vm = req->vm;
-    if (vm) {
-        if (gw_vm_phases(vm) & GW_PHASE_LOG)
-            gw_vm_log(vm, req);
-        req->vm = NULL;
-        gw_vm_unref(vm);
+    if (vm && (gw_vm_phases(vm) & GW_PHASE_LOG) &&
+        gw_vm_log(vm, req, log_done, w) == GW_VM_SUSPENDED) {
+        req->held = 1; /* the server detaches it; log_done frees it */
+        w->held++;
+        return;
     }
-    gw_routes_classify(w->routes, req); /* what no handler recorded */
-    gw_metrics_request_done(req);
-    gw_access_log(req, w->cfg->access_log_json);
+    log_done(req, w);
 }
 
 static __thread gw_worker_t *current; /* the worker running on this thread */
@@ -157,11 +211,48 @@ int gw_worker_route_phase(const gw_req_t *req)
 
 /* ---------- lifecycle ---------- */
 
+/* Once no connection and no held request is left, close what keeps the loop alive. */
+static void finish_stop(gw_worker_t *w)
+{
+    if (!w->drained || w->held > 0)
+        return;
+    w->drained = 0;
+    gw_routes_close(w->routes);
+    if (w->store)
+        gw_store_close(w->store); /* nothing waits on it any more */
+    w->store = NULL;
+    gw_store_set_thread(NULL);
+    uv_close((uv_handle_t *)&w->async, NULL);
+}
+
 static void on_drained(void *ud)
 {
     gw_worker_t *w = ud;
-    gw_routes_close(w->routes);
-    uv_close((uv_handle_t *)&w->async, NULL);
+    if (!uv_is_closing((uv_handle_t *)&w->grace))
+        uv_close((uv_handle_t *)&w->grace, NULL);
+    w->drained = 1;
+    finish_stop(w);
+}
+
+/* The grace period is over: close every connection now. Unfinished requests are aborted there
+ * (their handlers are told, their log phase runs and they release their VM), so the worker
+ * still ends its loop with everything freed, as after a finished drain. */
+static void on_grace_over(uv_timer_t *t)
+{
+    gw_worker_t *w = t->data;
+    gw_warn("worker %d: shutdown grace period over, closing %zu connection(s)", w->id,
+            gw_http_server_connections(w->http));
+    gw_http_server_free(w->http); /* the drain callback is dropped: it would not come now */
+    on_drained(w);
+}
+
+static void start_stop(gw_worker_t *w)
+{
+    w->stopping = 1;
+    uv_timer_init(&w->loop, &w->grace);
+    w->grace.data = w;
+    uv_timer_start(&w->grace, on_grace_over, (uint64_t)(w->cfg->shutdown_grace * 1000), 0);
+    gw_http_server_drain(w->http, on_drained, w); /* may call on_drained at once */
 }
 
 static void do_reload(gw_worker_t *w)
@@ -185,8 +276,7 @@ static void on_async(uv_async_t *a)
 {
     gw_worker_t *w = a->data;
     if (atomic_exchange(&w->want_stop, 0) && !w->stopping) {
-        w->stopping = 1;
-        gw_http_server_drain(w->http, on_drained, w);
+        start_stop(w);
         return;
     }
     if (atomic_exchange(&w->want_reload, 0) && !w->stopping)
@@ -197,6 +287,12 @@ static int worker_setup(gw_worker_t *w)
 {
     const gw_config_t *cfg = w->cfg;
     gw_vm_opts_t opts = {cfg->config_path, w->id, 2};
+    if (cfg->store.redis) { /* before the VM: policies may use the store in new() */
+        snprintf(w->store_name, sizeof(w->store_name), "worker %d", w->id);
+        gw_store_opts_t so = {.name = w->store_name};
+        w->store = gw_store_new(&w->loop, cfg, &so);
+        gw_store_set_thread(w->store);
+    }
     if (gw_vm_new(&opts, &w->vm, &w->start_err) != 0)
         return GW_ERROR;
     if (gw_routes_new(&w->loop, cfg, &w->routes, &w->start_err) != 0)
@@ -218,6 +314,7 @@ static int worker_setup(gw_worker_t *w)
 
 static void worker_cleanup(gw_worker_t *w)
 {
+    gw_store_set_thread(NULL);
     if (w->routes)
         gw_routes_free(w->routes);
     w->routes = NULL;
@@ -239,6 +336,9 @@ static void worker_main(void *arg)
         uv_close((uv_handle_t *)&w->async, NULL);
         if (w->routes)
             gw_routes_close(w->routes);
+        if (w->store)
+            gw_store_close(w->store);
+        w->store = NULL;
         uv_run(&w->loop, UV_RUN_DEFAULT);
         worker_cleanup(w);
         uv_sem_post(&w->ready); /* the starter frees w: touch nothing after this */

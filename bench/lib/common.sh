@@ -72,11 +72,13 @@ need_lua_module() {
     done
 }
 
-# A TCP port nobody listens on (checked with ss; a tiny race with other programs remains).
+# A TCP port nobody listens on (checked with ss; a tiny race with other programs remains),
+# below Linux's ephemeral range (32768-60999), so no outgoing connection takes it meanwhile
+# (a server under valgrind binds tens of seconds after the check).
 free_port() {
     local port i
     for i in $(seq 1 200); do
-        port=$((20000 + RANDOM % 40000))
+        port=$((20000 + RANDOM % 12000))
         if ! ss -Htln "sport = :$port" 2>/dev/null | grep -q .; then
             echo "$port"
             return 0
@@ -99,19 +101,20 @@ wait_http() {
 }
 
 # start_gateway NAME [VAR=value...]: one worker pinned to SERVER_CPU, access log off.
-# Sets STARTED_PID and STARTED_PORT.
+# GW_BIN and GW_TREE (the tree whose gateway.lua, policies/ and assets/ it runs; default this
+# one) may be set for one call, e.g. to run an older build. Sets STARTED_PID and STARTED_PORT.
 start_gateway() {
     local name=$1
     shift
-    local dir port
+    local dir port tree=${GW_TREE:-$BENCH_ROOT}
     dir=$BENCH_TMP/gw-$name
     mkdir -p "$dir"
     port=$(free_port)
     # the bench config: gateway.lua with access_log = false and absolute dirs
     sed -e 's/^return {$/return {\n    access_log = false,/' \
-        -e "s|env.str(\"POLICIES_DIR\", \"policies\")|\"$BENCH_ROOT/policies\"|" \
-        -e "s|env.str(\"ASSETS_DIR\", \"assets\")|\"$BENCH_ROOT/assets\"|" \
-        "$BENCH_ROOT/gateway.lua" >"$dir/gateway.lua"
+        -e "s|env.str(\"POLICIES_DIR\", \"policies\")|\"$tree/policies\"|" \
+        -e "s|env.str(\"ASSETS_DIR\", \"assets\")|\"$tree/assets\"|" \
+        "$tree/gateway.lua" >"$dir/gateway.lua"
     grep -q 'access_log = false' "$dir/gateway.lua" || die "cannot derive the bench config"
     (
         cd "$dir" || exit 1

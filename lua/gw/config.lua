@@ -136,6 +136,9 @@ local SCHEMA = {
     { "limits.request_timeout", "number", 0, 86400 },
     { "limits.stream_timeout", "number", 0, 86400 },
     { "limits.shared_dict_size", "integer", 65536, 17179869184 },
+    { "shared_store.url", "string" },
+    { "shared_store.timeout_ms", "integer", 1, 60000 },
+    { "shared_store.on_error", "string" },
     { "upstream.gpt", "string" },
     { "upstream.vertex", "string" },
     { "upstream.ca_file", "string" },
@@ -159,6 +162,7 @@ local DEFAULTS = {
         header_timeout = 10, keepalive_timeout = 75, shutdown_grace = 30,
         request_timeout = 30, stream_timeout = 300, shared_dict_size = 67108864,
     },
+    shared_store = { url = "", timeout_ms = 50, on_error = "local" },
     upstream = {
         gpt = "runtime-native-io-gpt-inference-grpc-service-lmuw6mcn3q-ul.a.run.app:443",
         vertex = "runtime-native-io-vertex-inference-grpc-service-lmuw6mcn3q-ul.a.run.app:443",
@@ -215,6 +219,57 @@ local function validate_policies(path, list)
             fail(path, key .. ".conf", "must be a table")
         end
         p.conf = p.conf or {}
+    end
+end
+
+local STORE_URL = 'must be "", "local" or redis://[[user]:password@]host[:port][/db]'
+local ON_ERROR = { open = true, closed = true, ["local"] = true }
+
+local function unescape(s)
+    return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- SHARED_STORE into { kind = "local" } or { kind = "redis", host, port, user, password, db }.
+-- Errors never quote the URL: it may hold the password.
+function _M.parse_store_url(url)
+    if url == "" or url == "local" then
+        return { kind = "local" }
+    end
+    local rest = url:match("^redis://(.+)$")
+    if not rest then
+        return nil, STORE_URL
+    end
+    local auth, hostpart = rest:match("^(.*)@([^@]*)$")
+    hostpart = hostpart or rest
+    local user, password
+    if auth then
+        local u, pw = auth:match("^([^:]*):(.*)$")
+        user, password = unescape(u or ""), unescape(pw or auth)
+    end
+    local addr, db = hostpart:match("^([^/]*)/?(.*)$")
+    local host, port = addr:match("^%[([%x:.]+)%]:?(%d*)$")
+    if not host then
+        host, port = addr:match("^([^:]+):?(%d*)$")
+    end
+    port, db = tonumber(port ~= "" and port or "6379"), tonumber(db ~= "" and db or "0")
+    if not host or not port or port < 1 or port > 65535 or not db or db < 0 or db % 1 ~= 0
+        or db > 65535 then
+        return nil, STORE_URL
+    end
+    return { kind = "redis", host = host, port = port, db = db,
+        user = user ~= "" and user or nil, password = password ~= "" and password or nil }
+end
+
+local function check_store(path, st)
+    if not ON_ERROR[st.on_error] then
+        fail(path, "shared_store.on_error", 'must be "open", "closed" or "local"')
+    end
+    local parsed, err = _M.parse_store_url(st.url)
+    if not parsed then
+        fail(path, "shared_store.url", err)
+    end
+    for k, v in pairs(parsed) do
+        st[k] = v
     end
 end
 
@@ -405,6 +460,7 @@ function _M.load(path, quiet, getenv)
     if cfg.upstream.min_pool_size > cfg.upstream.max_pool_size then
         fail(path, "upstream.min_pool_size", "must not exceed upstream.max_pool_size")
     end
+    check_store(path, cfg.shared_store)
     if cfg.access_log_format ~= "text" and cfg.access_log_format ~= "json" then
         fail(path, "access_log_format", "must be \"text\" or \"json\" (got \""
             .. cfg.access_log_format .. "\")")

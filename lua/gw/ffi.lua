@@ -92,6 +92,25 @@ enum {
 };
 enum { GW_FFI_NEXT_NONE = 0, GW_FFI_NEXT_RETRY = 1, GW_FFI_NEXT_FALLBACK = 2 };
 enum { GW_FFI_PIECES_GPT = 0, GW_FFI_PIECES_VERTEX = 1 };
+enum {
+    GW_FFI_SCRIPT_WINDOW = 0,
+    GW_FFI_SCRIPT_INCR = 1,
+    GW_FFI_SCRIPT_KEYS = 2,
+    GW_FFI_SCRIPT_MAP_ADD = 3,
+    GW_FFI_SCRIPT_MAP_DEL = 4,
+    GW_FFI_SCRIPT_EVAL = 256
+};
+enum {
+    GW_FFI_REPLY_NONE = -3,
+    GW_FFI_REPLY_DOWN = -2,
+    GW_FFI_REPLY_TIMEOUT = -1,
+    GW_FFI_REPLY_NIL = 0,
+    GW_FFI_REPLY_INTEGER = 1,
+    GW_FFI_REPLY_STRING = 2,
+    GW_FFI_REPLY_ARRAY = 3,
+    GW_FFI_REPLY_ERROR = 4,
+    GW_FFI_REPLY_STATUS = 5
+};
 ]]
 if not pcall(function() return C.GW_FFI_OK end) then
     ffi.cdef(ENUMS)

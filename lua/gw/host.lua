@@ -10,12 +10,19 @@
 -- Policies get `host` in new() and `r` in every phase (docs/policy-api.md); they never see FFI.
 -- Every policy call is protected: an error is logged with policy, phase, file and line, and
 -- the request gets a 500; the worker keeps serving.
+-- Waiting: with the Redis store a host call may wait for I/O. Then the phases run in pooled
+-- coroutines; a call that waits yields store.WAIT, the entry point returns true to C
+-- ("suspended", the coroutine is parked under the request id), and C calls resume(req, id)
+-- when the I/O is done (abort(req, id) if the client left: the coroutine is dropped, never
+-- resumed). With the local store nothing can wait, and the phases are plain calls: a request
+-- that cannot yield does not pay for the ability to.
 local gwffi = require "gw.ffi"
 local config = require "gw.config"
 local metrics = require "gw.metrics"
 local phases = require "gw.phases"
 local errors = require "gw.errors"
 local cjson = require "cjson.safe"
+local gwstore = require "gw.store"
 
 local C = gwffi.C
 local type, pairs, ipairs, tostring, setmetatable = type, pairs, ipairs, tostring, setmetatable
@@ -36,6 +43,9 @@ local chain = {}    -- phase -> array of { name, inst, fn }
 local instances = {}
 local active = {}   -- request id -> r (between handle/route and log)
 local api_prefix = ""
+local can_wait = false -- a host call may wait (the Redis store): run phases in coroutines
+local ctl = { req = nil, co = nil } -- the request whose phase runs now (read by gw.store)
+local WAIT, STORE_DOWN = gwstore.WAIT, gwstore.UNAVAILABLE
 local metrics_on = true
 local catalog       -- the models policy (resolves the model label of the metrics)
 local policy_errors -- gateway_policy_errors_total
@@ -127,6 +137,14 @@ local function optional(name)
     return nil
 end
 
+local function shared_store()
+    local st = cfg.shared_store
+    if st and st.kind == "redis" then
+        return gwstore.new(st, ctl), true
+    end
+    return optional("gw.shared"), false
+end
+
 -- The configuration as policies see it: the backends without their API keys.
 local function public_config(c)
     local out = {}
@@ -149,6 +167,8 @@ local function public_config(c)
 end
 
 local function build_host(opts)
+    local shared
+    shared, can_wait = shared_store()
     local h = {
         config = public_config(cfg),
         log = make_logger(),
@@ -159,7 +179,7 @@ local function build_host(opts)
         file_info = file_info,
         random_string = random_string,
         ip = optional("gw.ip"),
-        shared = optional("gw.shared"),
+        shared = shared,
         metrics = metrics.new(C, { enabled = metrics_on }),
     }
     function h.policy(name)
@@ -206,6 +226,9 @@ end
 -- ---------- policies ----------
 
 local function handler(err)
+    if err == STORE_DOWN then -- SHARED_STORE_ON_ERROR=closed: not a policy error
+        return err
+    end
     local msg = tostring(err)
     if C.gw_ffi_debug_enabled() ~= 0 then
         return debug.traceback(msg, 2)
@@ -365,7 +388,18 @@ local function run_phase(r, phase)
     for i = 1, #list do
         local p = list[i]
         local ok, err = xpcall(p.fn, handler, p.inst, r)
-        if not ok then
+        if not ok and err == STORE_DOWN then
+            if phase == "log" then
+                host.log.debug("policy '%s': the shared store is unavailable", p.name)
+            else
+                if not r._answered then
+                    pcall(resp_methods.error, r.resp, 503, "store_unavailable",
+                        "The shared store is unavailable")
+                    r._answered = true
+                end
+                return
+            end
+        elseif not ok then
             host.log.err("policy '%s' failed in phase %s (%s): %s", p.name, phase, p.where, err)
             policy_errors:inc({ policy = p.name, phase = phase })
             if phase ~= "log" and not r._answered then
@@ -406,9 +440,11 @@ local function run_pre(r)
     end
 end
 
--- Phases run in pooled coroutines so a future host call may yield without changing policies.
+-- Phases run in pooled coroutines when a host call may wait (see the header).
 local pool = {}
+local parked = {} -- request id -> { co, r, done } while the request waits for I/O
 local DONE = {}
+local function log_done() end
 
 local function co_body(fn, r)
     while true do
@@ -417,16 +453,15 @@ local function co_body(fn, r)
     end
 end
 
-local function run_in_coroutine(fn, r)
-    local co = pool[#pool]
-    if co then
-        pool[#pool] = nil
-    else
-        co = co_create(co_body)
-    end
-    local ok, res = co_resume(co, fn, r)
+-- After a resume: true when the coroutine parked on I/O; else the phase is over (done runs).
+local function settle(co, ok, res, r, req, id, done)
     if ok and res == DONE and co_status(co) == "suspended" then
         pool[#pool + 1] = co
+        done(r, req, id)
+        return false
+    end
+    if ok and res == WAIT then
+        parked[id] = { co = co, r = r, done = done }
         return true
     end
     host.log.err("policy phase did not complete: %s",
@@ -434,6 +469,54 @@ local function run_in_coroutine(fn, r)
     policy_errors:inc({ policy = "host", phase = "coroutine" })
     if not r._answered then
         pcall(resp_methods.error, r.resp, 500, "internal_error", "Internal server error")
+    end
+    done(r, req, id)
+    return false
+end
+
+local function resume(co, req, ...)
+    ctl.req, ctl.co = req, co
+    local ok, res = co_resume(co, ...)
+    ctl.req, ctl.co = nil, nil
+    return ok, res
+end
+
+-- Run fn(r), then done(r, req, id). Returns true when the request is now parked.
+local function run(fn, r, req, id, done)
+    if not can_wait then
+        fn(r)
+        done(r, req, id)
+        return false
+    end
+    local co = pool[#pool]
+    if co then
+        pool[#pool] = nil
+    else
+        co = co_create(co_body)
+    end
+    local ok, res = resume(co, req, fn, r)
+    return settle(co, ok, res, r, req, id, done)
+end
+
+-- C: the I/O the parked request waited for is done (its answer is readable through the FFI).
+function _M.resume(req, id)
+    local p = parked[id]
+    if not p then
+        return false
+    end
+    parked[id] = nil
+    req = cast_req(req)
+    local ok, res = resume(p.co, req)
+    return settle(p.co, ok, res, p.r, req, id, p.done)
+end
+
+-- C: the client of a parked request went away; the coroutine is dropped, never resumed. A log
+-- phase still runs for the request (with its r.ctx).
+function _M.abort(_, id)
+    local p = parked[id]
+    parked[id] = nil
+    if p and #chain.log > 0 and p.done ~= log_done then
+        active[id] = p.r
     end
     return false
 end
@@ -453,10 +536,7 @@ local function publish_ctx(r, req)
     end
 end
 
-function _M.handle(req, id)
-    req = cast_req(req)
-    local r = new_r(req)
-    run_in_coroutine(run_pre, r)
+local function handle_done(r, req, id)
     publish_ctx(r, req)
     -- keep r (and r.ctx) for the route and log phases of the same request
     -- the C router owns the route table: it says whether a route phase follows
@@ -464,6 +544,11 @@ function _M.handle(req, id)
     then
         active[id] = r
     end
+end
+
+function _M.handle(req, id)
+    req = cast_req(req)
+    return run(run_pre, new_r(req), req, id, handle_done)
 end
 
 local function run_route(r)
@@ -513,6 +598,15 @@ local function push_upstream(r, req)
     end
 end
 
+local function route_done(r, req)
+    publish_ctx(r, req)
+    local ok, err = pcall(push_upstream, r, req)
+    if not ok then
+        host.log.err("route phase: %s", tostring(err))
+        pcall(resp_methods.error, r.resp, 500, "internal_error", "Internal server error")
+    end
+end
+
 function _M.route(req, id)
     req = cast_req(req)
     local r = active[id]
@@ -525,13 +619,7 @@ function _M.route(req, id)
     elseif #chain.log == 0 then
         active[id] = nil
     end
-    run_in_coroutine(run_route, r)
-    publish_ctx(r, req)
-    local ok, err = pcall(push_upstream, r, req)
-    if not ok then
-        host.log.err("route phase: %s", tostring(err))
-        pcall(resp_methods.error, r.resp, 500, "internal_error", "Internal server error")
-    end
+    return run(run_route, r, req, id, route_done)
 end
 
 local function run_log(r)
@@ -549,7 +637,7 @@ function _M.log(req, id)
     else
         r = new_r(req)
     end
-    run_in_coroutine(run_log, r)
+    return run(run_log, r, req, id, log_done)
 end
 
 -- GET /: the circuit breakers of the route policy that keeps them (a JSON object string)
@@ -576,6 +664,10 @@ function _M.init(opts)
         end
     end
     cfg = config.load(opts.config_path, quiet >= 1)
+    local st = cfg.shared_store -- C authenticates; policies (host.config) never see the password
+    if st.password then
+        st.password, st.url = nil, (st.url:gsub("^(redis://)[^@]*@", "%1***@"))
+    end
     muted = quiet >= 2
     route_paths = errors.paths(cfg.api_prefix)
     api_prefix = cfg.api_prefix

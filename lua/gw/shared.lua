@@ -4,9 +4,13 @@
 -- the GNU General Public License as published by the Free Software Foundation, either version 3
 -- of the License, or (at your option) any later version. See LICENSE.
 --
--- Provides: get/set/add/incr/delete/keys, called with method syntax (shared:get(key)), as
---           docs/policy-api.md "Shared dictionary" specifies. Values keep their Lua type
---           (number or string); TTLs are seconds as floats, nil or 0 meaning no expiry.
+-- Provides: get/set/add/incr/delete/keys, window_incr (the rate limiter's atomic check and
+--           increment) and the replicated maps map_add/map_delete/map_version/map_items,
+--           called with method syntax (shared:get(key)), as docs/policy-api.md "Shared
+--           dictionary" specifies. Values keep their Lua type (number or string); TTLs are
+--           seconds as floats, nil or 0 meaning no expiry. A map is stored as the keys
+--           "map:<map>:<field>" plus the counter "map:<map>" (its version); the Redis store
+--           (gw.store) mirrors its maps into the same keys, so map reads are always local.
 -- Uses:     ffi.C.gw_ffi_shdict_* (src/ffi_shdict.c, declared in src/gw_ffi.h) on the
 --           process-wide C dictionary, which survives Lua VM reloads.
 -- Never:    yields, allocates per call on the hot path (get/set/incr reuse module buffers; only
@@ -53,6 +57,13 @@ int gw_ffi_shdict_incr(const char *key, size_t key_len, double delta, int has_in
 int gw_ffi_shdict_delete(const char *key, size_t key_len);
 int gw_ffi_shdict_keys(const char *prefix, size_t prefix_len, int max, unsigned char *buf,
                        size_t *len);
+/* Sliding-window check-and-increment of n rules as one atomic step (gw_shdict_window_incr):
+ * keys holds 2n strings (each rule's current, then previous counter) with their lengths in
+ * klens; args 3n numbers (weight, limit, ttl of each rule); counts gets 2n numbers (each rule's
+ * current and previous count before the call). 1 admitted (every current counter + 1),
+ * 0 rejected (nothing changed), or a negative GW_SHDICT_* status. */
+int gw_ffi_shdict_window_incr(int n, const char **keys, const size_t *klens, const double *args,
+                              double *counts);
 ]]
 
 local T_NUMBER = C.GW_FFI_TNUMBER
@@ -60,6 +71,7 @@ local KEY_MAX = 65535
 local E_NOT_FOUND = C.GW_FFI_ENOENT
 local E_EXISTS = C.GW_FFI_EEXIST
 local E_TOO_SMALL = C.GW_FFI_ENOBUFS
+local WINDOW_MAX = 8
 local ERRORS = {
     [C.GW_FFI_ENOENT] = "not found",
     [C.GW_FFI_EEXIST] = "exists",
@@ -81,6 +93,10 @@ local keys_buf_size = BUF_SIZE
 local type_out = ffi_new("int[1]")
 local num_out = ffi_new("double[1]")
 local len_out = ffi_new("size_t[1]")
+local win_keys = ffi_new("const char *[?]", 2 * WINDOW_MAX)
+local win_lens = ffi_new("size_t[?]", 2 * WINDOW_MAX)
+local win_args = ffi_new("double[?]", 3 * WINDOW_MAX)
+local win_counts = ffi_new("double[?]", 2 * WINDOW_MAX)
 
 local _M = {}
 
@@ -307,6 +323,116 @@ function _M.keys(_, prefix, max)
             keys_buf, keys_buf_size = b, size
         end
     end
+end
+
+-- The argument checks, for gw.store (the Redis store raises exactly as this one does).
+_M._check_key, _M._check_ttl, _M._check_value, _M._check_max = check_key, check_ttl,
+    check_value, check_max
+_M._misuse = misuse
+
+-- shared:window_incr(rules) -> true (admitted: every rule's key counted one more), false
+-- (rejected: nothing counted), or nil, err. rules: an array of 1..8 tables { key = the current
+-- window's counter, prev = the previous window's counter, weight = the previous count's weight,
+-- limit = n, ttl = seconds for a counter created now }; a rule passes when
+-- prev_count * weight + count + 1 <= limit, and the call admits only when all pass. Each rule
+-- gets .count and .prev_count (the counters before the call). One atomic step for all rules.
+function _M.window_incr(_, rules)
+    local n = type(rules) == "table" and #rules or 0
+    if n < 1 or n > WINDOW_MAX then
+        misuse("window_incr", "array of 1.." .. WINDOW_MAX .. " rules", rules, 3)
+    end
+    for i = 1, n do
+        local w = rules[i]
+        local key, prev = w.key, w.prev
+        if type(key) ~= "string" or type(prev) ~= "string" or type(w.weight) ~= "number"
+            or type(w.limit) ~= "number" or type(w.ttl) ~= "number" then
+            misuse("window_incr", "rules with string key/prev and number weight/limit/ttl",
+                w, 3)
+        end
+        local j = 2 * (i - 1)
+        win_keys[j], win_lens[j] = key, #key
+        win_keys[j + 1], win_lens[j + 1] = prev, #prev
+        win_args[3 * i - 3], win_args[3 * i - 2], win_args[3 * i - 1] = w.weight, w.limit, w.ttl
+    end
+    local rc = C.gw_ffi_shdict_window_incr(n, win_keys, win_lens, win_args, win_counts)
+    if rc < 0 then
+        return nil, errstr(rc)
+    end
+    for i = 1, n do
+        local w = rules[i]
+        w.count, w.prev_count = win_counts[2 * i - 2], win_counts[2 * i - 1]
+    end
+    return rc == 1
+end
+
+-- ---------- replicated maps (local half) ----------
+
+local MAP = "map:"
+
+local function check_map(map, fname)
+    if type(map) ~= "string" or map == "" or map:find(":", 1, true) then
+        misuse(fname, "map name (a non-empty string without ':')", map, 4)
+    end
+end
+
+local function check_field(field, fname)
+    if type(field) ~= "string" or field == "" then
+        misuse(fname, "non-empty string field", field, 4)
+    end
+end
+
+-- shared:map_add(map, field, value) -> true, false, "exists", or nil, err. value: a string.
+function _M.map_add(self, map, field, value)
+    check_map(map, "map_add")
+    check_field(field, "map_add")
+    if type(value) ~= "string" then
+        misuse("map_add", "string value", value, 3)
+    end
+    local added, err = _M.add(self, MAP .. map .. ":" .. field, value)
+    if added then
+        _M.incr(self, MAP .. map, 1, 0)
+    end
+    return added, err
+end
+
+-- shared:map_delete(map, field) -> true (removed), false (it was absent), or nil, err.
+function _M.map_delete(self, map, field)
+    check_map(map, "map_delete")
+    check_field(field, "map_delete")
+    local key = MAP .. map .. ":" .. field
+    local rc = C.gw_ffi_shdict_delete(key, #key)
+    if rc == E_NOT_FOUND then
+        return false
+    end
+    if rc ~= 0 then
+        return nil, errstr(rc)
+    end
+    _M.incr(self, MAP .. map, 1, 0)
+    return true
+end
+
+-- shared:map_version(map) -> a number that changes whenever the map changed (0: never).
+function _M.map_version(self, map)
+    check_map(map, "map_version")
+    return _M.get(self, MAP .. map) or 0
+end
+
+-- shared:map_items(map) -> { [field] = value, ... } (a copy), or nil, err.
+function _M.map_items(self, map)
+    check_map(map, "map_items")
+    local prefix = MAP .. map .. ":"
+    local keys, err = _M.keys(self, prefix, 0)
+    if not keys then
+        return nil, err
+    end
+    local out = {}
+    for i = 1, #keys do
+        local v = _M.get(self, keys[i])
+        if type(v) == "string" then
+            out[keys[i]:sub(#prefix + 1)] = v
+        end
+    end
+    return out
 end
 
 return _M

@@ -15,6 +15,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -161,6 +162,40 @@ TEST(incr_ttl_only_on_create)
     CHECK(out == 1);
     CHECK_EQ_INT(gw_shdict_incr(d, "w", 1, 1, 0, 0, 0, &out), 0);
     CHECK(out == 2);
+    gw_shdict_free(d);
+}
+
+TEST(window_incr)
+{
+    gw_shdict_t *d = new_dict(1 << 20, 4);
+    gw_shdict_window_t w[2] = {
+        {"a:2", 3, "a:1", 3, 0.5, 3, 10, 0, 0},
+        {"b:2", 3, "b:1", 3, 0.0, 10, 10, 0, 0},
+    };
+    CHECK_EQ_INT(set_n(d, "a:1", 2, 0), 0);       /* previous window: 2 * 0.5 = 1 counted */
+    CHECK_EQ_INT(gw_shdict_window_incr(d, w, 2), 1);   /* 1 + 0 + 1 <= 3 */
+    CHECK(w[0].cur_count == 0 && w[0].prev_count == 2 && w[1].cur_count == 0);
+    CHECK_EQ_INT(gw_shdict_window_incr(d, w, 2), 1);   /* 1 + 1 + 1 <= 3 */
+    CHECK_EQ_INT(gw_shdict_window_incr(d, w, 2), 0);   /* 1 + 2 + 1 > 3: nothing changes */
+    CHECK(w[0].cur_count == 2 && w[1].cur_count == 2);
+    gw_shdict_val_t r;
+    CHECK(gets(d, "a:2", &r) == 0 && r.num == 2);
+    CHECK(gets(d, "b:2", &r) == 0 && r.num == 2); /* b passed but a failed: b not counted */
+    /* the created counter expires after its ttl; an existing one keeps its ttl */
+    fake_now += 11 * SEC;
+    CHECK(!has(d, "a:2") && !has(d, "b:2"));
+    w[0].limit = 0; /* limit 0 rejects */
+    CHECK_EQ_INT(gw_shdict_window_incr(d, w, 1), 0);
+    /* misuse and strings */
+    CHECK_EQ_INT(gw_shdict_window_incr(d, w, 0), GW_SHDICT_INVALID);
+    CHECK_EQ_INT(gw_shdict_window_incr(d, w, GW_SHDICT_WINDOW_MAX + 1), GW_SHDICT_INVALID);
+    CHECK_EQ_INT(set_s(d, "b:1", "x", 0), 0);
+    CHECK_EQ_INT(gw_shdict_window_incr(d, w, 2), GW_SHDICT_NOT_NUMBER);
+    w[1].plen = 0;
+    CHECK_EQ_INT(gw_shdict_window_incr(d, w, 2), GW_SHDICT_BAD_KEY);
+    w[1].plen = 3;
+    w[1].ttl = -1;
+    CHECK_EQ_INT(gw_shdict_window_incr(d, w, 2), GW_SHDICT_INVALID);
     gw_shdict_free(d);
 }
 
@@ -466,6 +501,48 @@ TEST(concurrent_incr)
     gw_shdict_free(d);
 }
 
+/* Many threads against one limit over three rules whose keys span shards: exactly `limit`
+ * calls are admitted (the check and the increment are one step), and no thread deadlocks. */
+#define WLIMIT 5000
+static atomic_int admitted;
+
+static void *window_race(void *p)
+{
+    worker_arg *a = p;
+    char k[6][16];
+    gw_shdict_window_t w[3];
+    for (int r = 0; r < 3; r++) {
+        /* the rules in a different order per thread: the lock order must not depend on it */
+        int j = (r + a->id) % 3;
+        snprintf(k[2 * r], 16, "w%d:cur", j);
+        snprintf(k[2 * r + 1], 16, "w%d:prev", j);
+        w[r] = (gw_shdict_window_t){k[2 * r], strlen(k[2 * r]), k[2 * r + 1],
+                                    strlen(k[2 * r + 1]), 0.5, j == 1 ? WLIMIT : 1e9, 60, 0, 0};
+    }
+    for (int i = 0; i < NITER / 10; i++) {
+        int rc = gw_shdict_window_incr(a->d, w, 3);
+        if (rc < 0)
+            a->failures++;
+        else if (rc == 1)
+            atomic_fetch_add(&admitted, 1);
+    }
+    return NULL;
+}
+
+TEST(concurrent_window_incr)
+{
+    gw_shdict_t *d = gw_shdict_new(64 << 20, 64);
+    int failures;
+    atomic_store(&admitted, 0);
+    run_threads(d, window_race, &failures);
+    CHECK_EQ_INT(failures, 0);
+    CHECK_EQ_INT(atomic_load(&admitted), WLIMIT);
+    gw_shdict_val_t r;
+    CHECK(gets(d, "w1:cur", &r) == 0 && r.num == WLIMIT);
+    CHECK(gets(d, "w0:cur", &r) == 0 && r.num == WLIMIT);
+    gw_shdict_free(d);
+}
+
 /* Mixed writers, readers and deleters over few keys in a small dict (constant eviction). A
  * string value is "<len>:" followed by that many copies of one letter: a torn copy shows. */
 static int check_value(const gw_shdict_val_t *v)
@@ -532,6 +609,7 @@ int main(void)
     RUN(add_delete);
     RUN(incr);
     RUN(incr_ttl_only_on_create);
+    RUN(window_incr);
     RUN(ttl);
     RUN(flush_expired_and_stats);
     RUN(lru_eviction);
@@ -541,6 +619,7 @@ int main(void)
     RUN(many_keys_grow);
     RUN(global);
     RUN(concurrent_incr);
+    RUN(concurrent_window_incr);
     RUN(concurrent_stress);
     return TEST_REPORT();
 }

@@ -319,6 +319,10 @@ test('fallback: Pieces down -> the OpenAI backend, then the breaker', async (t) 
     }
     const home = await (await fetch(`${gw.url}/`)).json();
     assert.equal(home.breakers.pieces.state, 'open');
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    assert.match(metrics, /^gateway_upstream_attempts_total\{backend="pieces",result="fallback"\} 2$/m);
+    assert.match(metrics, /^gateway_upstream_attempts_total\{backend="openai",result="ok"\} 2$/m);
+    assert.match(metrics, /^gateway_upstream_breaker_open\{backend="pieces"\} 1$/m);
     const seen = pieces.requests.length;
     const t0 = Date.now();
     const r = await client.chat.completions.create({ model: 'gpt-4o', messages: USER,

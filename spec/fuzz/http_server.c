@@ -235,6 +235,8 @@ static void on_complete(gw_req_t *req, void *ud)
     job_t *j = req->data;
     if (req->status != 499)
         st.answered++;
+    if (req->head_only) /* also an error answer to a HEAD request: it has no body either */
+        st.saw_head = 1;
     if (!j)
         return; /* a protocol error answer (400, 408, 413, 431): never dispatched */
     if (j->dispatched_counted)

@@ -154,6 +154,42 @@ describe("gw.config", function()
         end)
     end)
 
+    describe("shared_store", function()
+        it("parses SHARED_STORE URLs", function()
+            assert.same({ kind = "local" }, config.parse_store_url(""))
+            assert.same({ kind = "local" }, config.parse_store_url("local"))
+            assert.same({ kind = "redis", host = "10.0.0.5", port = 6380, db = 2 },
+                config.parse_store_url("redis://10.0.0.5:6380/2"))
+            assert.same({ kind = "redis", host = "redis", port = 6379, db = 0 },
+                config.parse_store_url("redis://redis"))
+            assert.same({ kind = "redis", host = "h", port = 1, db = 0, password = "p@:w%" },
+                config.parse_store_url("redis://:p%40:w%25@h:1/"))
+            assert.same({ kind = "redis", host = "::1", port = 7000, db = 0, user = "app",
+                password = "pw" }, config.parse_store_url("redis://app:pw@[::1]:7000"))
+        end)
+
+        it("refuses bad URLs, modes and timeouts without quoting the URL", function()
+            for _, url in ipairs({ "http://x", "redis://", "redis://:secret@h:99999/0",
+                "redis://:secret@h:1/x", "redis://:secret@h:p/0" }) do
+                local err = load_error(("return { shared_store = { url = %q } }"):format(url))
+                assert.matches("shared_store.url must be", err)
+                assert.is_nil(err:find("secret", 1, true), err)
+            end
+            assert.matches('shared_store.on_error must be "open", "closed" or "local"',
+                load_error('return { shared_store = { on_error = "fail" } }'))
+            assert.matches("shared_store.timeout_ms must be between 1 and 60000",
+                load_error("return { shared_store = { timeout_ms = 0 } }"))
+        end)
+
+        it("defaults to the local dictionary, 50 ms, on_error local", function()
+            local ok, cfg = load("return {}")
+            assert.is_true(ok, cfg)
+            assert.equal("local", cfg.shared_store.kind)
+            assert.equal(50, cfg.shared_store.timeout_ms)
+            assert.equal("local", cfg.shared_store.on_error)
+        end)
+    end)
+
     describe("normalize_prefix", function()
         local warnings
         local function norm(p)

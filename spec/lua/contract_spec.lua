@@ -239,6 +239,10 @@ describe("contract", function()
                 assert.same(doc.shared, keys_of(h.host.shared))
                 assert.same(doc.ip, keys_of(h.host.ip))
             end)
+
+            it("its fake Redis store has exactly the documented calls too", function()
+                assert.same(doc.shared, keys_of(fake_host.new({ store = {} }).host.shared))
+            end)
         end)
 
         describe("the real host (gw.host over the fake FFI)", function()
@@ -330,6 +334,10 @@ return _M
             it("the shared dictionary has the documented calls", function()
                 assert.same(doc.shared, keys_of(host.host().shared))
                 assert.equal(host.host().shared, captured.shared)
+            end)
+
+            it("the Redis store (gw.store) has the same calls", function()
+                assert.same(doc.shared, keys_of(f.store.new({ on_error = "local" }, {})))
             end)
 
             it("host.json decodes like the fake host's, text rule included", function()

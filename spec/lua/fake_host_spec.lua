@@ -187,6 +187,99 @@ describe("fake host", function()
         end)
     end)
 
+    describe("window_incr and maps", function()
+        it("checks every rule before counting any, in one step", function()
+            local rules = {
+                { key = "a:2", prev = "a:1", weight = 0.5, limit = 3, ttl = 10 },
+                { key = "b:2", prev = "b:1", weight = 0, limit = 1, ttl = 10 },
+            }
+            d:set("a:1", 2)
+            assert.is_true(d:window_incr(rules))
+            assert.same({ 0, 2 }, { rules[1].count, rules[1].prev_count })
+            assert.is_false(d:window_incr(rules)) -- b is full: a not counted either
+            assert.equal(1, d:get("a:2"))
+            h.advance(10)
+            assert.is_nil(d:get("a:2"), "created with its ttl")
+            d:set("b:1", "x")
+            assert.same({ nil, "not a number" }, { d:window_incr(rules) })
+        end)
+
+        it("keeps maps with a version that moves on every change", function()
+            assert.equal(0, d:map_version("m"))
+            assert.is_true(d:map_add("m", "f", "v"))
+            assert.same({ false, "exists" }, { d:map_add("m", "f", "w") })
+            assert.equal(1, d:map_version("m"))
+            assert.same({ f = "v" }, d:map_items("m"))
+            assert.is_true(d:map_delete("m", "f"))
+            assert.is_false(d:map_delete("m", "f"))
+            assert.equal(2, d:map_version("m"))
+            assert.same({}, d:map_items("m"))
+        end)
+    end)
+
+    describe("with a (fake Redis) store", function()
+        local s, calls
+
+        local GETTER = { access = function(_, r)
+            calls[#calls + 1] = { r.shared:get("k") }
+            r.resp:exit(200, tostring(calls[#calls][1]))
+        end }
+
+        before_each(function()
+            h = fake.new({ now = 1000, store = { timeout = 0.05 } })
+            s, calls = h.store, {}
+            s.server.dict:set("k", "redis")
+            h.local_shared:set("k", "local")
+        end)
+
+        it("a call inside a phase waits for the store, like the real host", function()
+            local r = h.run({ GETTER }, h.request({}))
+            assert.equal("redis", r.resp.body)
+            assert.equal(1, h.waits)
+            assert.equal(1, s.calls)
+        end)
+
+        it("outside a request nothing waits: the local dictionary answers", function()
+            assert.equal("local", h.shared:get("k"))
+            assert.equal(0, s.calls)
+        end)
+
+        it("slow, down and failing stores follow on_error", function()
+            s.delay = 0.01
+            assert.equal("redis", h.run({ GETTER }, h.request({})).resp.body)
+            assert.equal(1000.01, h.clock.t, "the wait took the store's delay")
+            s.delay = 1
+            assert.equal("local", h.run({ GETTER }, h.request({})).resp.body)
+            assert.equal(1, s.timeouts)
+            s.delay, s.down = 0, true
+            assert.equal("local", h.run({ GETTER }, h.request({})).resp.body)
+            s.down, s.on_error = false, "closed"
+            s.fail = true
+            local r = h.run({ GETTER }, h.request({}))
+            assert.equal(503, r.resp.status)
+            assert.equal("store_unavailable", h.body(r).error.code)
+        end)
+
+        it("run_all keeps several requests waiting at once", function()
+            local order = {}
+            local P = { access = function(_, r)
+                order[#order + 1] = "start " .. r.req.path
+                r.shared:incr("n", 1, 0)
+                order[#order + 1] = "end " .. r.req.path
+            end }
+            h.run_all({ P }, { h.request({ path = "/1" }), h.request({ path = "/2" }) })
+            assert.same({ "start /1", "start /2", "end /1", "end /2" }, order)
+            assert.equal(2, s.server.dict:get("n"))
+        end)
+
+        it("answers 500 to a policy that yields by itself", function()
+            h.raise_errors = false
+            local r = h.run({ { access = function() coroutine.yield() end } }, h.request({}))
+            assert.equal(500, r.resp.status)
+            assert.is_true(h.logged("err", "a policy yielded (not supported)", true))
+        end)
+    end)
+
     it("keeps host.config read-only", function()
         assert.has_error(function() h.host.config.api_prefix = "/x" end)
         assert.equal("/v1", h.host.config.api_prefix)

@@ -644,15 +644,48 @@ end]]) }, { "s" })
         end)
     end)
 
-    describe("coroutines", function()
+    describe("phases that wait (the Redis store)", function()
+        local REDIS = 'shared_store = { url = "redis://127.0.0.1:6379/0", on_error = %q },'
         local CO = policy([[
 function _M:access(r)
     self.seen[#self.seen + 1] = coroutine.running()
     if r.req.path == "/yield" then coroutine.yield() end
 end]])
+        -- reads "k" (and with /two also increments "n"), answers with what it got
+        local WAITER = policy([[
+function _M:access(r)
+    local v, err = r.shared:get("k")
+    r.ctx.got = v
+    self.seen[#self.seen + 1] = { v = v, err = err }
+    if r.req.path == "/two" then
+        self.seen[#self.seen + 1] = { v = r.shared:incr("n", 1, 0, 10) }
+    end
+    r.resp:exit(200, tostring(v))
+end
+function _M:log(r)
+    self.logged = r.ctx.got
+end]])
+        local sent, store
+
+        local function boot_redis(sources, enabled, mode)
+            local info = boot_ok(sources, enabled, REDIS:format(mode or "local"))
+            store = f.state.store
+            sent = store.sent
+            return info
+        end
+
+        it("runs the phases as plain calls with the local store: nothing can wait", function()
+            boot_ok({ co = CO }, { "co" })
+            host.handle(request(), 1)
+            assert.is_nil(inst("co").seen[1])
+            local req = request({ path = "/yield" })
+            assert.is_false(host.handle(req, 2))
+            assert.equal(500, req.answer_status)
+            assert.matches("policy 'co' failed in phase access .*yield", errors()[1])
+        end)
 
         it("reuses coroutines across requests", function()
-            boot_ok({ co = CO }, { "co" })
+            boot_redis({ co = CO }, { "co" })
             host.handle(request(), 1)
             host.handle(request(), 2)
             local seen = inst("co").seen
@@ -661,10 +694,10 @@ end]])
         end)
 
         it("answers 500 to a policy that yields and drops its coroutine", function()
-            boot_ok({ co = CO }, { "co" })
+            boot_redis({ co = CO }, { "co" })
             host.handle(request(), 1)
             local req = request({ path = "/yield" })
-            host.handle(req, 2)
+            assert.is_false(host.handle(req, 2))
             assert.equal(500, req.answer_status)
             assert.equal(INTERNAL, req.answer_body)
             assert.same({ "policy phase did not complete: a policy yielded (not supported)" },
@@ -677,6 +710,144 @@ end]])
             assert.are_not.equal(seen[2], seen[3])
             host.handle(request(), 4)
             assert.equal(seen[3], seen[4])
+        end)
+
+        it("parks a request on a store call and resumes it with the answer", function()
+            boot_redis({ w = WAITER }, { "w" })
+            local req = request()
+            assert.is_true(host.handle(req, 7))
+            assert.is_nil(req.answered)
+            assert.same({ "GET", "gw:k" }, sent[1].argv)
+            assert.equal(-1, sent[1].script)
+            -- another request runs meanwhile
+            local other = request()
+            assert.is_true(host.handle(other, 8))
+            store.reply = { type = 2, value = "=hello" }
+            assert.is_false(host.resume(other, 8))
+            assert.equal("hello", other.answer_body)
+            store.reply = { type = 2, value = "42" }
+            assert.is_false(host.resume(req, 7))
+            assert.equal("42", req.answer_body)
+            assert.same({ v = 42 }, inst("w").seen[2])
+            assert.is_false(host.log(req, 7))
+            assert.equal(42, inst("w").logged, "the log phase sees r.ctx of the parked request")
+        end)
+
+        it("waits several times in one phase (an incr through the script)", function()
+            boot_redis({ w = WAITER }, { "w" })
+            local req = request({ path = "/two" })
+            assert.is_true(host.handle(req, 1))
+            store.reply = { type = 0 }
+            assert.is_true(host.resume(req, 1))
+            assert.equal(1, sent[2].script) -- GW_SCRIPT_INCR
+            assert.same({ "1", "gw:n", "1", "1", "0", "10000" }, sent[2].argv)
+            store.reply = { type = 3, elements = { { type = 1, value = 1 },
+                { type = 2, value = "1" } } }
+            assert.is_false(host.resume(req, 1))
+            assert.same({ v = 1 }, inst("w").seen[2])
+            assert.equal("nil", req.answer_body)
+        end)
+
+        it("re-sends a script with EVAL after NOSCRIPT", function()
+            boot_redis({ w = WAITER }, { "w" })
+            local req = request({ path = "/two" })
+            host.handle(req, 1)
+            store.reply = { type = 0 }
+            host.resume(req, 1)
+            store.reply = { type = 4, value = "NOSCRIPT No matching script" }
+            assert.is_true(host.resume(req, 1))
+            assert.equal(1 + 256, sent[3].script)
+            assert.same(sent[2].argv, sent[3].argv)
+            store.reply = { type = 3, elements = { { type = 1, value = 1 },
+                { type = 2, value = "3" } } }
+            assert.is_false(host.resume(req, 1))
+            assert.same({ v = 3 }, inst("w").seen[2])
+        end)
+
+        it("falls back to the local dictionary on a timeout (on_error local)", function()
+            boot_redis({ w = WAITER }, { "w" })
+            f.state.dict.k = { v = "local value" }
+            local req = request()
+            host.handle(req, 1)
+            store.reply = -1 -- timed out
+            assert.is_false(host.resume(req, 1))
+            assert.equal("local value", req.answer_body)
+        end)
+
+        it("does not wait when the store is down", function()
+            boot_redis({ w = WAITER }, { "w" })
+            store.down = true
+            f.state.dict.k = { v = 5 }
+            local req = request()
+            assert.is_false(host.handle(req, 1))
+            assert.equal("5", req.answer_body)
+        end)
+
+        it("answers 503 store_unavailable with on_error closed", function()
+            boot_redis({ w = WAITER }, { "w" }, "closed")
+            local req = request()
+            host.handle(req, 1)
+            store.reply = -2
+            assert.is_false(host.resume(req, 1))
+            assert.equal(503, req.answer_status)
+            assert.equal('{"error":{"message":"The shared store is unavailable","type":"error",'
+                .. '"code":"store_unavailable"}}', req.answer_body)
+            assert.same({}, errors(), "not a policy error")
+        end)
+
+        it("drops the coroutine of an aborted request and never resumes it", function()
+            boot_redis({ w = WAITER }, { "w" })
+            local req = request()
+            assert.is_true(host.handle(req, 1))
+            assert.is_false(host.abort(req, 1))
+            store.reply = { type = 2, value = "1" }
+            assert.is_false(host.resume(req, 1))
+            assert.is_nil(req.answered)
+            assert.equal(0, #inst("w").seen, "the policy never continued")
+            assert.is_false(host.log(req, 1)) -- the log phase still runs
+            assert.is_nil(inst("w").logged)
+        end)
+
+        it("parks the route and the log phase too", function()
+            boot_redis({ rl = policy([[
+function _M:route(r)
+    r.resp:exit(200, tostring(r.shared:get("m")))
+end
+function _M:log(r)
+    self.n = r.shared:incr("viol", 1, 0)
+end]]) }, { "rl" })
+            local req = request({ method = "POST", path = "/v1/chat/completions" })
+            assert.is_true(host.route(req, 3))
+            store.reply = { type = 2, value = "=x" }
+            assert.is_false(host.resume(req, 3))
+            assert.equal("x", req.answer_body)
+            assert.is_true(host.log(req, 3))
+            store.reply = { type = 3, elements = { { type = 1, value = 1 },
+                { type = 2, value = "2" } } }
+            assert.is_false(host.resume(req, 3))
+            assert.equal(2, inst("rl").n)
+        end)
+
+        it("policies never see the password (host.config)", function()
+            boot_ok({ a = policy() }, { "a" },
+                'shared_store = { url = "redis://:s3cret@127.0.0.1:6379/0" },')
+            local st = host.host().config.shared_store
+            assert.is_nil(st.password)
+            assert.equal("redis://***@127.0.0.1:6379/0", st.url)
+        end)
+
+        it("changes maps locally and queues them for Redis, without waiting", function()
+            boot_redis({ m = policy([[
+function _M:access(r)
+    assert(r.shared:map_add("bans", "192.0.2.1", "{}"))
+    r.resp:exit(200, tostring(r.shared:map_version("bans")))
+end]]) }, { "m" })
+            local req = request()
+            assert.is_false(host.handle(req, 1))
+            assert.equal("1", req.answer_body)
+            assert.same({ { watch = "bans" },
+                { add = 1, map = "bans", field = "192.0.2.1", value = "{}" } }, f.state.maps)
+            assert.equal(0, #sent)
         end)
     end)
 

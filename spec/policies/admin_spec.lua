@@ -82,10 +82,12 @@ describe("admin policy", function()
             h.files["/data/bans.txt"] = "x"
             assert.equal("x", send("GET", "/admin/blacklist", "Bearer k").resp.body)
             h = fake.new()
-            h.files["other.txt"] = "y"
+            local line = '{"ip":"192.0.2.1","type":"ip","added_at":"2024-01-01T00:00:00Z",'
+                .. '"violations":7}\n'
+            h.files["other.txt"] = line
             assert(h.load("blacklist", { file = "other.txt" }))
             chain = { assert(h.load("admin", { key = "k" })) }
-            assert.equal("y", send("GET", "/admin/blacklist", "Bearer k").resp.body)
+            assert.equal(line, send("GET", "/admin/blacklist", "Bearer k").resp.body)
         end)
 
         it("answers 405 to other methods", function()
@@ -296,6 +298,63 @@ describe("admin policy", function()
             assert.equal("404 page not found\n", r.resp.body)
             assert.is_nil(r.resp.headers["last-modified"])
             assert.is_nil(r.resp.headers["content-range"])
+        end)
+    end)
+
+    describe("DELETE /admin/blacklist/{ip-or-cidr}", function()
+        local bl
+
+        before_each(function()
+            h = fake.new()
+            h.files["blacklist.txt"] = '{"ip":"192.0.2.0/24","type":"subnet"}\n'
+                .. '{"ip":"198.51.100.9","type":"ip"}\n'
+            bl = assert(h.load("blacklist", {}))
+            chain = { bl, assert(h.load("admin", { key = "adm1n-key" })) }
+        end)
+
+        it("lifts a ban (IP or percent-encoded CIDR) and rewrites the file", function()
+            local r = send("DELETE", "/admin/blacklist/198.51.100.9", OK)
+            assert.equal(200, r.resp.status)
+            assert.same({ status = "removed", ip = "198.51.100.9" }, h.body(r))
+            assert.is_false(bl:is_banned("198.51.100.9"))
+            r = send("DELETE", "/admin/blacklist/192.0.2.0%2F24", OK)
+            assert.same({ status = "removed", ip = "192.0.2.0/24" }, h.body(r))
+            assert.is_false(bl:is_banned("192.0.2.1"))
+            assert.equal("", h.files["blacklist.txt"])
+        end)
+
+        it("answers 404 ban_not_found and 400 invalid_request", function()
+            assert_error(send("DELETE", "/admin/blacklist/203.0.113.1", OK), 404, "ban_not_found",
+                "No ban for 203.0.113.1")
+            assert_error(send("DELETE", "/admin/blacklist/x%20y", OK), 400, "invalid_request",
+                "not an IP address or CIDR")
+        end)
+
+        it("needs the admin key and the DELETE method", function()
+            assert_error(send("DELETE", "/admin/blacklist/198.51.100.9"), 401, "unauthorized",
+                "Unauthorized")
+            assert_error(send("GET", "/admin/blacklist/198.51.100.9", OK), 405,
+                "method_not_allowed", "Method not allowed")
+            assert.is_true(bl:is_banned("198.51.100.9"))
+        end)
+
+        it("is not routed without the blacklist policy", function()
+            setup({ key = "adm1n-key" })
+            assert_error(send("DELETE", "/admin/blacklist/198.51.100.9", OK), 404,
+                "route_not_found", "Requested path not found")
+        end)
+
+        it("GET serves the current bans when the file lags them", function()
+            h.files["blacklist.txt"] = "stale\n" -- e.g. a change made on another instance
+            h.mtimes["blacklist.txt"] = 1000
+            h.advance(5)
+            local r = send("GET", "/admin/blacklist", OK)
+            assert.equal(200, r.resp.status)
+            assert.matches("198%.51%.100%.9", r.resp.body)
+            assert.equal(r.resp.body, h.files["blacklist.txt"], "and the file is written")
+            assert.equal("Tue, 14 Nov 2023 22:13:25 GMT", r.resp.headers["last-modified"])
+            r = send("GET", "/admin/blacklist", OK) -- in step now: the file's own mtime
+            assert.equal(r.resp.body, h.files["blacklist.txt"])
         end)
     end)
 

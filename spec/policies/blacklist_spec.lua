@@ -262,7 +262,7 @@ describe("blacklist policy", function()
             assert.is_true(bl:is_banned("198.51.100.7"))
             local keys = h.shared.keys
             h.shared.keys = function() return nil, "no memory" end
-            h.shared:incr("bl:version", 1, 0)
+            h.shared:incr("map:bans", 1, 0) -- the map moved: the policy must re-read it
             assert.is_true(bl:is_banned("198.51.100.7"))
             assert.is_true(h.logged("err", "cannot refresh the bans: no memory", true))
             h.shared.keys = keys
@@ -291,10 +291,10 @@ describe("blacklist policy", function()
 
         it("load the same file without duplicates", function()
             setup({}, { ["blacklist.txt"] = '{"ip":"192.0.2.1","type":"ip"}\n' })
-            local v = h.shared:get("bl:version")
+            local v = h.shared:map_version("bans")
             assert(fake.new({ peer = h }).load("blacklist", {}))
-            assert.equal(1, #h.shared:keys("bl:ban:"))
-            assert.equal(v, h.shared:get("bl:version"))
+            assert.equal(1, #h.shared:keys("map:bans:"))
+            assert.equal(v, h.shared:map_version("bans"))
         end)
 
         it("do not ban or save twice", function()
@@ -303,6 +303,75 @@ describe("blacklist policy", function()
             violation("198.51.100.8") -- already inside the banned subnet
             assert.equal(1, #h.persisted - 1) -- minus the empty file created at load
             assert.is_false(bl:ban("198.51.100.9", 1))
+        end)
+    end)
+    describe("unban", function()
+        it("lifts a ban, forgets the violations and rewrites the file", function()
+            setup({ threshold = 2 })
+            violation("198.51.100.7")
+            violation("198.51.100.7")
+            assert.is_true(bl:is_banned("198.51.100.7"))
+            assert.is_true(bl:unban("198.51.100.7"))
+            assert.is_false(bl:is_banned("198.51.100.7"))
+            assert.is_nil(h.shared:get("bl:viol:198.51.100.7"))
+            assert.equal("", h.files["blacklist.txt"])
+            assert.is_true(h.logged("warn", "unbanned 198.51.100.7", true))
+            violation("198.51.100.7") -- counting starts again
+            assert.is_false(bl:is_banned("198.51.100.7"))
+            assert.is_false(bl:unban("198.51.100.7"))
+        end)
+
+        it("takes CIDRs in any spelling, and refuses what is not an address", function()
+            setup({ threshold = 1, mode = "subnet" })
+            violation("198.51.100.7")
+            assert.is_false(bl:unban("198.51.101.0/24"))
+            assert.is_true(bl:unban("198.51.100.99/24"))
+            assert.is_false(bl:is_banned("198.51.100.7"))
+            assert.same({ nil, "not an IP address or CIDR" }, { bl:unban("nope") })
+            assert.same({ nil, "not an IP address or CIDR" }, { bl:unban("1.2.3.4/99") })
+        end)
+    end)
+
+    describe("with the shared (Redis) store", function()
+        local a, b, bla, blb
+
+        local function instances(conf)
+            a = fake.new({ now = T0, store = {} })
+            b = fake.new({ now = T0, worker_id = 1, store = { server = a.store.server } })
+            bla = assert(a.load("blacklist", conf or { threshold = 3 }))
+            blb = assert(b.load("blacklist", conf or { threshold = 3 }))
+        end
+
+        it("counts violations of every instance in the store, waiting in the log phase", function()
+            instances()
+            violation("198.51.100.7", 429, true, a)
+            violation("198.51.100.7", 429, true, b)
+            assert.is_false(blb:is_banned("198.51.100.7"))
+            violation("198.51.100.7", 429, true, a)
+            assert.equal(3, a.store.server.dict:get("bl:viol:198.51.100.7"))
+            assert.is_true(a.waits >= 2)
+            assert.is_true(bla:is_banned("198.51.100.7"))
+            assert.is_true(blb:is_banned("198.51.100.7"), "B sees A's ban")
+            assert.is_nil(b.files["blacklist.txt"]:find("198", 1, true),
+                "B's worker 1 is not the writer of changes made elsewhere")
+            assert.matches("198%.51%.100%.7", blb:render(), "its bans have it")
+            assert.is_true(blb:unban("198.51.100.7"))
+            assert.is_false(bla:is_banned("198.51.100.7"), "A sees B's unban")
+        end)
+
+        it("a ban made while the store is down stays local (local copy only)", function()
+            instances({ threshold = 1 })
+            a.store.down = true
+            violation("198.51.100.7", 429, true, a)
+            assert.is_true(bla:is_banned("198.51.100.7"))
+            assert.is_false(blb:is_banned("198.51.100.7"))
+        end)
+
+        it("a late instance reads the bans there are", function()
+            instances({ threshold = 1 })
+            violation("198.51.100.7", 429, true, a)
+            local c = fake.new({ now = T0, store = { server = a.store.server } })
+            assert.is_true(assert(c.load("blacklist", {})):is_banned("198.51.100.7"))
         end)
     end)
 end)

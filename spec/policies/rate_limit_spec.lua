@@ -267,4 +267,87 @@ describe("rate_limit policy", function()
             assert.matches("rate_limit: ", err)
         end
     end)
+    describe("with the shared (Redis) store", function()
+        local a, b, chain_a, chain_b
+
+        -- two gateway instances on one fake Redis
+        local function instances(mode, conf)
+            a = fake.new({ now = T0, store = { on_error = mode } })
+            b = fake.new({ now = T0, store = { on_error = mode, server = a.store.server } })
+            b.clock = a.clock
+            chain_a = { assert(a.load("rate_limit", conf or { default = { limit = 10 } })) }
+            chain_b = { assert(b.load("rate_limit", conf or { default = { limit = 10 } })) }
+        end
+
+        local function on(host, c, ip)
+            return host.run(c, host.request({ path = "/v1/models", peer_ip = ip or "203.0.113.1" }))
+        end
+
+        local function statuses(rs)
+            local out = {}
+            for _, r in ipairs(rs) do
+                out[r.resp.status] = (out[r.resp.status] or 0) + 1
+            end
+            return out
+        end
+
+        it("waits for the store and shares the limit across instances", function()
+            instances("local")
+            for i = 1, 10 do
+                assert.equal(200, on(i % 2 == 0 and a or b, i % 2 == 0 and chain_a or chain_b)
+                    .resp.status)
+            end
+            assert.equal(429, on(a, chain_a).resp.status)
+            assert.equal(429, on(b, chain_b).resp.status)
+            assert.equal(12, a.store.calls + b.store.calls) -- one call per request
+            assert.equal(12, a.waits + b.waits)
+            assert.same({}, a.local_shared:keys("rl:"), "nothing was counted locally")
+        end)
+
+        it("admits exactly the limit when many requests wait at once", function()
+            instances("local", { default = { limit = 25 } })
+            local rs = {}
+            for i = 1, 60 do
+                rs[i] = a.request({ path = "/v1/models", peer_ip = "203.0.113.1" })
+            end
+            a.run_all(chain_a, rs)
+            assert.same({ [200] = 25, [429] = 35 }, statuses(rs))
+        end)
+
+        it("a store slower than its timeout falls back to the own count (local)", function()
+            instances("local", { default = { limit = 3 } })
+            a.store.delay = 0.2 -- > the 50 ms timeout
+            for _ = 1, 3 do
+                assert.equal(200, on(a, chain_a).resp.status)
+            end
+            assert.equal(429, on(a, chain_a).resp.status) -- the same limit, per instance
+            assert.equal(4, a.store.timeouts)
+            assert.equal(200, on(b, chain_b).resp.status, "B has its own count meanwhile")
+            a.store.delay = 0.01 -- fast again: the shared count applies (only B's one so far)
+            assert.equal(200, on(a, chain_a).resp.status)
+        end)
+
+        it("open admits while the store is down, and counts locally", function()
+            instances("open", { default = { limit = 2 } })
+            a.store.down = true
+            for _ = 1, 5 do
+                local r = on(a, chain_a)
+                assert.equal(200, r.resp.status)
+            end
+            assert.equal(1, #a.local_shared:keys("rl:"))
+            assert.equal(0, a.store.calls, "a store known to be down is not waited for")
+        end)
+
+        it("closed answers 503 store_unavailable while the store fails", function()
+            instances("closed")
+            a.store.fail = true
+            local r = on(a, chain_a)
+            assert.equal(503, r.resp.status)
+            assert.same({ error = { code = "store_unavailable", type = "error",
+                message = "The shared store is unavailable" } }, a.body(r))
+            assert.is_nil(r.ctx.rate_limited)
+            a.store.fail = false
+            assert.equal(200, on(a, chain_a).resp.status)
+        end)
+    end)
 end)

@@ -12,7 +12,8 @@
 --
 -- local fake = require("fake_ffi").new{ env = { PORT = "80" }, now = 1000 }
 --   fake.C              the gw_ffi_* functions
---   fake.module         gw.ffi (the real wrappers over fake.C); fake.shared: gw.shared
+--   fake.module         gw.ffi (the real wrappers over fake.C); fake.shared: gw.shared;
+--                       fake.store: gw.store
 --   fake.install()      puts both in package.loaded and forgets gw.config/gw.host, so the next
 --                       require loads them over this fake
 --   fake.request{ method, path, query, body, headers = { {name, value}, ... }, peer_ip,
@@ -21,6 +22,8 @@
 --                       reloads, persist_rc, random (function(n) -> n bytes), status_json,
 --                       no_dict, dict (key -> {v, exp}), tokens (function(enc, text) -> n),
 --                       files (path -> { size, mtime } for gw_ffi_file_info, or a GW_E* status),
+--                       store ({ down, sent, reply }: the Redis store's commands and the answer
+--                       the next resumed call reads), maps (map pushes and watches),
 --                       metrics (the fake_metrics store behind gw_ffi_metrics_*)
 -- A request handle records: path (after set_path), log_model, stats ({ route, model } from
 -- gw_ffi_req_set_stat), resp_headers ({name, value}),
@@ -58,8 +61,9 @@ local SD_BAD_KEY, SD_INVALID, SD_NO_DICT = K.GW_FFI_EKEYREJECTED, K.GW_FFI_EINVA
 local SD_KEY_MAX = 65535
 local TTL_FOREVER = 31 * 365 * 86400
 
--- Loads a lua/gw module file with `require "ffi"` answered by an ffi whose C is `C`.
-local function load_over(modname, C)
+-- Loads a lua/gw module file with `require "ffi"` answered by an ffi whose C is `C` (and the
+-- modules in `mods` answered from there).
+local function load_over(modname, C, mods)
     local path = assert(package.searchpath(modname, package.path))
     local chunk = assert(loadfile(path))
     local proxy = setmetatable({ C = C }, { __index = ffi })
@@ -67,6 +71,9 @@ local function load_over(modname, C)
         require = function(name)
             if name == "ffi" then
                 return proxy
+            end
+            if mods and mods[name] then
+                return mods[name]
             end
             return require(name)
         end,
@@ -454,6 +461,40 @@ local function shdict_functions(st, C)
         return GW_OK
     end
 
+    function C.gw_ffi_shdict_window_incr(n, keys, klens, args, counts)
+        if st.no_dict then
+            return SD_NO_DICT
+        end
+        if n < 1 or n > 8 then
+            return SD_INVALID
+        end
+        local admit = 1
+        for i = 0, n - 1 do
+            local cur = live(ffi.string(keys[2 * i], klens[2 * i]))
+            local prev = live(ffi.string(keys[2 * i + 1], klens[2 * i + 1]))
+            local c, p = cur and cur.v or 0, prev and prev.v or 0
+            if type(c) ~= "number" or type(p) ~= "number" then
+                return SD_NOT_NUMBER
+            end
+            counts[2 * i], counts[2 * i + 1] = c, p
+            if p * args[3 * i] + c + 1 > args[3 * i + 1] then
+                admit = 0
+            end
+        end
+        for i = 0, n - 1 do
+            if admit == 1 then
+                local key = ffi.string(keys[2 * i], klens[2 * i])
+                local e = live(key)
+                if e then
+                    e.v = e.v + 1
+                else
+                    st.dict[key] = { v = 1, exp = expiry(args[3 * i + 2]) }
+                end
+            end
+        end
+        return admit
+    end
+
     function C.gw_ffi_shdict_keys(prefix, plen, max, buf, len)
         if st.no_dict then
             return SD_NO_DICT
@@ -484,6 +525,60 @@ local function shdict_functions(st, C)
             return SD_TOO_SMALL
         end
         return count
+    end
+end
+
+-- The shared store section of gw_ffi.h (src/ffi_store.c). st.store.down: sends fail;
+-- st.store.sent: every command ({ req, script, argv }); st.store.reply: what
+-- gw_ffi_store_reply reads (GW_FFI_REPLY_TIMEOUT/DOWN, or { type = GW_FFI_REPLY_*, value,
+-- elements = {...} }); st.maps: map pushes and watches.
+local function store_functions(st, C)
+    local anchor = {}
+    local function describe(r, p, len, num)
+        if r.type == 1 or r.type == 3 then
+            num[0] = r.type == 1 and r.value or #r.elements
+        elseif r.type == 2 or r.type == 4 or r.type == 5 then
+            anchor[#anchor + 1] = r.value
+            put_str(p, len, r.value)
+        end
+        return r.type
+    end
+
+    function C.gw_ffi_store_send(req, script, argc, argv, lens)
+        if st.store.down then
+            return K.GW_FFI_EAGAIN
+        end
+        local args = {}
+        for i = 0, argc - 1 do
+            args[i + 1] = ffi.string(argv[i], lens[i])
+        end
+        st.store.sent[#st.store.sent + 1] = { req = req, script = script, argv = args }
+        return GW_OK
+    end
+
+    function C.gw_ffi_store_reply(i, p, len, num)
+        local r = st.store.reply
+        if type(r) == "number" then
+            return r
+        end
+        if i > 0 then
+            r = r.elements and r.elements[i]
+            if not r then
+                return K.GW_FFI_REPLY_NONE
+            end
+        end
+        return describe(r, p, len, num)
+    end
+
+    function C.gw_ffi_map_push(add, map, mlen, field, flen, value, vlen)
+        st.maps[#st.maps + 1] = { add = add, map = sub(map, 1, tonumber(mlen)),
+            field = sub(field, 1, tonumber(flen)), value = sub(value, 1, tonumber(vlen)) }
+        return GW_OK
+    end
+
+    function C.gw_ffi_map_watch(map, mlen)
+        st.maps[#st.maps + 1] = { watch = sub(map, 1, tonumber(mlen)) }
+        return GW_OK
     end
 end
 
@@ -627,9 +722,12 @@ function _M.new(opts)
         dict = {},
         tokens = function(_, text) return #text end,
         files = {},
+        store = { down = false, sent = {}, reply = K.GW_FFI_REPLY_DOWN },
+        maps = {},
     }
     local C = core_functions(st)
     shdict_functions(st, C)
+    store_functions(st, C)
     chat_functions(st, C)
     st.metrics = fake_metrics.new()
     for name, fn in pairs(st.metrics.C(1)) do
@@ -641,10 +739,12 @@ function _M.new(opts)
     local fake = { state = st, C = C }
     fake.module = load_over("gw.ffi", C)
     fake.shared = load_over("gw.shared", C)
+    fake.store = load_over("gw.store", C, { ["gw.shared"] = fake.shared, ["gw.ffi"] = fake.module })
 
     function fake.install()
         package.loaded["gw.ffi"] = fake.module
         package.loaded["gw.shared"] = fake.shared
+        package.loaded["gw.store"] = fake.store
         package.loaded["gw.config"] = nil
         package.loaded["gw.host"] = nil
     end

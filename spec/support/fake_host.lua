@@ -5,13 +5,24 @@
 -- of the License, or (at your option) any later version. See LICENSE.
 --
 -- local fake = require "fake_host"
--- local h = fake.new{ api_prefix = "/v1", trusted_proxies = {...}, now = 1700000000 }
+-- local h = fake.new{ api_prefix = "/v1", trusted_proxies = {...}, now = 1700000000,
+--                     store = { on_error = "local", timeout = 0.05, server = <h0.store.server> } }
 --   h.host                      the `host` object given to policies' new()
+--   h.store                     with opts.store: the fake Redis store behind host.shared
+--                               (spec/support/fake_store.lua: h.store.delay/down/fail knobs,
+--                               h.store.server.dict = "Redis"); h.local_shared is then this
+--                               instance's own dictionary. Without it host.shared is a local
+--                               dictionary (h.shared) and nothing ever waits.
 --   h.load(name, conf)          new() of <name>.lua found on the policy path (below);
 --                               registers it for host.policy()
 --   h.register(name, instance)  registers a stub instance (e.g. a "models" stub)
 --   h.request{ method, path, headers, body, peer_ip } -> r (client_ip resolved via gw.ip)
---   h.run(policies, r)          phases in the host's order; `policies`: array of instances
+--   h.run(policies, r)          phases in the host's order; `policies`: array of instances.
+--                               Each phase call runs in a coroutine, as in the real host: a
+--                               store call that waits yields, and the fake host answers it
+--   h.run_all(policies, rs)     several requests at once: each runs until it waits, the waits
+--                               are answered in order (so all of them are in flight together)
+--   h.waits                     how many times a phase waited
 --   h.advance(seconds)          moves the fake clock
 --   h.files[path]               the in-memory file system (read_file/persist/file_info)
 --   h.mtimes[path]              a file's mtime (unix seconds) for file_info; persist sets it to
@@ -33,6 +44,7 @@
 
 local cjson = require "cjson.safe"
 local ip = require "gw.ip"
+local fake_store = require "fake_store"
 local metrics = require "gw.metrics"
 local fake_metrics = require "fake_metrics"
 local phases = require "gw.phases" -- the real host's phase detection
@@ -102,6 +114,7 @@ local function new_shared(clock)
     end
     function d.keys(_, prefix, max)
         max = max or 1024
+        prefix = prefix or ""
         local out = {}
         for k in pairs(data) do
             if k:sub(1, #prefix) == prefix and live(k) then
@@ -109,8 +122,62 @@ local function new_shared(clock)
             end
         end
         table.sort(out)
-        while #out > max do
+        while max > 0 and #out > max do
             out[#out] = nil
+        end
+        return out
+    end
+    -- one atomic step, as the C dictionary's (and the Redis script's) window_incr
+    function d.window_incr(_, rules)
+        assert(type(rules) == "table" and #rules >= 1 and #rules <= 8, "window_incr(rules)")
+        local admit = true
+        for _, w in ipairs(rules) do
+            local cur, prev = live(w.key), live(w.prev)
+            w.count, w.prev_count = cur and cur.v or 0, prev and prev.v or 0
+            if type(w.count) ~= "number" or type(w.prev_count) ~= "number" then
+                return nil, "not a number"
+            end
+            if w.prev_count * w.weight + w.count + 1 > w.limit then
+                admit = false
+            end
+        end
+        if admit then
+            for _, w in ipairs(rules) do
+                d.incr(d, w.key, 1, 0, w.ttl)
+            end
+        end
+        return admit
+    end
+    -- replicated maps: keys "map:<map>:<field>" and the version counter "map:<map>"
+    function d.map_add(_, map, field, value)
+        assert(type(value) == "string", "map_add: string value")
+        local ok, err = d.add(d, "map:" .. map .. ":" .. field, value)
+        if ok then
+            d.incr(d, "map:" .. map, 1, 0)
+        end
+        return ok, err
+    end
+    function d.map_delete(_, map, field)
+        local key = "map:" .. map .. ":" .. field
+        if not live(key) then
+            return false
+        end
+        data[key] = nil
+        d.incr(d, "map:" .. map, 1, 0)
+        return true
+    end
+    function d.map_version(_, map)
+        return d.get(d, "map:" .. map) or 0
+    end
+    function d.map_items(_, map)
+        local prefix = "map:" .. map .. ":"
+        local keys, err = d.keys(d, prefix, 0)
+        if not keys then
+            return nil, err
+        end
+        local out = {}
+        for _, k in ipairs(keys) do
+            out[k:sub(#prefix + 1)] = d.get(d, k)
         end
         return out
     end
@@ -140,7 +207,20 @@ function _M.new(opts)
     local policy_path = opts.policy_path or os.getenv("GW_POLICY_PATH") or "policies/?.lua"
 
     h.clock = clock
-    h.shared = peer and peer.shared or new_shared(clock)
+    h.ctl = { co = nil } -- the request coroutine running now (the store may wait inside it)
+    h.waits = 0
+    if opts.store then
+        -- an instance of its own (own local dictionary) on a shared fake Redis
+        local server = opts.store.server or (peer and peer.store and peer.store.server)
+            or fake_store.server(new_shared(clock))
+        h.local_shared = (peer and not opts.store.server and peer.local_shared)
+            or new_shared(clock)
+        h.store = fake_store.new({ server = server, local_dict = h.local_shared, clock = clock,
+            ctl = h.ctl, on_error = opts.store.on_error, timeout = opts.store.timeout })
+        h.shared = h.store.api
+    else
+        h.shared = peer and peer.shared or new_shared(clock)
+    end
     h.files = peer and peer.files or {}
     h.mtimes = peer and peer.mtimes or {}
     h.default_mtime = peer and peer.default_mtime or clock.t
@@ -361,10 +441,36 @@ function _M.new(opts)
         return r
     end
 
+    -- One policy call in a coroutine of its own (a protected call, as pcall): a store call
+    -- that waits yields WAIT, passed up to the driver of the request (h.run_all), whose answer
+    -- resumes it; any other yield is the host's "a policy yielded (not supported)".
+    local function run_call(fn, inst, r)
+        local co = coroutine.create(fn)
+        local outer = h.ctl.co
+        h.ctl.co = co
+        local ok, what, c = coroutine.resume(co, inst, r)
+        while ok and coroutine.status(co) == "suspended" do
+            if what ~= fake_store.WAIT then
+                ok, what = false, "policy phase did not complete: a policy yielded (not supported)"
+                break
+            end
+            h.ctl.co = outer
+            local answer = coroutine.yield(fake_store.WAIT, c)
+            h.ctl.co = co
+            ok, what, c = coroutine.resume(co, answer)
+        end
+        h.ctl.co = outer
+        return ok, what
+    end
+
     local function call(inst, phase, fn, r)
         r._phase = phase
-        local ok, err = pcall(fn, inst, r)
-        if not ok then
+        local ok, err = run_call(fn, inst, r)
+        if not ok and err == fake_store.UNAVAILABLE then -- SHARED_STORE_ON_ERROR=closed
+            if phase ~= "log" and not r.resp.answered_by then
+                r.resp:error(503, "store_unavailable", "The shared store is unavailable")
+            end
+        elseif not ok then
             if h.raise_errors then
                 error(err, 0)
             end
@@ -385,7 +491,7 @@ function _M.new(opts)
     end
 
     -- Runs the phases like the host; `handler(r)` stands in for the C handlers (default 200).
-    function h.run(policies, r, handler)
+    local function run_phases(policies, r, handler)
         for i = 1, 4 do
             local phase = PHASES[i]
             if phase == "access" then -- the host does it after the rewrite phase
@@ -424,6 +530,48 @@ function _M.new(opts)
         end
         r._phase = nil
         return r
+    end
+
+    -- Resume a request's coroutine; returns the call it now waits for, or nil when it ended.
+    local function step(task, ...)
+        h.ctl.co = task.co
+        local ok, what, call_ = coroutine.resume(task.co, ...)
+        h.ctl.co = nil
+        if not ok then
+            error(what, 0)
+        end
+        if coroutine.status(task.co) == "dead" then
+            return nil
+        end
+        assert(what == fake_store.WAIT, "the request coroutine yielded something else")
+        h.waits = h.waits + 1
+        return call_
+    end
+
+    function h.run_all(policies, rs, handler)
+        local queue = {}
+        for i, r in ipairs(rs) do
+            local task = { co = coroutine.create(run_phases) }
+            local c = step(task, policies, r, handler)
+            if c then
+                queue[#queue + 1] = { task = task, call = c }
+            end
+            rs[i] = r
+        end
+        local head = 1
+        while queue[head] do
+            local w = queue[head]
+            head = head + 1
+            local c = step(w.task, h.store.resolve(w.call))
+            if c then
+                queue[#queue + 1] = { task = w.task, call = c }
+            end
+        end
+        return rs
+    end
+
+    function h.run(policies, r, handler)
+        return h.run_all(policies, { r }, handler)[1]
     end
 
     -- Decoded JSON body of the response (or nil).

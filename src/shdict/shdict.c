@@ -9,9 +9,10 @@
  * Provides: gw_shdict_*, a sharded hash table (one mutex, one chained hash table and one LRU
  *           list per shard, shards cache-line aligned), values copied in and out, lazy TTL.
  * Uses:     pthreads, the C library (malloc, clock_gettime, getrandom).
- * Never:    includes Lua headers; holds two shard locks at once; calls a user callback while
- *           another shard is locked; hands out pointers into its own memory (except to the
- *           keys callback, for the duration of the call).
+ * Never:    includes Lua headers; holds two shard locks at once (except window_incr, which
+ *           takes its shards' locks in ascending order, so two such calls cannot deadlock);
+ *           calls a user callback while another shard is locked; hands out pointers into its
+ *           own memory (except to the keys callback, for the duration of the call).
  */
 #include "shdict.h"
 
@@ -519,6 +520,111 @@ int gw_shdict_incr(gw_shdict_t *d, const char *key, size_t klen, double delta, i
     }
     pthread_mutex_unlock(&s->lock);
     return rc;
+}
+
+/* --- window_incr: several counters in one atomic step ----------------------------------- */
+
+typedef struct {
+    shard *locked[2 * GW_SHDICT_WINDOW_MAX];
+    size_t n;
+} shard_set;
+
+/* Lock the distinct shards of all keys in ascending address order (the shards are one array,
+ * so every caller agrees on the order: no deadlock). */
+static void lock_shards(shard_set *ss)
+{
+    for (size_t i = 1; i < ss->n; i++) /* insertion sort, at most 16 entries */
+        for (size_t j = i; j > 0 && ss->locked[j - 1] > ss->locked[j]; j--) {
+            shard *t = ss->locked[j];
+            ss->locked[j] = ss->locked[j - 1];
+            ss->locked[j - 1] = t;
+        }
+    size_t m = 0;
+    for (size_t i = 0; i < ss->n; i++)
+        if (m == 0 || ss->locked[m - 1] != ss->locked[i])
+            ss->locked[m++] = ss->locked[i];
+    ss->n = m;
+    for (size_t i = 0; i < m; i++)
+        pthread_mutex_lock(&ss->locked[i]->lock);
+}
+
+static void unlock_shards(shard_set *ss)
+{
+    for (size_t i = ss->n; i-- > 0;)
+        pthread_mutex_unlock(&ss->locked[i]->lock);
+}
+
+/* The number under key (0 when absent), or NOT_NUMBER. Shard locked. */
+static int read_count(gw_shdict_t *d, tclock *tc, uint64_t h, const char *key, size_t klen,
+                      double *out)
+{
+    entry *e = find_live(shard_of(d, h), tc, h, key, klen, NULL);
+    if (e && e->type != GW_SHDICT_TNUMBER)
+        return GW_SHDICT_NOT_NUMBER;
+    *out = e ? e->num : 0;
+    return 0;
+}
+
+/* Add 1 to key, creating it with ttl_ns. Shard locked. */
+static int bump(gw_shdict_t *d, tclock *tc, uint64_t h, const char *key, size_t klen,
+                uint64_t ttl_ns)
+{
+    shard *s = shard_of(d, h);
+    entry *e = find_live(s, tc, h, key, klen, NULL);
+    if (e) {
+        e->num += 1;
+        lru_touch(s, e);
+        return 0;
+    }
+    if (charge_of(klen, 0) > s->cap)
+        return GW_SHDICT_NO_MEMORY;
+    gw_shdict_val_t v = {GW_SHDICT_TNUMBER, 1, NULL, 0};
+    return insert_new(s, tc, h, key, klen, &v, ttl_ns);
+}
+
+static int window_check_args(const gw_shdict_window_t *w, size_t n, uint64_t *ttl_ns)
+{
+    if (n == 0 || n > GW_SHDICT_WINDOW_MAX)
+        return GW_SHDICT_INVALID;
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_key(w[i].key, w[i].klen);
+        if (!rc)
+            rc = check_key(w[i].prev, w[i].plen);
+        if (!rc)
+            rc = ttl_to_ns(w[i].ttl, &ttl_ns[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int gw_shdict_window_incr(gw_shdict_t *d, gw_shdict_window_t *w, size_t n)
+{
+    uint64_t ttl_ns[GW_SHDICT_WINDOW_MAX], hk[GW_SHDICT_WINDOW_MAX], hp[GW_SHDICT_WINDOW_MAX];
+    int rc = window_check_args(w, n, ttl_ns);
+    if (rc)
+        return rc;
+    shard_set ss = {.n = 0};
+    for (size_t i = 0; i < n; i++) {
+        hk[i] = hash_key(d->seed, w[i].key, w[i].klen);
+        hp[i] = hash_key(d->seed, w[i].prev, w[i].plen);
+        ss.locked[ss.n++] = shard_of(d, hk[i]);
+        ss.locked[ss.n++] = shard_of(d, hp[i]);
+    }
+    tclock tc = {d, 0, 0};
+    lock_shards(&ss);
+    int admit = 1;
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = read_count(d, &tc, hk[i], w[i].key, w[i].klen, &w[i].cur_count);
+        if (!rc)
+            rc = read_count(d, &tc, hp[i], w[i].prev, w[i].plen, &w[i].prev_count);
+        if (!rc && !(w[i].prev_count * w[i].weight + w[i].cur_count + 1 <= w[i].limit))
+            admit = 0;
+    }
+    for (size_t i = 0; i < n && !rc && admit; i++)
+        rc = bump(d, &tc, hk[i], w[i].key, w[i].klen, ttl_ns[i]);
+    unlock_shards(&ss);
+    return rc ? rc : admit;
 }
 
 int gw_shdict_delete(gw_shdict_t *d, const char *key, size_t klen)

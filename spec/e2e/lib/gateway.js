@@ -78,7 +78,8 @@ class Gateway {
     this.exited = new Promise((resolve) => {
       this.proc.on('exit', (code, signal) => resolve({ code, signal }));
     });
-    const deadline = Date.now() + 10000;
+    // generous: an ASan build loading its tokenizers on a loaded machine takes seconds
+    const deadline = Date.now() + 30000;
     while (Date.now() < deadline) {
       if (this.proc.exitCode !== null) break;
       try {
@@ -89,20 +90,35 @@ class Gateway {
       } catch (e) { /* not listening yet */ }
       await sleep(25);
     }
+    // a gateway left running would keep the test process alive until ctest's timeout
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      this.proc.kill('SIGKILL');
+      await this.exited;
+    }
     throw new Error(`gateway did not start:\n${this.stdout}\n${this.stderr}`);
   }
 
   async stop(signal = 'SIGTERM') {
-    if (!this.proc || this.proc.exitCode !== null) return this.exited;
-    this.proc.kill(signal);
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 15000);
-    const res = await this.exited;
-    clearTimeout(timer);
-    // a sanitizer report (ASan builds) is a failure of whatever test ran this gateway
-    if (/(AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:)/.test(this.stderr)) {
-      throw new Error(`sanitizer report from the gateway:\n${this.stderr.slice(-4000)}`);
+    if (!this.proc) return undefined;
+    let res;
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) {
+      res = await this.exited; // it exited on its own (a test signalled it): still check below
+    } else {
+      this.proc.kill(signal);
+      const timer = setTimeout(() => this.proc.kill('SIGKILL'), 15000);
+      res = await this.exited;
+      clearTimeout(timer);
     }
+    // a sanitizer report (ASan builds) is a failure of whatever test ran this gateway
+    const report = this.sanitizerReport();
+    if (report) throw new Error(`sanitizer report from the gateway:\n${report}`);
     return res;
+  }
+
+  // The tail of stderr when it holds an ASan/LSan/UBSan report, else null.
+  sanitizerReport() {
+    const m = /(AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:)/.test(this.stderr);
+    return m ? this.stderr.slice(-4000) : null;
   }
 
   get log() {
