@@ -34,7 +34,7 @@ async function setup(t, { pieces = true, oai = false } = {}) {
     MAX_RETRIES: '1' };
   if (up) {
     Object.assign(env, { OPENAI_BASE_URL: `${up.url}/v1`, OPENAI_API_KEY: 'sk-up',
-      OPENAI_MODELS: 'tools,status-429,status-500,length,up-text=gpt-4o' });
+      OPENAI_MODELS: 'tools,status-429,status-500,length,error-mid,up-text=gpt-4o' });
   }
   const gw = await startGateway({ dir, env });
   t.after(async () => { await gw.stop(); if (mock) await mock.close(); if (up) await up.close(); });
@@ -49,6 +49,15 @@ function post(gw, path, body, headers = {}) {
   body: typeof body === 'string' ? body : JSON.stringify(body) });
 }
 
+// A text/event-stream body as [{ event, data }] (data parsed).
+function sseEvents(text) {
+  return text.split('\n\n').filter((b) => b.trim()).map((b) => {
+    const ev = /^event: (.*)$/m.exec(b);
+    const data = /^data: (.*)$/m.exec(b);
+    return { event: ev && ev[1], data: data && JSON.parse(data[1]) };
+  });
+}
+
 async function anthropicError(res, status, type) {
   assert.equal(res.status, status);
   const b = await res.json();
@@ -58,11 +67,20 @@ async function anthropicError(res, status, type) {
   return b;
 }
 
-test('Anthropic SDK against the Pieces backend (GPT and Claude models)', async (t) => {
-  const { anthropic, gw, mock } = await setup(t);
+// Every backend: the Pieces mock with a GPT and a Claude model, the OpenAI-compatible mock.
+const MODELS = [['gpt-4o', 'pieces'], ['claude-3-5-sonnet-20240620', 'pieces'], ['up-text', 'openai']];
 
-  for (const model of ['gpt-4o', 'claude-3-5-sonnet-20240620']) {
-    await t.test(`messages.create ${model}`, async () => {
+// The system prompt as the backend received it.
+function sentSystem(mock, up, backend) {
+  if (backend === 'openai') return up.requests.at(-1).body.messages[0];
+  return JSON.stringify(mock.requests.at(-1).request);
+}
+
+test('Anthropic SDK on every backend (Pieces GPT and Claude, OpenAI-compatible)', async (t) => {
+  const { anthropic, gw, mock, up } = await setup(t, { pieces: true, oai: true });
+
+  for (const [model, backend] of MODELS) {
+    await t.test(`messages.create ${model} (${backend})`, async () => {
       const m = await anthropic.messages.create({ model, max_tokens: 64, messages: USER,
         system: 'Be brief.' });
       assert.match(m.id, /^msg_[0-9a-f]{28}$/);
@@ -71,12 +89,17 @@ test('Anthropic SDK against the Pieces backend (GPT and Claude models)', async (
       assert.equal(m.model, model);
       assert.deepEqual(m.content, [{ type: 'text', text: 'Hello, world' }]);
       assert.equal(m.stop_reason, 'end_turn');
+      assert.equal(m.stop_sequence, null);
       assert.ok(m.usage.input_tokens > 0 && m.usage.output_tokens > 0);
-      const seen = mock.requests.at(-1);
-      assert.match(JSON.stringify(seen.request), /Be brief\./);
+      if (backend === 'openai') {
+        assert.deepEqual(m.usage, { input_tokens: 17, output_tokens: 5 }); // the upstream's
+        assert.deepEqual(sentSystem(mock, up, backend), { role: 'system', content: 'Be brief.' });
+      } else {
+        assert.match(sentSystem(mock, up, backend), /Be brief\./);
+      }
     });
 
-    await t.test(`messages.stream ${model}`, async () => {
+    await t.test(`messages.stream ${model} (${backend})`, async () => {
       const s = anthropic.messages.stream({ model, max_tokens: 64, messages: USER });
       let text = '';
       const types = [];
@@ -95,6 +118,32 @@ test('Anthropic SDK against the Pieces backend (GPT and Claude models)', async (
       assert.ok(types.includes('message_delta'));
     });
   }
+
+  await t.test('the raw event sequence: event lines, one ping after the first block start',
+    async () => {
+      for (const [model] of MODELS) {
+        const res = await post(gw, '/v1/messages', { model, max_tokens: 64, messages: USER,
+          stream: true });
+        assert.equal(res.status, 200);
+        assert.match(res.headers.get('content-type'), /^text\/event-stream/);
+        const events = sseEvents(await res.text());
+        for (const e of events) assert.equal(e.data.type, e.event, model);
+        const names = events.map((e) => e.event);
+        const n = names.filter((x) => x === 'content_block_delta').length;
+        assert.ok(n > 0, model);
+        assert.deepEqual(names, ['message_start', 'content_block_start', 'ping',
+          ...Array(n).fill('content_block_delta'), 'content_block_stop', 'message_delta',
+          'message_stop'], model);
+        assert.ok(events[0].data.message.usage.input_tokens > 0);
+        assert.equal(events[0].data.message.stop_reason, null);
+        assert.deepEqual(events[1].data.content_block, { type: 'text', text: '' });
+        assert.equal(events.map((e) => e.data.delta && e.data.delta.text).join(''),
+          'Hello, world');
+        const md = events.at(-2).data;
+        assert.deepEqual(md.delta, { stop_reason: 'end_turn', stop_sequence: null });
+        assert.ok(md.usage.output_tokens > 0, model);
+      }
+    });
 
   await t.test('messages.countTokens is the prompt count of messages.create', async () => {
     const c = await anthropic.messages.countTokens({ model: 'claude-3-5-sonnet-20240620',
@@ -132,8 +181,8 @@ test('Anthropic SDK against the Pieces backend (GPT and Claude models)', async (
   });
 });
 
-test('Anthropic SDK against the OpenAI-compatible backend: tool round trip, 429', async (t) => {
-  const { anthropic, up } = await setup(t, { pieces: false, oai: true });
+test('Anthropic SDK against the OpenAI-compatible backend: tools, mapping, failures', async (t) => {
+  const { anthropic, up, gw } = await setup(t, { pieces: false, oai: true });
 
   await t.test('tool_use, then tool_result', async () => {
     const m = await anthropic.messages.create({ model: 'tools', max_tokens: 64, messages: USER,
@@ -176,20 +225,136 @@ test('Anthropic SDK against the OpenAI-compatible backend: tool round trip, 429'
       messages: USER }), (e) => e instanceof Anthropic.APIError && e.status === 502
         && e.error.error.type === 'api_error');
   });
+
+  await t.test('sampling, stop_sequences, metadata, system blocks and images reach the backend',
+    async () => {
+      const png = 'iVBORw0KGgo=';
+      const m = await anthropic.messages.create({ model: 'up-text', max_tokens: 32,
+        temperature: 0.5, top_p: 0.9, top_k: 40, stop_sequences: ['END'],
+        metadata: { user_id: 'u-1' }, system: [{ type: 'text', text: 'A' }, { type: 'text', text: 'B' }],
+        messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this?' },
+          { type: 'image', source: { type: 'base64', media_type: 'image/png', data: png } },
+          { type: 'image', source: { type: 'url', url: 'https://example.com/cat.png' } }] }] });
+      assert.equal(m.content[0].text, 'Hello, world');
+      const sent = up.requests.at(-1).body;
+      assert.deepEqual({ max_tokens: sent.max_tokens, temperature: sent.temperature,
+        top_p: sent.top_p, top_k: sent.top_k, stop: sent.stop, user: sent.user },
+      { max_tokens: 32, temperature: 0.5, top_p: 0.9, top_k: 40, stop: ['END'], user: 'u-1' });
+      assert.deepEqual(sent.messages, [{ role: 'system', content: 'AB' }, { role: 'user', content: [
+        { type: 'text', text: 'what is this?' },
+        { type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } },
+        { type: 'image_url', image_url: { url: 'https://example.com/cat.png' } }] }]);
+      const any = await anthropic.messages.create({ model: 'tools', max_tokens: 32, messages: USER,
+        tools: [WEATHER], tool_choice: { type: 'tool', name: 'get_weather',
+          disable_parallel_tool_use: true } });
+      assert.equal(any.stop_reason, 'tool_use');
+      const forced = up.requests.at(-1).body;
+      assert.deepEqual(forced.tool_choice, { type: 'function', function: { name: 'get_weather' } });
+      assert.equal(forced.parallel_tool_calls, false);
+    });
+
+  await t.test('a failure after the stream started is one error event', async () => {
+    const res = await post(gw, '/v1/messages', { model: 'error-mid', max_tokens: 8,
+      messages: USER, stream: true });
+    assert.equal(res.status, 200);
+    const events = sseEvents(await res.text());
+    assert.equal(events[0].event, 'message_start');
+    const last = events.at(-1);
+    assert.equal(last.event, 'error');
+    assert.equal(last.data.type, 'error');
+    assert.ok(['api_error', 'overloaded_error'].includes(last.data.error.type), last.data.error.type);
+    assert.equal(typeof last.data.error.message, 'string');
+    assert.ok(!events.some((e) => e.event === 'message_stop'));
+    const s = anthropic.messages.stream({ model: 'error-mid', max_tokens: 8, messages: USER });
+    await assert.rejects(s.finalMessage(), (e) => e instanceof Anthropic.APIError);
+  });
 });
 
-test('openai client: Responses API, text and function calls', async (t) => {
+test('openai client: Responses API on every backend, text and function calls', async (t) => {
   const { openai, gw, up } = await setup(t, { pieces: true, oai: true });
 
-  await t.test('responses.create text (Pieces)', async () => {
-    const r = await openai.responses.create({ model: 'gpt-4o', input: 'hi', instructions: 'Be brief.' });
-    assert.match(r.id, /^resp_[0-9a-f]{28}$/);
-    assert.equal(r.object, 'response');
+  for (const [model, backend] of MODELS) {
+    await t.test(`responses.create ${model} (${backend})`, async () => {
+      const r = await openai.responses.create({ model, input: 'hi', instructions: 'Be brief.',
+        store: true });
+      assert.match(r.id, /^resp_[0-9a-f]{28}$/);
+      assert.equal(r.object, 'response');
+      assert.equal(r.status, 'completed');
+      assert.equal(r.model, model);
+      assert.equal(r.store, false); // nothing is stored, whatever the request said
+      assert.equal(r.output_text, 'Hello, world');
+      assert.equal(r.output[0].type, 'message');
+      assert.equal(r.output[0].content[0].type, 'output_text');
+      assert.ok(r.usage.input_tokens > 0 && r.usage.output_tokens > 0);
+      assert.equal(r.usage.total_tokens, r.usage.input_tokens + r.usage.output_tokens);
+      if (backend === 'openai') {
+        assert.equal(r.usage.total_tokens, 22); // the upstream's numbers
+        assert.deepEqual(up.requests.at(-1).body.messages, [
+          { role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hi' }]);
+        assert.equal(up.requests.at(-1).body.store, undefined);
+      }
+    });
+
+    await t.test(`responses.stream ${model} (${backend})`, async () => {
+      const s = openai.responses.stream({ model, input: 'hi' });
+      let text = '';
+      const types = [];
+      const seq = [];
+      s.on('response.output_text.delta', (e) => { text += e.delta; });
+      s.on('event', (e) => { types.push(e.type); seq.push(e.sequence_number); });
+      const final = await s.finalResponse();
+      assert.equal(text, 'Hello, world');
+      assert.equal(final.output_text, 'Hello, world');
+      assert.equal(final.status, 'completed');
+      assert.ok(final.usage.output_tokens > 0);
+      assert.deepEqual(seq, seq.map((_, i) => i));
+      const n = types.filter((x) => x === 'response.output_text.delta').length;
+      assert.deepEqual(types, ['response.created', 'response.in_progress',
+        'response.output_item.added', 'response.content_part.added',
+        ...Array(n).fill('response.output_text.delta'), 'response.output_text.done',
+        'response.content_part.done', 'response.output_item.done', 'response.completed']);
+    });
+  }
+
+  await t.test('text.format json_schema, input_image and sampling reach the backend', async () => {
+    const schema = { type: 'object', properties: { a: { type: 'string' } }, required: ['a'],
+      additionalProperties: false };
+    const img = 'data:image/png;base64,iVBORw0KGgo=';
+    const r = await openai.responses.create({ model: 'up-text', instructions: 'Sys',
+      temperature: 0.2, top_p: 0.8, max_output_tokens: 40, store: false,
+      text: { format: { type: 'json_schema', name: 'answer', schema, strict: true } },
+      input: [{ role: 'user', content: [{ type: 'input_text', text: 'describe' },
+        { type: 'input_image', image_url: img, detail: 'low' }] }] });
     assert.equal(r.status, 'completed');
-    assert.equal(r.output_text, 'Hello, world');
-    assert.ok(r.usage.input_tokens > 0 && r.usage.output_tokens > 0);
-    assert.equal(r.usage.total_tokens, r.usage.input_tokens + r.usage.output_tokens);
+    const sent = up.requests.at(-1).body;
+    assert.deepEqual(sent.response_format, { type: 'json_schema',
+      json_schema: { name: 'answer', schema, strict: true } });
+    assert.deepEqual({ t: sent.temperature, p: sent.top_p, m: sent.max_tokens },
+      { t: 0.2, p: 0.8, m: 40 });
+    assert.deepEqual(sent.messages, [{ role: 'system', content: 'Sys' }, { role: 'user', content: [
+      { type: 'text', text: 'describe' },
+      { type: 'image_url', image_url: { url: img, detail: 'low' } }] }]);
+    await openai.responses.create({ model: 'up-text', input: 'x',
+      text: { format: { type: 'json_object' } } });
+    assert.deepEqual(up.requests.at(-1).body.response_format, { type: 'json_object' });
   });
+
+  await t.test('max_output_tokens hit: incomplete; a failure after the start: response.failed',
+    async () => {
+      const r = await openai.responses.create({ model: 'length', input: 'x', max_output_tokens: 3 });
+      assert.equal(r.status, 'incomplete');
+      assert.deepEqual(r.incomplete_details, { reason: 'max_output_tokens' });
+      const res = await post(gw, '/v1/responses', { model: 'error-mid', input: 'x', stream: true });
+      assert.equal(res.status, 200);
+      const events = sseEvents(await res.text());
+      assert.equal(events[0].event, 'response.created');
+      const last = events.at(-1);
+      assert.equal(last.event, 'response.failed');
+      assert.equal(last.data.response.status, 'failed');
+      assert.equal(typeof last.data.response.error.message, 'string');
+      assert.deepEqual(events.map((e) => e.data.sequence_number), events.map((_, i) => i));
+      assert.ok(!events.some((e) => e.event === 'response.completed'));
+    });
 
   await t.test('responses.create function call (OpenAI backend)', async () => {
     const tools = [{ type: 'function', name: 'get_weather', parameters: WEATHER.input_schema,
@@ -265,23 +430,25 @@ test('Vercel AI SDK default provider (Responses): generateText and streamText', 
   const provider = createOpenAI({ apiKey: KEY, baseURL: `${gw.url}/v1`,
     fetch: (u, o) => { urls.push(String(u)); return fetch(u, o); } });
 
-  await t.test('generateText', async () => {
-    const r = await generateText({ model: provider('gpt-4o'), prompt: 'hi', maxRetries: 0 });
-    assert.equal(r.text, 'Hello, world');
-    assert.ok(r.usage.inputTokens > 0 && r.usage.outputTokens > 0);
-    assert.equal(r.finishReason, 'stop');
-    assert.ok(urls.at(-1).endsWith('/v1/responses'));
-  });
+  for (const model of ['gpt-4o', 'claude-3-5-sonnet-20240620', 'up-text']) {
+    await t.test(`generateText ${model}`, async () => {
+      const r = await generateText({ model: provider(model), prompt: 'hi', maxRetries: 0 });
+      assert.equal(r.text, 'Hello, world');
+      assert.ok(r.usage.inputTokens > 0 && r.usage.outputTokens > 0);
+      assert.equal(r.finishReason, 'stop');
+      assert.ok(urls.at(-1).endsWith('/v1/responses'));
+    });
 
-  await t.test('streamText', async () => {
-    const r = streamText({ model: provider('claude-3-5-sonnet-20240620'), prompt: 'hi',
-      maxRetries: 0 });
-    let text = '';
-    for await (const d of r.textStream) text += d;
-    assert.equal(text, 'Hello, world');
-    assert.ok((await r.usage).outputTokens > 0);
-    assert.ok(urls.at(-1).endsWith('/v1/responses'));
-  });
+    await t.test(`streamText ${model}`, async () => {
+      const r = streamText({ model: provider(model), prompt: 'hi', maxRetries: 0 });
+      let text = '';
+      for await (const d of r.textStream) text += d;
+      assert.equal(text, 'Hello, world');
+      assert.ok((await r.usage).outputTokens > 0);
+      assert.equal(await r.finishReason, 'stop');
+      assert.ok(urls.at(-1).endsWith('/v1/responses'));
+    });
+  }
 
   await t.test('tool call through generateText and streamText', async () => {
     const tools = { get_weather: tool({ description: 'Weather of a city',
