@@ -516,3 +516,46 @@ test('the access log and the metrics name the ingress format', async (t) => {
     ]);
   });
 });
+
+test('the LLM metric families count ingress requests by model, backend and stream', async (t) => {
+  const { gw } = await setup(t, { pieces: true, oai: true });
+  const targets = [['gpt-4o', 'pieces'], ['up-text', 'openai']];
+  for (const [model] of targets) {
+    for (const stream of [false, true]) {
+      for (const [path, body] of [['/v1/messages', { model, max_tokens: 8, messages: USER, stream }],
+        ['/v1/responses', { model, input: 'hi', stream }]]) {
+        const res = await post(gw, path, body);
+        assert.equal(res.status, 200, `${path} ${model} ${stream}`);
+        await res.text();
+      }
+    }
+    const c = await post(gw, '/v1/messages/count_tokens', { model, messages: USER });
+    assert.equal(c.status, 200); // answered by the policy: no LLM call
+    await c.text();
+  }
+  await new Promise((r) => setTimeout(r, 100)); // recorded when the responses completed
+  const m = await (await fetch(`${gw.url}/metrics`)).text();
+  const sample = (name) => {
+    const line = m.split('\n').find((l) => l.startsWith(`${name} `));
+    assert.ok(line, `${name} missing:\n${m.split('\n').filter((l) => l.startsWith('gateway_llm')).join('\n')}`);
+    return Number(line.split(' ')[1]);
+  };
+  for (const [model, backend] of targets) {
+    for (const stream of ['false', 'true']) {
+      assert.equal(sample(`gateway_llm_requests_total{model="${model}",backend="${backend}",` +
+        `stream="${stream}",status="200"}`), 2, `${model} stream=${stream}`);
+      assert.equal(sample(`gateway_llm_request_duration_seconds_count{model="${model}",` +
+        `backend="${backend}",stream="${stream}"}`), 2);
+    }
+    assert.equal(sample(`gateway_llm_time_to_first_token_seconds_count{model="${model}",` +
+      `backend="${backend}"}`), 2);
+  }
+  // the usage the clients got: the upstream's numbers (17 + 5 per answer) on the HTTP backend
+  assert.equal(sample('gateway_llm_tokens_total{model="up-text",backend="openai",type="prompt"}'), 68);
+  assert.equal(sample('gateway_llm_tokens_total{model="up-text",backend="openai",' +
+    'type="completion"}'), 20);
+  assert.ok(sample('gateway_llm_tokens_total{model="gpt-4o",backend="pieces",type="prompt"}') > 0);
+  assert.equal(sample('gateway_llm_active_streams'), 0);
+  assert.equal(sample('gateway_http_requests_total{route="count_tokens",method="POST",' +
+    'status="200"}'), 2);
+});
