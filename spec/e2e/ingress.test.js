@@ -146,11 +146,14 @@ test('Anthropic SDK on every backend (Pieces GPT and Claude, OpenAI-compatible)'
     });
 
   await t.test('messages.countTokens is the prompt count of messages.create', async () => {
-    const c = await anthropic.messages.countTokens({ model: 'claude-3-5-sonnet-20240620',
-      messages: USER });
-    const m = await anthropic.messages.create({ model: 'claude-3-5-sonnet-20240620',
-      max_tokens: 8, messages: USER });
-    assert.equal(c.input_tokens, m.usage.input_tokens);
+    for (const model of ['gpt-4o', 'claude-3-5-sonnet-20240620']) {
+      const req = { model, system: 'Be brief.', messages: [...USER,
+        { role: 'assistant', content: 'Hello' }, { role: 'user', content: 'again' }] };
+      const c = await anthropic.messages.countTokens(req);
+      const m = await anthropic.messages.create({ ...req, max_tokens: 8 });
+      assert.equal(c.input_tokens, m.usage.input_tokens, model);
+      assert.ok(c.input_tokens > 5, model);
+    }
   });
 
   await t.test('typed errors: 401, 404, 400 in Anthropic shape', async () => {
@@ -168,6 +171,11 @@ test('Anthropic SDK on every backend (Pieces GPT and Claude, OpenAI-compatible)'
     const ok = await post(gw, '/v1/messages', { model: 'gpt-4o', max_tokens: 8, messages: USER },
       { authorization: '', 'x-api-key': KEY, 'anthropic-version': '2023-06-01' });
     assert.equal(ok.status, 200);
+    // the beta client (Claude Code) adds ?beta=true and beta headers; cache_control is ignored
+    const beta = await anthropic.beta.messages.create({ model: 'gpt-4o', max_tokens: 8,
+      betas: ['prompt-caching-2024-07-31'], system: [{ type: 'text', text: 'S',
+        cache_control: { type: 'ephemeral' } }], messages: USER });
+    assert.equal(beta.content[0].text, 'Hello, world');
     await anthropicError(await post(gw, '/v1/messages', '{"model":', {}), 400,
       'invalid_request_error');
     await anthropicError(await post(gw, '/v1/messages', { model: 'gpt-4o', max_tokens: 8,
@@ -558,4 +566,18 @@ test('the LLM metric families count ingress requests by model, backend and strea
   assert.equal(sample('gateway_llm_active_streams'), 0);
   assert.equal(sample('gateway_http_requests_total{route="count_tokens",method="POST",' +
     'status="200"}'), 2);
+});
+
+test('no reachable backend: 503 in each format (Anthropic overloaded_error)', async (t) => {
+  const { gw, anthropic } = await setup(t, { pieces: false });
+  await anthropicError(await post(gw, '/v1/messages', { model: 'gpt-4o', max_tokens: 8,
+    messages: USER }), 503, 'overloaded_error');
+  await assert.rejects(anthropic.messages.stream({ model: 'gpt-4o', max_tokens: 8,
+    messages: USER }).finalMessage(), (e) => e instanceof Anthropic.InternalServerError
+    && e.status === 503 && e.error.error.type === 'overloaded_error');
+  const res = await post(gw, '/v1/responses', { model: 'gpt-4o', input: 'hi', stream: true });
+  assert.equal(res.status, 503);
+  const b = await res.json();
+  assert.equal(typeof b.error.message, 'string');
+  assert.equal(typeof b.error.code, 'string');
 });
