@@ -5,13 +5,15 @@
 -- of the License, or (at your option) any later version. See LICENSE.
 --
 -- POST {P}/messages: validates an Anthropic Messages request and maps it onto an OpenAI chat
--- request that the chat policy (:dispatch; enabled before this one) routes like any other. The
--- answer is written by src/ingress_anthropic.c (ingress "messages"). Mapping: system (string or
--- text blocks) -> a first system message; text blocks -> content (parts when an image is
--- present); image {source: base64 | url} -> image_url; assistant tool_use -> tool_calls; user
--- tool_result -> a tool message before the user's text; max_tokens (required); stop_sequences
--- -> stop; temperature, top_p, top_k as they are; tools -> function tools; tool_choice auto |
--- any (required) | tool | none; metadata.user_id -> user; stream.
+-- request that the chat policy (:dispatch; enabled before this one) routes like any other;
+-- src/ingress_anthropic.c writes the answer (ingress "messages"). Mapping: system (string or
+-- text blocks) -> a first system message; text blocks -> content (parts with an image); image
+-- {source: base64 | url} -> image_url; assistant tool_use -> tool_calls; user tool_result -> a
+-- tool message before the user's text; max_tokens (required); temperature, top_p, top_k as
+-- they are; tools -> function tools; tool_choice auto | any (required) | tool | none;
+-- metadata.user_id -> user; stream. stop_sequences (at most 16 of 1..256 bytes) go to the
+-- engine, not the upstream (r.upstream.stop_sequences: the text ends before the first one,
+-- stop_reason "stop_sequence", on every backend; upstreams would not say which one matched).
 -- POST {P}/messages/count_tokens: {"input_tokens": N}, the prompt count the answer would report.
 -- Errors come out in Anthropic's shape (lua/gw/errors.lua: the path's format). No config keys.
 local _M = { name = "messages" }
@@ -28,13 +30,9 @@ local function is_array(v)
 end
 
 local function text_of(v, null)
-    if type(v) == "string" then
-        return v
-    end
-    if v == nil or v == null then
-        return ""
-    end
-    if not is_array(v) then
+    if type(v) == "string" or v == nil or v == null then
+        return type(v) == "string" and v or ""
+    elseif not is_array(v) then
         return nil
     end
     local out = {}
@@ -108,6 +106,7 @@ local function map_message(m, where, out, json)
     return true
 end
 
+local MAX_STOPS, MAX_STOP_LEN = 16, 256 -- src/chat_stop.h's bounds
 local TOOL_CHOICE = { auto = "auto", any = "required", none = "none" }
 
 local function map_tools(req, oai)
@@ -155,16 +154,15 @@ local function map_params(req, oai, counting)
         end
         oai[k] = req[k]
     end
-    if req.stop_sequences ~= nil then
-        if not is_array(req.stop_sequences) then
-            return "stop_sequences must be an array of strings"
+    local stops = req.stop_sequences
+    if stops ~= nil and not (is_array(stops) and #stops <= MAX_STOPS) then
+        return format("stop_sequences must be an array of at most %d strings", MAX_STOPS)
+    end
+    for i, s in ipairs(stops or {}) do
+        if type(s) ~= "string" or s == "" or #s > MAX_STOP_LEN then
+            return format("stop_sequences[%d] must be a string of 1 to %d bytes", i - 1,
+                MAX_STOP_LEN)
         end
-        for _, s in ipairs(req.stop_sequences) do
-            if type(s) ~= "string" then
-                return "stop_sequences must be an array of strings"
-            end
-        end
-        oai.stop = #req.stop_sequences > 0 and req.stop_sequences or nil
     end
     if req.stream ~= nil and type(req.stream) ~= "boolean" then
         return "stream must be a boolean"
@@ -193,9 +191,7 @@ function _M:map(req, counting)
         if not s then
             return nil, "system must be a string or an array of text blocks"
         end
-        if s ~= "" then
-            msgs[1] = { role = "system", content = s }
-        end
+        msgs[1] = s ~= "" and { role = "system", content = s } or nil
     end
     for i, m in ipairs(req.messages) do
         local ok, err = map_message(m, format("messages[%d]", i - 1), msgs, json)
@@ -205,10 +201,7 @@ function _M:map(req, counting)
     end
     local oai = { model = req.model, messages = msgs }
     local err = map_params(req, oai, counting)
-    if err then
-        return nil, err
-    end
-    return oai
+    return not err and oai or nil, err
 end
 
 function _M:route(r)
@@ -232,7 +225,10 @@ function _M:route(r)
     if counting then
         return self:count(r, chat, oai)
     end
-    return chat:dispatch(r, oai, "messages", host.json.encode_body(oai))
+    chat:dispatch(r, oai, "messages", host.json.encode_body(oai))
+    if r.upstream and req.stop_sequences and #req.stop_sequences > 0 then -- checked by map
+        r.upstream.stop_sequences = req.stop_sequences
+    end
 end
 
 function _M:count(r, chat, oai)

@@ -52,6 +52,7 @@ typedef struct {
     gw_choice_t *choices;
     size_t n_choices;
     long long prompt_tokens, completion_tokens;
+    const char *stop_sequence; /* the request's stop sequence that ended choice 0, or NULL */
 } gw_answer_t;
 
 /* What every callback may read. */

@@ -16,9 +16,9 @@
  *   input_json_delta)* content_block_stop, then message_delta (stop_reason, usage with
  *   input_tokens and output_tokens: the final numbers) and message_stop; a failure after the
  *   start is one `error` event.
- * stop_reason: stop -> end_turn, length -> max_tokens, tool_calls -> tool_use, content_filter
- * -> refusal. stop_sequence is always null: OpenAI-compatible upstreams do not say which stop
- * sequence ended the answer.
+ * stop_reason: stop -> end_turn (stop_sequence when one of the request's stop_sequences ended
+ * the text: the engine applies them, chat_stop.h, and names it in stop_sequence), length ->
+ * max_tokens, tool_calls -> tool_use, content_filter -> refusal.
  */
 #include <string.h>
 
@@ -50,8 +50,10 @@ const char *gw_anthropic_error_type(int status)
     }
 }
 
-static const char *stop_reason(gw_finish_t f)
+static const char *stop_reason(gw_finish_t f, const gw_answer_t *a)
 {
+    if (a->stop_sequence)
+        return "stop_sequence";
     switch (f) {
     case GW_FINISH_LENGTH: return "max_tokens";
     case GW_FINISH_TOOL_CALLS:
@@ -66,6 +68,15 @@ static void put_str(gw_buf_t *b, const char *s, size_t n)
     gw_buf_putc(b, '"');
     gw_buf_json_escape(b, s ? s : "", s ? n : 0);
     gw_buf_putc(b, '"');
+}
+
+static void put_stop_sequence(gw_buf_t *b, const gw_answer_t *a)
+{
+    gw_buf_puts(b, "\"stop_sequence\":");
+    if (a->stop_sequence)
+        put_str(b, a->stop_sequence, strlen(a->stop_sequence));
+    else
+        gw_buf_puts(b, "null");
 }
 
 static void put_usage(gw_buf_t *b, long long in, long long out)
@@ -174,8 +185,10 @@ static void anth_close(gw_out_t *o, gw_buf_t *out, const gw_answer_t *a)
     block_stop(s, out);
     event(out, "message_delta");
     gw_buf_puts(out, ",\"delta\":{\"stop_reason\":\"");
-    gw_buf_puts(out, stop_reason(f));
-    gw_buf_puts(out, "\",\"stop_sequence\":null},");
+    gw_buf_puts(out, stop_reason(f, a));
+    gw_buf_puts(out, "\",");
+    put_stop_sequence(out, a);
+    gw_buf_puts(out, "},");
     put_usage(out, a->prompt_tokens, a->completion_tokens);
     gw_buf_puts(out, "}\n\n");
     gw_buf_puts(out, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
@@ -236,8 +249,10 @@ static void anth_answer(gw_out_t *o, gw_buf_t *out, const gw_answer_t *a)
         gw_buf_putc(out, '}');
     }
     gw_buf_puts(out, "],\"stop_reason\":\"");
-    gw_buf_puts(out, stop_reason(c ? c->finish : GW_FINISH_NONE));
-    gw_buf_puts(out, "\",\"stop_sequence\":null,");
+    gw_buf_puts(out, stop_reason(c ? c->finish : GW_FINISH_NONE, a));
+    gw_buf_puts(out, "\",");
+    put_stop_sequence(out, a);
+    gw_buf_putc(out, ',');
     put_usage(out, a->prompt_tokens, a->completion_tokens);
     gw_buf_putc(out, '}');
 }

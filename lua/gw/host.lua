@@ -557,7 +557,8 @@ end
 
 -- r.upstream, set by the route phase, becomes the C side's chat parameters:
 --   { echo_model, stream, include_usage, ingress = "chat"|"messages"|"responses",
---     body = (optional OpenAI body),
+--     body = (optional OpenAI body), stop_sequences = (optional { "..." }: the engine ends the
+--     text at the first one, at most 16 of 1..256 bytes),
 --     targets = { { backend, model, encoding, prompt_tokens, completion_offset, variant,
 --                   temperature, top_p, parts = { { kind, text }, ... } }, ... } }
 -- (docs/policy-api.md). What a target carries for each backend type is that backend's
@@ -591,6 +592,12 @@ local function push_upstream(r, req)
     end
     if u.body then
         C.gw_ffi_chat_body(req, u.body, #u.body)
+    end
+    local stops = u.stop_sequences
+    for i = 1, stops and #stops or 0 do
+        if C.gw_ffi_chat_stop(req, stops[i], #stops[i]) ~= 0 then
+            error("route: invalid stop sequence " .. i, 0)
+        end
     end
     local targets = u.targets or {}
     for i = 1, #targets do

@@ -119,6 +119,32 @@ test('Anthropic SDK on every backend (Pieces GPT and Claude, OpenAI-compatible)'
     });
   }
 
+  await t.test('stop_sequences end the text on every backend (stop_reason stop_sequence)',
+    async () => {
+      for (const [model, backend] of MODELS) {
+        const req = { model, max_tokens: 64, messages: USER, stop_sequences: ['zzz', ', w'] };
+        const m = await anthropic.messages.create(req);
+        assert.deepEqual(m.content, [{ type: 'text', text: 'Hello' }], model);
+        assert.equal(m.stop_reason, 'stop_sequence');
+        assert.equal(m.stop_sequence, ', w');
+        assert.ok(m.usage.output_tokens > 0);
+        if (backend === 'openai') assert.equal(up.requests.at(-1).body.stop, undefined);
+        const s = anthropic.messages.stream({ ...req, stop_sequences: ['orl'] });
+        let text = '';
+        s.on('text', (d) => { text += d; });
+        const final = await s.finalMessage();
+        assert.equal(text, 'Hello, w', model);
+        assert.equal(final.stop_reason, 'stop_sequence');
+        assert.equal(final.stop_sequence, 'orl');
+        const none = await anthropic.messages.create({ ...req, stop_sequences: ['zzz'] });
+        assert.equal(none.content[0].text, 'Hello, world');
+        assert.equal(none.stop_reason, 'end_turn');
+        assert.equal(none.stop_sequence, null);
+      }
+      await anthropicError(await post(gw, '/v1/messages', { model: 'gpt-4o', max_tokens: 8,
+        messages: USER, stop_sequences: [''] }), 400, 'invalid_request_error');
+    });
+
   await t.test('the raw event sequence: event lines, one ping after the first block start',
     async () => {
       for (const [model] of MODELS) {
@@ -234,7 +260,7 @@ test('Anthropic SDK against the OpenAI-compatible backend: tools, mapping, failu
         && e.error.error.type === 'api_error');
   });
 
-  await t.test('sampling, stop_sequences, metadata, system blocks and images reach the backend',
+  await t.test('sampling, metadata, system blocks and images reach the backend (stops: the gateway)',
     async () => {
       const png = 'iVBORw0KGgo=';
       const m = await anthropic.messages.create({ model: 'up-text', max_tokens: 32,
@@ -247,7 +273,7 @@ test('Anthropic SDK against the OpenAI-compatible backend: tools, mapping, failu
       const sent = up.requests.at(-1).body;
       assert.deepEqual({ max_tokens: sent.max_tokens, temperature: sent.temperature,
         top_p: sent.top_p, top_k: sent.top_k, stop: sent.stop, user: sent.user },
-      { max_tokens: 32, temperature: 0.5, top_p: 0.9, top_k: 40, stop: ['END'], user: 'u-1' });
+      { max_tokens: 32, temperature: 0.5, top_p: 0.9, top_k: 40, stop: undefined, user: 'u-1' });
       assert.deepEqual(sent.messages, [{ role: 'system', content: 'AB' }, { role: 'user', content: [
         { type: 'text', text: 'what is this?' },
         { type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } },

@@ -54,7 +54,8 @@ describe("ingress formats", function()
             assert.equal("messages", u.ingress)
             assert.is_true(u.stream)
             assert.equal(100, b.max_tokens)
-            assert.same({ "END" }, b.stop)
+            assert.is_nil(b.stop) -- the engine applies them (it must know which one matched)
+            assert.same({ "END" }, u.stop_sequences)
             assert.equal(5, b.top_k)
             assert.equal("u1", b.user)
             assert.equal("required", b.tool_choice)
@@ -66,6 +67,24 @@ describe("ingress formats", function()
             assert.equal('{"x":1}', m[3].tool_calls[1]["function"].arguments)
             assert.same({ role = "tool", tool_call_id = "t1", content = "res" }, m[4])
             assert.same({ role = "user", content = "c" }, m[5])
+        end)
+
+        it("bounds stop_sequences: 1..256 bytes each, at most 16", function()
+            local function bad(stops)
+                local r = send("/v1/messages", { model = "gpt-4o", max_tokens = 8,
+                    messages = { { role = "user", content = "hi" } }, stop_sequences = stops })
+                assert.equal(400, r.resp.status)
+                assert.equal("invalid_request_error", cjson.decode(r.resp.body).error.type)
+                return cjson.decode(r.resp.body).error.message
+            end
+            assert.matches("stop_sequences%[1%]", bad({ "ok", "" }))
+            assert.matches("stop_sequences%[0%]", bad({ ("x"):rep(257) }))
+            assert.matches("at most 16", bad({ "a", "b", "c", "d", "e", "f", "g", "h", "i", "j",
+                "k", "l", "m", "n", "o", "p", "q" }))
+            assert.matches("at most 16", bad("END"))
+            local r = send("/v1/messages", { model = "gpt-4o", max_tokens = 8, stop_sequences = {},
+                messages = { { role = "user", content = "hi" } } })
+            assert.is_nil(select(2, sent(r)).stop_sequences)
         end)
 
         it("keeps empty JSON Schema arrays as arrays", function()
