@@ -45,7 +45,7 @@ if(NODE)
     endforeach()
     # The same suites against the ASan+UBSan build of the binary (leaks and UB fail the test).
     if(TARGET pieces-gateway-asan)
-        foreach(n core chat upstream_faults metrics)
+        foreach(n core chat upstream_faults metrics ingress)
             add_test(NAME e2e_${n}_asan
                      COMMAND ${NODE} --test --test-reporter=spec ${PROJECT_SOURCE_DIR}/spec/e2e/${n}.test.js
                      WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
