@@ -141,6 +141,10 @@ return {
             temperature = env.num("GPT_DEFAULT_TEMPERATURE", nil),
             top_p = env.num("GPT_DEFAULT_TOP_P", nil),
         } },
+        -- Anthropic Messages ({P}/messages, /messages/count_tokens) and OpenAI Responses
+        -- ({P}/responses): map their requests onto the chat policy's (after it, before router)
+        { name = "messages" },
+        { name = "responses" },
         -- after chat: orders each request's backends (route phase) and keeps their circuit
         -- breakers (route: skip open ones; log: count outcomes). See policies/router.lua.
         { name = "router" },

@@ -12,9 +12,9 @@
 #           phases run as plain calls)
 #   redis   this build, SHARED_STORE=redis://127.0.0.1:<port>/0: each request waits for one
 #           EVALSHA of the rate-limit script (a redis-server on the client's core)
-#   before  the same policy path built from BASE (default: the merge-base with main, i.e. the
-#           tree before the resumable path), exported with git archive and built once into
-#           build-bench-base/ (BEFORE_BIN=... uses a given binary, GW_TREE_BEFORE its tree)
+#   before  the same policy path built from BASE (default: main's first parent of the merge
+#           that added src/store.c, i.e. the tree before the resumable path), exported with git
+#           archive and built once into build-bench-base/ (BEFORE_BIN=... uses a given binary, GW_TREE_BEFORE its tree)
 # Measured per gateway, interleaved, RUNS times: req/s and gateway CPU-us/request at saturation
 # (wrk -c64, bench/lib/common.sh measure), and p50/p99 latency at a light load (wrk -c4 for
 # LAT_DURATION s, far from saturation, so the added p99 is the store's round trip, not
@@ -40,7 +40,13 @@ CHAIN=(API_KEY="$KEY" IP_BLACKLIST="$BLACK" RATE_LIMIT_ENABLED=true RATE_LIMIT=1
 # ---- the "before" build ----
 build_before() {
     local base dir
-    base=$(git -C "$BENCH_ROOT" rev-parse "${BASE:-$(git -C "$BENCH_ROOT" merge-base HEAD main)}")
+    base=${BASE:-}
+    if [ -z "$base" ]; then # main before the merge that brought the store (src/store.c)
+        base=$(git -C "$BENCH_ROOT" log --first-parent --format=%H -1 --diff-filter=A -- src/store.c)
+        [ -n "$base" ] || die "cannot find the commit that added src/store.c; set BASE"
+        base=$base^1
+    fi
+    base=$(git -C "$BENCH_ROOT" rev-parse "$base")
     dir=$BENCH_ROOT/build-bench-base
     if [ ! -x "$dir/build/pieces-gateway" ] || [ "$(cat "$dir/commit" 2>/dev/null)" != "$base" ]; then
         echo "# building the tree before the resumable path ($base) in $dir" >&2

@@ -4,6 +4,7 @@
 gw_c_test(test_core SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_core.c LIBS gw_core LABELS core)
 gw_c_test(test_http SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_http.c LIBS gw_core LABELS core)
 gw_c_test(test_metrics SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_metrics.c LIBS gw_core LABELS core)
+gw_c_test(test_stop SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_stop.c LIBS gw_core LABELS core)
 gw_c_test(test_jsontext SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_jsontext.c LIBS gw_core
           LABELS core)
 # getrandom(2) and open(2) fail on demand through the linker (see the test's header).
@@ -44,7 +45,7 @@ if(NODE)
     endforeach()
     # The same suites against the ASan+UBSan build of the binary (leaks and UB fail the test).
     if(TARGET pieces-gateway-asan)
-        foreach(n core chat upstream_faults metrics)
+        foreach(n core chat upstream_faults metrics ingress)
             add_test(NAME e2e_${n}_asan
                      COMMAND ${NODE} --test --test-reporter=spec ${PROJECT_SOURCE_DIR}/spec/e2e/${n}.test.js
                      WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})

@@ -8,7 +8,9 @@
 -- includes model routes and foolproof routes; never /, /ping or /admin/...). It runs before
 -- route matching, so an unauthenticated `GET {P}/unknown` gets 401, not 404. The only accepted
 -- form is `Authorization: Bearer <key>` ("Bearer " case-sensitive, exactly one space, the token
--- compared exactly, no trimming; no x-api-key, no query keys). Failures, all 401 `unauthorized`:
+-- compared exactly, no trimming; no query keys). On the Anthropic Messages paths (r.ctx.ingress
+-- "messages") `x-api-key: <key>` is accepted as well, as Anthropic's SDKs send it (Authorization
+-- wins when both are present). Failures, all 401 `unauthorized`:
 --   header missing or empty          "Missing authentication information"
 --   not starting with "Bearer "      "Invalid authentication format"
 --   token is no configured key       "Invalid API key"
@@ -61,14 +63,19 @@ function _M:access(r)
     if #keys == 0 or not r.req.api then
         return
     end
-    local header = r.req:header("Authorization")
+    local header, token = r.req:header("Authorization"), nil
+    if (header == nil or header == "") and r.ctx.ingress == "messages" then
+        token = r.req:header("x-api-key")
+        header = token
+    end
     if header == nil or header == "" then
         return r.resp:error(401, "unauthorized", "Missing authentication information")
     end
-    if header:sub(1, 7) ~= "Bearer " then
+    if not token and header:sub(1, 7) ~= "Bearer " then
         return r.resp:error(401, "unauthorized", "Invalid authentication format")
     end
-    local token, found = header:sub(8), nil
+    local found
+    token = token or header:sub(8)
     for i = 1, #keys do
         if self.equal(token, keys[i]) and not found then
             found = i

@@ -15,7 +15,6 @@
 -- the prompt count of OpenAI's rule: sum(3 + tokens(content) + tokens(role) [+ 1 +
 -- tokens(name)]) + 3 in the model's encoding.
 -- POST {P}/tokenize is answered by policies/tokenize.lua with this policy's helpers.
---
 -- Every string of the body must be valid UTF-8 without lone surrogate escapes (host.json's text
 -- rule; 400 invalid_request naming the field). A prompt over the model's input limit (the
 -- catalog's max_tokens.input) answers 400 context_length_exceeded before dispatch.
@@ -175,16 +174,21 @@ local function number_or_nil(r, req, key, null)
 end
 
 function _M:route(r)
-    if r.req.path:sub(-9) == "/tokenize" then
-        return -- policies/tokenize.lua
+    if r.ctx.ingress ~= "chat" or r.req.path:sub(-9) == "/tokenize" then
+        return -- policies/tokenize.lua; the other formats call :dispatch themselves
     end
-    local json = self.host.json
-    local null = json.null
+    local req = decode_body(r, self.host.json)
+    if req then
+        return self:dispatch(r, req)
+    end
+end
+
+-- Validates an OpenAI chat request (a decoded body) and sets r.upstream. Other ingress formats
+-- (policies/messages.lua, policies/responses.lua) map their request onto one and pass
+-- `ingress` (the answer format) and `body` (that request encoded: what HTTP backends get).
+function _M:dispatch(r, req, ingress, body)
+    local null = self.host.json.null
     local catalog = self.host.policy("models")
-    local req = decode_body(r, json)
-    if not req then
-        return
-    end
     r.ctx.model = type(req.model) == "string" and req.model or r.ctx.route_model
     local msgs = check_messages(r, req.messages, null)
     if not msgs then
@@ -233,7 +237,7 @@ function _M:route(r)
             "invalid_request_error")
     end
     r.upstream = {
-        echo_model = echo, ingress = "chat", stream = req.stream == true,
+        echo_model = echo, ingress = ingress or "chat", stream = req.stream == true, body = body,
         include_usage = type(so) == "table" and so.include_usage == true,
         targets = targets,
     }
@@ -241,6 +245,6 @@ end
 
 -- shared with policies/tokenize.lua
 _M.decode_body, _M.check_messages, _M.model_not_found = decode_body, check_messages, model_not_found
-_M.bad = bad
+_M.bad, _M.number_or_nil = bad, number_or_nil
 
 return _M

@@ -8,12 +8,14 @@
 -- (`r.ctx.whitelisted`, set by ip_rules) skip it. Runs after ip_rules and before auth, like the
 -- original's global limiter, so unauthenticated floods are limited and can get auto-banned.
 --
--- Rules and scope. `default` and `burst` apply to every request. `strict` applies only to chat
--- requests: POST {P}/chat/completions after the rewrite phase, which includes the model routes
--- and foolproof aliases (all spellings of the same expensive call). It is evaluated in the same
--- single check as the other rules and counted once per request. (The original applied strict
--- twice to chat: in its global limiter, to every route, and again in a strict-only limiter;
--- `strict.scope = "all"` restores "strict on every route", still counted once.)
+-- Rules and scope. `default` and `burst` apply to every request. `strict` applies only to LLM
+-- calls: POST {P}/chat/completions after the rewrite phase, which includes the model routes
+-- and foolproof aliases (all spellings of the same expensive call), and the same call in the
+-- other ingress formats, POST {P}/messages (Anthropic) and {P}/responses (OpenAI Responses).
+-- It is evaluated in the same single check as the other rules and counted once per request.
+-- (The original applied strict twice to chat: in its global limiter, to every route, and again
+-- in a strict-only limiter; `strict.scope = "all"` restores "strict on every route", still
+-- counted once.)
 --
 -- Algorithm: sliding-window counter per rule and IP. Time is cut into fixed windows of
 -- `window` seconds; shared keys `rl:<rule>:<ip>:<index>` count allowed requests (TTL two
@@ -83,6 +85,12 @@ local function rule_conf(name, c)
     return rule
 end
 
+-- The POST paths of an LLM call, in every ingress format (the strict rule's "chat" scope).
+local function llm_paths(prefix)
+    return { [prefix .. "/chat/completions"] = true, [prefix .. "/messages"] = true,
+        [prefix .. "/responses"] = true }
+end
+
 function _M.new(conf, host)
     conf = conf or {}
     local rules = {}
@@ -99,7 +107,7 @@ function _M.new(conf, host)
         rules = rules,
         shared = host.shared,
         now = host.now,
-        chat_path = (host.config.api_prefix or "") .. "/chat/completions",
+        llm_paths = llm_paths(host.config.api_prefix or ""),
         rejections = host.metrics.counter("gateway_ratelimit_rejections_total",
             "Requests rejected by a rate limit rule.", { "rule" }),
     }, { __index = _M })
@@ -157,7 +165,7 @@ function _M:access(r)
         return
     end
     local ip, now = r.req.client_ip, self.now()
-    local chat = r.req.method == "POST" and r.req.path == self.chat_path
+    local chat = r.req.method == "POST" and self.llm_paths[r.req.path]
     local states = {}
     for i = 1, #rules do
         local rule = rules[i]

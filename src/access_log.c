@@ -24,24 +24,36 @@ static const char *client_of(const gw_req_t *req)
     return req->client_ip[0] ? req->client_ip : req->peer_ip;
 }
 
+/* " Ingress=<format>" for the Anthropic and Responses paths; "" for chat completions and
+ * everything else, so the seed's line stays as it was. */
+static void ingress_suffix(const gw_req_t *req, char *out, size_t cap)
+{
+    const char *in = req->stats.ingress;
+    if (in[0] && strcmp(in, "chat") != 0)
+        snprintf(out, cap, " Ingress=%s", in);
+    else
+        out[0] = '\0';
+}
+
 static void text_line(const gw_req_t *req, uint64_t now)
 {
-    char dur[48];
+    char dur[48], ing[32];
     gw_log_format_duration(dur, sizeof(dur), now - req->start_ns);
+    ingress_suffix(req, ing, sizeof(ing));
     size_t ul;
     const char *uri = gw_req_url(req, &ul);
     const char *method = req->method_name ? req->method_name : "-";
     if (req->log_model && req->stats.llm && req->stats.backend[0])
-        gw_log(GW_LOG_ACCESS, "%s %.*s model=%s IP=%s Status=%d Duration=%s Backend=%s Usage=%s",
-               method, (int)ul, uri, req->log_model, client_of(req), req->status, dur,
-               req->stats.backend,
-               req->stats.usage_source == GW_USAGE_UPSTREAM ? "upstream" : "tokenizer");
+        gw_log(GW_LOG_ACCESS,
+               "%s %.*s model=%s IP=%s Status=%d Duration=%s Backend=%s Usage=%s%s", method,
+               (int)ul, uri, req->log_model, client_of(req), req->status, dur, req->stats.backend,
+               req->stats.usage_source == GW_USAGE_UPSTREAM ? "upstream" : "tokenizer", ing);
     else if (req->log_model)
-        gw_log(GW_LOG_ACCESS, "%s %.*s model=%s IP=%s Status=%d Duration=%s", method, (int)ul,
-               uri, req->log_model, client_of(req), req->status, dur);
+        gw_log(GW_LOG_ACCESS, "%s %.*s model=%s IP=%s Status=%d Duration=%s%s", method, (int)ul,
+               uri, req->log_model, client_of(req), req->status, dur, ing);
     else
-        gw_log(GW_LOG_ACCESS, "%s %.*s IP=%s Status=%d Duration=%s", method, (int)ul, uri,
-               client_of(req), req->status, dur);
+        gw_log(GW_LOG_ACCESS, "%s %.*s IP=%s Status=%d Duration=%s%s", method, (int)ul, uri,
+               client_of(req), req->status, dur, ing);
 }
 
 static void put_str(gw_buf_t *b, const char *key, const char *v, size_t n)
@@ -114,6 +126,7 @@ static void json_line(const gw_req_t *req, uint64_t now)
     const char *uri = gw_req_url(req, &ul);
     put_str(&b, "uri", uri, ul);
     put_cstr(&b, "route", req->stats.route);
+    put_cstr(&b, "ingress", req->stats.ingress);
     gw_buf_printf(&b, ",\"status\":%d,\"duration_ms\":%.3f", req->status,
                   (double)(now - req->start_ns) / 1e6);
     put_cstr(&b, "model", req->log_model);

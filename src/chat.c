@@ -81,6 +81,8 @@ typedef struct chat_s {
     gw_buf_t deferred; /* stream text not tokenized yet (backends that send usage) */
     int deferring;
     gw_buf_t scratch; /* the event being written (reused) */
+    gw_stop_t stop;   /* the request's stop sequences over choice 0's text */
+    gw_buf_t shown;   /* what of a text delta the stop matcher lets through (reused) */
 } chat_t;
 
 /* ---------- parameters (filled by the FFI seam) ---------- */
@@ -91,6 +93,8 @@ static void params_free(void *data)
     free(p->echo);
     free(p->ingress);
     free(p->body);
+    for (size_t i = 0; i < p->n_stops; i++)
+        free(p->stops[i]);
     for (size_t i = 0; i < p->n_targets; i++)
         gw_chat_target_dispose(&p->targets[i]);
     free(p);
@@ -240,6 +244,10 @@ static void on_timer_closed(uv_handle_t *h)
     answer_dispose(&c->ans);
     gw_buf_dispose(&c->deferred);
     gw_buf_dispose(&c->scratch);
+    gw_buf_dispose(&c->shown);
+    gw_stop_dispose(&c->stop);
+    if (c->fmt->dispose)
+        c->fmt->dispose(&c->out);
     free(c->out.state);
     if (c->tok)
         gw_tok_stream_free(c->tok);
@@ -406,7 +414,7 @@ static void finish_json(chat_t *c)
     gw_req_t *req = c->req;
     gw_buf_t b;
     fill_usage(c);
-    if (c->up_id)
+    if (c->up_id && c->fmt->upstream_id)
         snprintf(c->id, sizeof(c->id), "%.47s", c->up_id);
     gw_buf_init(&b);
     c->fmt->answer(&c->out, &b, &c->ans);
@@ -461,6 +469,7 @@ static void on_head(chat_t *c, const gw_llm_event_t *ev)
     if (!c->rq.stream || c->started)
         return;
     c->started = 1;
+    c->out.prompt_tokens = target(c)->prompt_tokens;
     gw_resp_add_header(c->req, "Cache-Control", 13, "no-cache", 8);
     gw_resp_start(c->req, 200, "text/event-stream");
     gw_buf_reset(&c->scratch);
@@ -487,13 +496,9 @@ static void accumulate(gw_choice_t *ch, const gw_llm_event_t *ev)
     }
 }
 
-static void on_delta(chat_t *c, const gw_llm_event_t *ev)
+/* One delta to the answer (non-stream) or to the client (stream). */
+static void deliver(chat_t *c, gw_choice_t *ch, const gw_llm_event_t *ev)
 {
-    gw_choice_t *ch;
-    if (!c->head)
-        on_head(c, &(gw_llm_event_t){.type = GW_EV_HEAD});
-    if (!(ch = choice(c, ev->choice)))
-        return;
     if (!c->rq.stream) {
         accumulate(ch, ev);
         return;
@@ -508,6 +513,55 @@ static void on_delta(chat_t *c, const gw_llm_event_t *ev)
     if (ev->type == GW_EV_TOOL_CALL && ev->tool.name)
         tok_feed(c, ev->tool.name, ev->tool.name_len);
     write_scratch(c);
+}
+
+/* Choice 0's text through the stop matcher: what it lets through is delivered; a match ends
+ * the answer there (finish stop, the sequence for the format), the upstream call cancelled. */
+static void stop_filter(chat_t *c, gw_choice_t *ch, const gw_llm_event_t *ev)
+{
+    gw_buf_reset(&c->shown);
+    int which = gw_stop_feed(&c->stop, ev->text, ev->len, &c->shown);
+    if (c->shown.len) {
+        gw_llm_event_t part = *ev;
+        part.text = c->shown.data;
+        part.len = c->shown.len;
+        deliver(c, ch, &part);
+    }
+    if (which < 0 || !c->req)
+        return;
+    ch->finish = GW_FINISH_STOP;
+    c->ans.stop_sequence = c->p->stops[which];
+    record_attempt(c, GW_BE_OK, 0);
+    cancel_call(c); /* allowed inside a delta's callback; no event follows */
+    if (c->rq.stream)
+        finish_stream(c);
+    else
+        finish_json(c);
+}
+
+/* The answer ended without a stop sequence: the text the matcher held back. */
+static void stop_flush(chat_t *c)
+{
+    if (!gw_stop_active(&c->stop) || !c->ans.n_choices)
+        return;
+    gw_buf_reset(&c->shown);
+    gw_stop_flush(&c->stop, &c->shown);
+    if (c->shown.len)
+        deliver(c, &c->ans.choices[0], &(gw_llm_event_t){.type = GW_EV_TEXT,
+                                                         .text = c->shown.data,
+                                                         .len = c->shown.len});
+}
+
+static void on_delta(chat_t *c, const gw_llm_event_t *ev)
+{
+    gw_choice_t *ch;
+    if (!c->head)
+        on_head(c, &(gw_llm_event_t){.type = GW_EV_HEAD});
+    if (!(ch = choice(c, ev->choice)))
+        return;
+    if (ev->type == GW_EV_TEXT && ev->choice == 0 && gw_stop_active(&c->stop))
+        return stop_filter(c, ch, ev);
+    deliver(c, ch, ev);
 }
 
 static void attempt(chat_t *c);
@@ -568,6 +622,7 @@ static int has_answer(const gw_answer_t *a)
 
 static void on_end(chat_t *c)
 {
+    stop_flush(c);
     if (c->rq.stream ? !c->head : !has_answer(&c->ans)) {
         gw_llm_event_t ev = {.type = GW_EV_ERROR};
         ev.error.cls = GW_BE_BAD_ANSWER;
@@ -625,6 +680,7 @@ static void attempt_reset(chat_t *c)
     c->up_id = NULL;
     c->head = c->has_usage = 0;
     gw_buf_reset(&c->deferred);
+    gw_stop_reset(&c->stop);
     if (c->tok)
         gw_tok_stream_free(c->tok);
     c->tok = NULL;
@@ -699,6 +755,8 @@ static chat_t *chat_new(gw_chat_env_t *env, gw_req_t *req, gw_chat_params_t *p)
     c->rq.body_len = p->body ? p->body_len : req->body.len;
     gw_buf_init(&c->scratch);
     gw_buf_init(&c->deferred);
+    gw_buf_init(&c->shown);
+    gw_stop_init(&c->stop, p->stops, p->n_stops);
     uv_timer_init(env->loop, &c->retry_timer);
     uv_timer_init(env->loop, &c->limit_timer);
     c->retry_timer.data = c->limit_timer.data = c;

@@ -22,6 +22,7 @@
 
 #include "backend/backend.h"
 #include "buf.h"
+#include "chat_stop.h"
 #include "config.h"
 #include "http.h"
 
@@ -46,6 +47,8 @@ typedef struct gw_chat_params_s {
     int include_usage;
     char *body; /* the OpenAI body for HTTP backends; NULL = the request's */
     size_t body_len;
+    char *stops[GW_STOP_MAX]; /* stop sequences the engine applies (gw_stop_t), or none */
+    size_t n_stops;
     gw_chat_target_t targets[GW_CHAT_MAX_TARGETS];
     size_t n_targets;
     gw_chat_attempt_t attempts[GW_CHAT_MAX_ATTEMPTS];

@@ -131,6 +131,19 @@ int gw_ffi_chat_body(void *req, const char *body, size_t len)
     return GW_OK;
 }
 
+int gw_ffi_chat_stop(void *req, const char *seq, size_t len)
+{
+    gw_chat_params_t *p = gw_chat_params(req, 0);
+    if (!p || !p->echo)
+        return GW_ESTATE;
+    if (len == 0 || len > GW_STOP_MAX_LEN || memchr(seq, '\0', len))
+        return GW_EINVAL;
+    if (p->n_stops >= GW_STOP_MAX)
+        return GW_EAGAIN;
+    p->stops[p->n_stops++] = gw_strndup(seq, len);
+    return GW_OK;
+}
+
 int gw_ffi_chat_attempt(void *req, int i, const char **backend, size_t *blen, int *result,
                         int *status, int *next)
 {

@@ -182,6 +182,9 @@ int gw_ffi_chat_sampling(void *req, int has_temperature, double temperature, int
 int gw_ffi_chat_part(void *req, int kind, const char *text, size_t len);
 /* The OpenAI-shaped body the HTTP backends send (default: the request's own body). */
 int gw_ffi_chat_body(void *req, const char *body, size_t len);
+/* One stop sequence the engine applies to the answer's text (1..256 bytes, no NUL; at most 16:
+ * GW_EAGAIN past them). */
+int gw_ffi_chat_stop(void *req, const char *seq, size_t len);
 /* Attempt i (0-based) of the finished request: backend name, result (0 ok, 1 unreachable,
  * 2 timeout, 3 bad answer, 4 refused, 5 cancelled), upstream status, next (0 none, 1 retry,
  * 2 fallback). GW_ENOENT past the last one. */

@@ -17,8 +17,12 @@
  *   non-stream: answer (the whole accumulated answer)   or   error_body
  *
  * Every callback appends to `out` and must not fail. Formats keep per-answer state in
- * o->state (state_size bytes, zeroed by the engine). Pure functions of their arguments and
- * that state; thread-safe.
+ * o->state (state_size bytes, zeroed by the engine; dispose, when set, frees what the format
+ * allocated in it). Pure functions of their arguments and that state; thread-safe.
+ *
+ * Formats: chat completions (ingress_chat.c), Anthropic Messages "messages"
+ * (ingress_anthropic.c), OpenAI Responses "responses" (ingress_responses.c). The last two keep
+ * the gateway's id (their own prefix) and need the prompt count when the stream opens.
  */
 #ifndef GW_INGRESS_H
 #define GW_INGRESS_H
@@ -48,6 +52,7 @@ typedef struct {
     gw_choice_t *choices;
     size_t n_choices;
     long long prompt_tokens, completion_tokens;
+    const char *stop_sequence; /* the request's stop sequence that ended choice 0, or NULL */
 } gw_answer_t;
 
 /* What every callback may read. */
@@ -56,6 +61,8 @@ typedef struct {
     uint64_t created;  /* unix seconds, one value per answer */
     const char *model; /* the model name the client sent */
     int include_usage; /* the client asked for a usage chunk */
+    long long prompt_tokens; /* the gateway's prompt count of the answering target (stream
+                                open: the final count may still come from the upstream) */
     void *state;       /* the format's own (state_size bytes, zeroed) */
 } gw_out_t;
 
@@ -77,7 +84,9 @@ typedef struct {
 typedef struct {
     const char *name;      /* "chat" (the route phase's r.upstream.ingress) */
     const char *id_prefix; /* "chatcmpl-" */
+    int upstream_id;       /* the upstream's answer id may replace the gateway's */
     size_t state_size;
+    void (*dispose)(gw_out_t *o); /* optional: frees what the callbacks kept in o->state */
     /* stream */
     void (*open)(gw_out_t *o, gw_buf_t *out);
     void (*delta)(gw_out_t *o, gw_buf_t *out, const gw_out_delta_t *d);
@@ -89,8 +98,13 @@ typedef struct {
 } gw_ingress_t;
 
 extern const gw_ingress_t gw_ingress_chat;
+extern const gw_ingress_t gw_ingress_anthropic;
+extern const gw_ingress_t gw_ingress_responses;
 
 /* The format by name (NULL when unknown). */
 const gw_ingress_t *gw_ingress_find(const char *name);
+
+/* Anthropic's error type for an HTTP status (as lua/gw/errors.lua). */
+const char *gw_anthropic_error_type(int status);
 
 #endif

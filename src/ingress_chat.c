@@ -234,6 +234,7 @@ static void chat_error_body(gw_buf_t *out, const gw_out_error_t *e)
 const gw_ingress_t gw_ingress_chat = {
     .name = "chat",
     .id_prefix = "chatcmpl-",
+    .upstream_id = 1,
     .state_size = sizeof(chat_state_t),
     .open = chat_open,
     .delta = chat_delta,
@@ -245,7 +246,8 @@ const gw_ingress_t gw_ingress_chat = {
 
 const gw_ingress_t *gw_ingress_find(const char *name)
 {
-    static const gw_ingress_t *const all[] = {&gw_ingress_chat};
+    static const gw_ingress_t *const all[] = {&gw_ingress_chat, &gw_ingress_anthropic,
+                                              &gw_ingress_responses};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         if (strcmp(all[i]->name, name) == 0)
             return all[i];

@@ -15,6 +15,10 @@
  *   GET|HEAD {P}/models        the catalog rendered by policies/models.lua
  *   POST {P}/chat/completions  Lua route phase, then the upstream call (chat.c)
  *   POST {P}/tokenize          Lua route phase (the chat policy answers with the count)
+ *   POST {P}/messages          Anthropic Messages: route phase (policies/messages.lua), chat.c
+ *   POST {P}/messages/count_tokens   route phase (the messages policy answers)
+ *   POST {P}/responses         OpenAI Responses: route phase (policies/responses.lua), chat.c
+ *   (errors on these paths are in the path's ingress format: gw_ingress_t.error_body)
  *   GET|HEAD /metrics          Prometheus metrics (metrics_hooks.c; METRICS_ALLOW / admin key)
  *   anything else              404 route_not_found (405 method_not_allowed on a known path)
  */
@@ -26,6 +30,7 @@
 
 #include "chat.h"
 #include "gw.h"
+#include "ingress.h"
 #include "metrics.h"
 #include "metrics_hooks.h"
 #include "process.h"
@@ -34,7 +39,7 @@
 struct gw_routes_s {
     uv_loop_t *loop;
     const gw_config_t *cfg;
-    char *models_path, *chat_path, *tokenize_path;
+    char *models_path, *chat_path, *tokenize_path, *messages_path, *count_path, *responses_path;
     gw_chat_env_t chat;
     gw_metrics_pools_t *pools_watch;
 };
@@ -47,6 +52,9 @@ int gw_routes_new(uv_loop_t *loop, const gw_config_t *cfg, gw_routes_t **out, ch
     rt->models_path = gw_sprintf("%s/models", cfg->api_prefix);
     rt->chat_path = gw_sprintf("%s/chat/completions", cfg->api_prefix);
     rt->tokenize_path = gw_sprintf("%s/tokenize", cfg->api_prefix);
+    rt->messages_path = gw_sprintf("%s/messages", cfg->api_prefix);
+    rt->count_path = gw_sprintf("%s/messages/count_tokens", cfg->api_prefix);
+    rt->responses_path = gw_sprintf("%s/responses", cfg->api_prefix);
     rt->chat.loop = loop;
     rt->chat.cfg = cfg;
     *out = rt;
@@ -70,6 +78,9 @@ void gw_routes_free(gw_routes_t *rt)
     free(rt->models_path);
     free(rt->chat_path);
     free(rt->tokenize_path);
+    free(rt->messages_path);
+    free(rt->count_path);
+    free(rt->responses_path);
     free(rt);
 }
 
@@ -130,6 +141,42 @@ static void health(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
     gw_buf_dispose(&b);
 }
 
+/* An error in the path's ingress format (the route phase's answers use the same shapes). */
+static void route_error(gw_req_t *req, const gw_ingress_t *fmt, int status, const char *code,
+                        const char *msg)
+{
+    gw_out_error_t e = {status, code, "error", msg};
+    gw_buf_t b;
+    gw_buf_init(&b);
+    fmt->error_body(&b, &e);
+    gw_resp_send(req, status, "application/json", b.data, b.len);
+    gw_buf_dispose(&b);
+}
+
+/* The ingress format of a path with a route phase (NULL for none); *answered_only: the route
+ * phase must answer itself (tokenize, count_tokens). */
+static const gw_ingress_t *path_ingress(const gw_routes_t *rt, const gw_req_t *req,
+                                        int *answered_only)
+{
+    const struct {
+        const char *path;
+        const gw_ingress_t *fmt;
+        int answered_only;
+    } api[] = {
+        {rt->chat_path, &gw_ingress_chat, 0},
+        {rt->tokenize_path, &gw_ingress_chat, 1},
+        {rt->messages_path, &gw_ingress_anthropic, 0},
+        {rt->count_path, &gw_ingress_anthropic, 1},
+        {rt->responses_path, &gw_ingress_responses, 0},
+    };
+    for (size_t i = 0; i < GW_ARRAY_SIZE(api); i++)
+        if (path_is(req, api[i].path, strlen(api[i].path))) {
+            *answered_only = api[i].answered_only;
+            return api[i].fmt;
+        }
+    return NULL;
+}
+
 /* After the route phase (at once, or when a waiting phase finished). */
 static void after_route(gw_req_t *req, void *ud)
 {
@@ -137,29 +184,33 @@ static void after_route(gw_req_t *req, void *ud)
     if (req->answered)
         return gw_resp_send(req, req->answer_status, req->answer_ctype, req->answer_body.data,
                             req->answer_body.len);
+    int answered_only = 1;
+    const gw_ingress_t *fmt = path_ingress(rt, req, &answered_only);
     gw_chat_params_t *p = gw_chat_params(req, 0);
-    if (path_is(req, rt->tokenize_path, strlen(rt->tokenize_path)) || !p || !p->n_targets)
-        return gw_resp_send_error(req, 500, "internal_error",
-                                  "The route phase produced no upstream request", "error");
+    if (!fmt || answered_only || !p || !p->n_targets)
+        return route_error(req, fmt ? fmt : &gw_ingress_chat, 500, "internal_error",
+                           "The route phase produced no upstream request");
     gw_chat_start(&rt->chat, req);
 }
 
 /* Route phase (Lua), then the upstream call or the policy's own answer. */
-static void chat(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
+static void chat(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req, const gw_ingress_t *fmt)
 {
     if (strcmp(req->method_name, "POST") != 0)
-        return method_not_allowed(req);
+        return route_error(req, fmt, 405, "method_not_allowed", "Method not allowed");
     if (!(gw_vm_phases(vm) & GW_PHASE_ROUTE))
-        return gw_resp_send_error(req, 500, "internal_error",
-                                  "No policy handles the route phase (policy 'chat')", "error");
+        return route_error(req, fmt, 500, "internal_error",
+                           "No policy handles the route phase (policy 'chat')");
     if (gw_vm_route(vm, req, after_route, rt) == GW_VM_SUSPENDED)
         return;
     after_route(req, rt);
 }
 
-/* The route name of the request's (current) path, for the access log and metrics. */
-static const char *route_name(const gw_routes_t *rt, const gw_req_t *req)
+/* The route name of the request's (current) path, for the access log and metrics; *ingress:
+ * the client API format of the path (NULL off the chat paths). */
+static const char *route_name(const gw_routes_t *rt, const gw_req_t *req, const char **ingress)
 {
+    *ingress = NULL;
     if (path_is(req, "/", 1))
         return "health";
     if (path_is(req, "/ping", 5))
@@ -168,10 +219,20 @@ static const char *route_name(const gw_routes_t *rt, const gw_req_t *req)
         return "metrics";
     if (path_is(req, rt->models_path, strlen(rt->models_path)))
         return "models";
-    if (path_is(req, rt->chat_path, strlen(rt->chat_path)))
-        return "chat";
-    if (path_is(req, rt->tokenize_path, strlen(rt->tokenize_path)))
-        return "tokenize";
+    const struct {
+        const char *path, *route, *ingress;
+    } api[] = {
+        {rt->chat_path, "chat", "chat"},
+        {rt->tokenize_path, "tokenize", "chat"},
+        {rt->messages_path, "messages", "messages"},
+        {rt->count_path, "count_tokens", "messages"},
+        {rt->responses_path, "responses", "responses"},
+    };
+    for (size_t i = 0; i < GW_ARRAY_SIZE(api); i++)
+        if (path_is(req, api[i].path, strlen(api[i].path))) {
+            *ingress = api[i].ingress;
+            return api[i].route;
+        }
     return "other";
 }
 
@@ -179,15 +240,18 @@ void gw_routes_classify(const gw_routes_t *rt, gw_req_t *req)
 {
     if (!rt || !req->path)
         return;
-    const char *name = route_name(rt, req); /* static, shorter than the record's field */
-    memcpy(req->stats.route, name, strlen(name) + 1);
+    const char *ingress;
+    const char *name = route_name(rt, req, &ingress); /* static, shorter than the fields */
+    if (!req->stats.route[0])
+        memcpy(req->stats.route, name, strlen(name) + 1);
+    if (!req->stats.ingress[0] && ingress)
+        memcpy(req->stats.ingress, ingress, strlen(ingress) + 1);
 }
 
 int gw_routes_has_route_phase(const gw_routes_t *rt, const gw_req_t *req)
 {
-    return strcmp(req->method_name, "POST") == 0 &&
-           (path_is(req, rt->chat_path, strlen(rt->chat_path)) ||
-            path_is(req, rt->tokenize_path, strlen(rt->tokenize_path)));
+    int answered_only;
+    return strcmp(req->method_name, "POST") == 0 && path_ingress(rt, req, &answered_only);
 }
 
 void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
@@ -217,8 +281,9 @@ void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
                                       "No model catalog is loaded (policy 'models')", "error");
         return gw_resp_send(req, 200, "application/json", body, len);
     }
-    if (path_is(req, rt->chat_path, strlen(rt->chat_path)) ||
-        path_is(req, rt->tokenize_path, strlen(rt->tokenize_path)))
-        return chat(rt, vm, req);
+    int answered_only;
+    const gw_ingress_t *fmt = path_ingress(rt, req, &answered_only);
+    if (fmt)
+        return chat(rt, vm, req, fmt);
     gw_resp_send_error(req, 404, "route_not_found", "Requested path not found", "error");
 }

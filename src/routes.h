@@ -23,8 +23,10 @@ typedef struct gw_routes_s gw_routes_t;
 
 int gw_routes_new(uv_loop_t *loop, const gw_config_t *cfg, gw_routes_t **out, char **err);
 void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req);
-/* Sets req->stats.route to the name of the built-in route of its path ("health", "ping",
- * "metrics", "models", "chat", "tokenize"; "other" for any other path). */
+/* Fills what is still empty of req->stats: route, the name of the built-in route of its path
+ * ("health", "ping", "metrics", "models", "chat", "tokenize", "messages", "count_tokens",
+ * "responses"; "other" for any other path), and ingress, the client API format of a chat path
+ * ("chat", "messages", "responses"; stays "" elsewhere). */
 void gw_routes_classify(const gw_routes_t *rt, gw_req_t *req);
 /* Whether dispatching req now would run the Lua route phase (the one route table). */
 int gw_routes_has_route_phase(const gw_routes_t *rt, const gw_req_t *req);

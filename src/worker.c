@@ -158,8 +158,7 @@ void gw_worker_on_request(gw_req_t *req, void *ud)
  * log line. */
 static void record(gw_worker_t *w, gw_req_t *req)
 {
-    if (!req->stats.route[0])
-        gw_routes_classify(w->routes, req);
+    gw_routes_classify(w->routes, req); /* what no handler recorded */
     gw_metrics_request_done(req);
     gw_access_log(req, w->cfg->access_log_json);
 }

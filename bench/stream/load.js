@@ -47,6 +47,20 @@ const SAMPLE_MS = Number(args['sample-ms'] || 50);
 const TIMEOUT = Number(args.timeout || 60);
 const STREAMS = Number(args.streams || 0);
 const MESSAGES = [{ role: 'user', content: 'hi' }];
+// --ingress chat (default) | messages | responses: the client API of gw mode (bench/ingress.sh)
+const INGRESS = args.ingress || 'chat';
+const INGRESS_SHAPES = {
+    chat: { path: '/v1/chat/completions', body: { model: MODEL, messages: MESSAGES, stream: true },
+        re: /"delta":\{(?:"role":"assistant",)?"content":"c(\d+) "\}/g, end: 'data: [DONE]\n\n' },
+    messages: { path: '/v1/messages',
+        body: { model: MODEL, max_tokens: 1024, messages: MESSAGES, stream: true },
+        re: /"text_delta","text":"c(\d+) "/g,
+        end: 'event: message_stop\ndata: {"type":"message_stop"}\n\n' },
+    responses: { path: '/v1/responses', body: { model: MODEL, input: 'hi', stream: true },
+        re: /"content_index":0,"delta":"c(\d+) "/g, end: '"total_tokens":' },
+};
+const SHAPE = INGRESS_SHAPES[INGRESS];
+if (!SHAPE) throw new Error(`unknown --ingress ${INGRESS}`);
 
 const now = () => Number(process.hrtime.bigint()) / 1e6; // ms
 
@@ -120,7 +134,7 @@ function schedNs(pid) {
 }
 
 // ---- gw mode: raw HTTP/1.1 over net ---------------------------------------------------------
-const CONTENT_RE = /"delta":\{(?:"role":"assistant",)?"content":"c(\d+) "\}/g;
+const CONTENT_RE = SHAPE.re;
 
 function checkSse(body) {
     let n = 0;
@@ -131,7 +145,9 @@ function checkSse(body) {
         n++;
     }
     if (n !== CHUNKS) return `${n} content chunks, not ${CHUNKS}`;
-    if (!body.endsWith('data: [DONE]\n\n')) return `no "data: [DONE]" at the end: ...${JSON.stringify(body.slice(-120))}`;
+    const tail = INGRESS === 'responses' ? body.lastIndexOf('event: response.completed\n') > 0
+        && body.includes(SHAPE.end, body.length - 400) : body.endsWith(SHAPE.end);
+    if (!tail) return `not the ${INGRESS} stream end: ...${JSON.stringify(body.slice(-120))}`;
     return null;
 }
 
@@ -239,8 +255,8 @@ class HttpConn {
 }
 
 async function runGw(endAt) {
-    const body = JSON.stringify({ model: MODEL, messages: MESSAGES, stream: true });
-    const reqBuf = Buffer.from(`POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:${PORT}\r\n` +
+    const body = JSON.stringify(SHAPE.body);
+    const reqBuf = Buffer.from(`POST ${SHAPE.path} HTTP/1.1\r\nHost: 127.0.0.1:${PORT}\r\n` +
         `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     const conns = [];
     for (let i = 0; i < CONC; i += 250) { // the listen backlog is 1024: connect in batches
@@ -462,7 +478,7 @@ function report(t0, t1, st, aborted) {
     const sorted = Array.from(ttfb.subarray(0, nTtfb)).sort((a, b) => a - b);
     const wall = (t1 - t0) / 1000;
     const out = {
-        mode: MODE, model: MODEL, conc: CONC, wall_s: +wall.toFixed(3), streams: good, failures,
+        mode: MODE, ingress: INGRESS, model: MODEL, conc: CONC, wall_s: +wall.toFixed(3), streams: good, failures,
         fail_reasons: Object.fromEntries(failSamples), aborted,
         streams_per_s: +(good / wall).toFixed(1),
         ttfb_p50_ms: pct(sorted, 50), ttfb_p99_ms: pct(sorted, 99), ttfb_max_ms: pct(sorted, 100),

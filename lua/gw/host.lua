@@ -20,6 +20,7 @@ local gwffi = require "gw.ffi"
 local config = require "gw.config"
 local metrics = require "gw.metrics"
 local phases = require "gw.phases"
+local errors = require "gw.errors"
 local cjson = require "cjson.safe"
 local gwstore = require "gw.store"
 
@@ -342,8 +343,14 @@ function resp_methods.exit(self, status, body, content_type)
     self._r._answered = true
 end
 
+-- The error envelope is the path's ingress format's, whoever raises it: Anthropic's on the
+-- Messages paths (lua/gw/errors.lua), else OpenAI's (built in C).
 function resp_methods.error(self, status, code, message, etype)
     code, message, etype = tostring(code or ""), tostring(message or ""), etype or "error"
+    if self._r.ctx.ingress == "messages" then -- Anthropic's envelope (lua/gw/errors.lua)
+        return resp_methods.exit(self, status, errors.body("messages", status, code, message),
+            "application/json")
+    end
     if C.gw_ffi_resp_error(self._req, status, code, #code, message, #message, etype,
         #etype) ~= 0 then
         error("resp:error: a response was already sent, or the status is invalid", 2)
@@ -414,7 +421,11 @@ end
 
 local PRE_PHASES = { "rewrite", "access", "content" }
 
+local route_paths = {} -- POST path -> ingress format (lua/gw/errors.lua)
+
+-- r.ctx.ingress: the client API the (rewritten) path speaks, nil off the chat paths
 local function run_pre(r)
+    r.ctx.ingress = route_paths[r.req.path]
     for i = 1, 3 do
         local phase = PRE_PHASES[i]
         if #chain[phase] > 0 then
@@ -422,6 +433,9 @@ local function run_pre(r)
             if r._answered then
                 return
             end
+        end
+        if i == 1 then
+            r.ctx.ingress = route_paths[r.req.path]
         end
     end
 end
@@ -542,7 +556,9 @@ local function run_route(r)
 end
 
 -- r.upstream, set by the route phase, becomes the C side's chat parameters:
---   { echo_model, stream, include_usage, ingress = "chat", body = (optional OpenAI body),
+--   { echo_model, stream, include_usage, ingress = "chat"|"messages"|"responses",
+--     body = (optional OpenAI body), stop_sequences = (optional { "..." }: the engine ends the
+--     text at the first one, at most 16 of 1..256 bytes),
 --     targets = { { backend, model, encoding, prompt_tokens, completion_offset, variant,
 --                   temperature, top_p, parts = { { kind, text }, ... } }, ... } }
 -- (docs/policy-api.md). What a target carries for each backend type is that backend's
@@ -577,6 +593,12 @@ local function push_upstream(r, req)
     if u.body then
         C.gw_ffi_chat_body(req, u.body, #u.body)
     end
+    local stops = u.stop_sequences
+    for i = 1, stops and #stops or 0 do
+        if C.gw_ffi_chat_stop(req, stops[i], #stops[i]) ~= 0 then
+            error("route: invalid stop sequence " .. i, 0)
+        end
+    end
     local targets = u.targets or {}
     for i = 1, #targets do
         push_target(req, targets[i])
@@ -597,6 +619,7 @@ function _M.route(req, id)
     local r = active[id]
     if not r then
         r = new_r(req)
+        r.ctx.ingress = route_paths[r.req.path]
         if #chain.log > 0 then
             active[id] = r
         end
@@ -653,6 +676,7 @@ function _M.init(opts)
         st.password, st.url = nil, (st.url:gsub("^(redis://)[^@]*@", "%1***@"))
     end
     muted = quiet >= 2
+    route_paths = errors.paths(cfg.api_prefix)
     api_prefix = cfg.api_prefix
     metrics_on = opts.metrics ~= false
     host = build_host(opts)

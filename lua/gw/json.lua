@@ -20,7 +20,7 @@ local cjson = require "cjson.safe"
 
 local byte, sub, find, format = string.byte, string.sub, string.find, string.format
 local concat = table.concat
-local tonumber, type = tonumber, type
+local tonumber, type, next, pairs, tostring = tonumber, type, next, pairs, tostring
 
 local _M = {}
 
@@ -217,6 +217,47 @@ function _M.locate(s, at)
     end
 end
 
+-- lua-cjson 2.1 decodes [] and {} to the same empty table and encodes it as {}. A body the
+-- gateway builds from a decoded one (policies/messages.lua, policies/responses.lua) renders an
+-- empty table as [] under the keys that JSON Schema and the chat API define as arrays.
+local ARRAY_KEYS = {
+    required = true, enum = true, anyOf = true, oneOf = true, allOf = true, prefixItems = true,
+    examples = true, type = true, stop = true, tools = true, tool_calls = true, content = true,
+    messages = true,
+}
+
+local function encode_into(v, out, key)
+    if type(v) ~= "table" or v == cjson.null then
+        out[#out + 1] = cjson.encode(v)
+    elseif next(v) == nil then
+        out[#out + 1] = ARRAY_KEYS[key] and "[]" or "{}"
+    elseif v[1] ~= nil then
+        out[#out + 1] = "["
+        for i = 1, #v do
+            if i > 1 then
+                out[#out + 1] = ","
+            end
+            encode_into(v[i], out, nil)
+        end
+        out[#out + 1] = "]"
+    else
+        out[#out + 1] = "{"
+        local first = true
+        for k, x in pairs(v) do
+            out[#out + 1] = (first and "" or ",") .. cjson.encode(tostring(k)) .. ":"
+            first = false
+            encode_into(x, out, k)
+        end
+        out[#out + 1] = "}"
+    end
+end
+
+function _M.encode_body(v)
+    local out = {}
+    encode_into(v, out, nil)
+    return concat(out)
+end
+
 -- host.json over `check` (default: text_check)
 function _M.new(check)
     check = check or _M.text_check
@@ -241,6 +282,7 @@ function _M.new(check)
     end
     return {
         encode = cjson.encode,
+        encode_body = _M.encode_body,
         decode = decode,
         null = cjson.null,
     }

@@ -17,7 +17,7 @@ const OpenAI = require('openai');
 const { startOpenAIMock, USAGE } = require('./mock/openai');
 const { startMock } = require('./mock/mock');
 const { makeCerts } = require('./mock/certs');
-const { startGateway, tmpDir, sleep, freePort } = require('./lib/gateway');
+const { startGateway, tmpDir, sleep, freePort, GO_AWAY, openStream } = require('./lib/gateway');
 
 const KEY = 'sk-upstream-secret-7f3a9c1e5b';
 const USER = [{ role: 'user', content: 'hi' }];
@@ -237,6 +237,7 @@ test('upstream faults through the OpenAI backend', async (t) => {
     const t0 = Date.now();
     const s = await post(gw, { model: 'stall', messages: USER, stream: true });
     const events = sseData(await s.text());
+    assert.equal(JSON.parse(events[0]).choices[0].delta.content, 'Hello', 'text before the stall');
     assert.equal(JSON.parse(events.at(-1)).error.code, 'stream_timeout');
     assert.ok(Date.now() - t0 >= 1900);
   });
@@ -248,19 +249,36 @@ test('upstream faults through the OpenAI backend', async (t) => {
   });
 
   await t.test('a client that goes away cancels the upstream request at once', async () => {
-    const ac = new AbortController();
-    const r = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST',
-      headers: { 'content-type': 'application/json' }, signal: ac.signal,
-      body: JSON.stringify({ model: 'stall', messages: USER, stream: true }) });
-    const reader = r.body.getReader();
-    await reader.read();
-    const n = oai.closes.length;
-    const t0 = Date.now();
-    ac.abort();
-    await oai.waitFor(() => oai.closes.length > n, 2000);
-    assert.ok(oai.closes.at(-1).t - t0 < 100, `closed after ${oai.closes.at(-1).t - t0} ms`);
+    await abortedStreams(gw, oai, ABORT_ROUNDS);
   });
 });
+
+// ABORT_ROUNDS streams of the 'stall' model (text, then nothing), each read until the client saw
+// its text, then the client goes away (GO_AWAY kinds in turn). Each time the mock must see that
+// very request close long before STREAM_TIMEOUT could close it (so the gateway's own timeout
+// cannot stand in for the cancel): within 100 ms of a raw socket's FIN or RST (the gateway
+// alone), within 500 ms of fetch's abort (undici's abort work included). No request is left in
+// the backend pool afterwards.
+const ABORT_ROUNDS = 15;
+async function abortedStreams(gw, oai, rounds) {
+  const late = [];
+  for (let i = 0; i < rounds; i++) {
+    const how = GO_AWAY[i % GO_AWAY.length];
+    const s = await openStream(gw, { model: 'stall', messages: USER, stream: true }, how);
+    assert.equal(s.status, 200, `round ${i} (${how})`);
+    assert.match(s.text, /"content":"Hello"/, `round ${i} (${how}): text before the stall`);
+    const id = oai.requests.at(-1).id;
+    assert.ok(!oai.closes.some((c) => c.id === id), `round ${i}: still open before going away`);
+    const t0 = Date.now();
+    s.leave();
+    await oai.waitFor(() => oai.closes.some((c) => c.id === id), 1500);
+    const ms = oai.closes.find((c) => c.id === id).t - t0;
+    if (ms >= (how === 'fetch' ? 500 : 100)) late.push(`round ${i} (${how}): ${ms} ms`);
+  }
+  assert.deepEqual(late, [], 'the mock saw every close in time');
+  const home = await (await fetch(`${gw.url}/`)).json();
+  assert.equal(home.backends.openai.pool.requests, 0, 'no upstream request left');
+}
 
 function rssKb(pid) {
   const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -376,6 +394,12 @@ test('TLS to the OpenAI backend: h2 by ALPN, CA file, wrong CA, insecure', async
     assert.equal(oai.requests.at(-1).http, '2.0');
     const r = await client.chat.completions.create({ model: 'tools', messages: USER });
     assert.equal(r.choices[0].finish_reason, 'tool_calls');
+  });
+
+  await t.test('HTTP/2: a client that goes away resets the upstream stream at once', async (tt) => {
+    const { gw, oai } = await setup(tt, { mock: { tls }, env: { UPSTREAM_CA_FILE: certs.ca } });
+    await abortedStreams(gw, oai, ABORT_ROUNDS);
+    assert.equal(oai.requests.at(-1).http, '2.0');
   });
 
   await t.test('an HTTP/1.1-only TLS server', async (tt) => {

@@ -10,7 +10,7 @@ const path = require('node:path');
 const OpenAI = require('openai');
 const { startMock } = require('./mock/mock');
 const { makeCerts } = require('./mock/certs');
-const { startGateway, tmpDir, sleep } = require('./lib/gateway');
+const { startGateway, tmpDir, sleep, GO_AWAY, openStream } = require('./lib/gateway');
 
 const BIN = process.env.GW_CHAT_BIN || undefined; // the ASan suite sets this
 
@@ -427,21 +427,35 @@ test('TLS: a wrong CA fails, the right CA works', async (t) => {
   assert.match(insecure.stderr, /UPSTREAM_INSECURE/);
 });
 
-test('client disconnect cancels the upstream stream', async (t) => {
-  const { gw, mock } = await setup(t, { tls: false });
-  mock.on('gpt', [{ text: 'a' }, { delay: 5000 }, { text: 'b' }]);
-  const ac = new AbortController();
-  const r = await post(gw, { model: 'gpt-4', messages: USER, stream: true });
-  const reader = r.body.getReader();
-  await reader.read();
-  const t0 = Date.now();
-  await reader.cancel();
-  ac.abort();
-  await mock.waitFor(() => mock.cancellations.length > 0, 2000);
-  assert.ok(mock.cancellations[0].t - t0 < 100, `cancel seen after ${mock.cancellations[0].t - t0} ms`);
-  const h = await (await fetch(`${gw.url}/`)).json();
-  assert.equal(h.upstream.gpt.streams, 0, 'no stream left open');
-});
+// CANCEL_ROUNDS streams (text, then the upstream hangs), each read until the client saw the
+// text, then the client goes away (GO_AWAY kinds in turn). Each time the mock must see that very
+// call cancelled (the gateway's RST_STREAM CANCEL): within 100 ms of a raw socket's FIN or RST
+// (the gateway alone), within 500 ms of fetch's abort (undici's abort work included). Over h2c
+// and over TLS.
+const CANCEL_ROUNDS = 9;
+for (const tls of [false, true]) {
+  test(`client disconnect cancels the upstream stream (${tls ? 'TLS' : 'h2c'})`, async (t) => {
+    const { gw, mock } = await setup(t, { tls });
+    mock.on('gpt', [{ text: 'a' }, { hang: true }]);
+    const late = [];
+    for (let i = 0; i < CANCEL_ROUNDS; i++) {
+      const how = GO_AWAY[i % GO_AWAY.length];
+      const s = await openStream(gw, { model: 'gpt-4', messages: USER, stream: true }, how);
+      assert.equal(s.status, 200, `round ${i} (${how})`);
+      assert.match(s.text, /"content":"a"/, `round ${i} (${how}): text before the hang`);
+      const id = mock.requests.at(-1).id;
+      assert.ok(!mock.cancellations.some((c) => c.id === id), `round ${i}: not cancelled yet`);
+      const t0 = Date.now();
+      s.leave();
+      await mock.waitFor(() => mock.cancellations.some((c) => c.id === id), 1500);
+      const ms = mock.cancellations.find((c) => c.id === id).t - t0;
+      if (ms >= (how === 'fetch' ? 500 : 100)) late.push(`round ${i} (${how}): ${ms} ms`);
+    }
+    assert.deepEqual(late, [], 'the mock saw every cancel in time');
+    const h = await (await fetch(`${gw.url}/`)).json();
+    assert.equal(h.upstream.gpt.streams, 0, 'no stream left open');
+  });
+}
 
 function rssKb(pid) {
   const s = require('node:fs').readFileSync(`/proc/${pid}/status`, 'utf8');

@@ -59,7 +59,8 @@ describe("policy chain of gateway.lua", function()
             names[i] = p.name
         end
         assert.same({ "models", "ip_rules", "rate_limit", "model_route", "foolproof", "auth",
-            "blacklist", "pieces", "chat", "router", "tokenize", "admin" }, names)
+            "blacklist", "pieces", "chat", "messages", "responses", "router", "tokenize", "admin" },
+            names)
     end)
 
     it("serves with the defaults: no auth, 60/min, headers", function()

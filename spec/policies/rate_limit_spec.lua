@@ -191,6 +191,20 @@ describe("rate_limit policy", function()
             send_n(1, { path = "/v1/chat/completions" }) -- GET: the router's 405, not strict
         end)
 
+        it("guards the LLM call in every ingress format, not count_tokens", function()
+            setup(STRICT)
+            send_n(1, { method = "POST", path = "/v1/messages" })
+            send_n(3, { method = "POST", path = "/v1/messages/count_tokens" })
+            send_n(1, { method = "POST", path = "/v1/responses" })
+            assert_429(send({ method = "POST", path = "/v1/chat/completions" }), "strict")
+            local m = send({ method = "POST", path = "/v1/messages" }) -- Anthropic's shape
+            assert.equal(429, m.resp.status)
+            assert.same({ type = "error", error = { type = "rate_limit_error",
+                message = "Rate limit exceeded" } }, h.body(m))
+            assert.equal("strict", m.ctx.rate_limited)
+            assert_429(send({ method = "POST", path = "/v1/responses" }), "strict")
+        end)
+
         it("covers model routes and foolproof aliases after the rewrite", function()
             local stub = require("models_stub")
             h = fake.new({ now = T0 })

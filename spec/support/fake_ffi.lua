@@ -599,7 +599,7 @@ local function chat_functions(st, C)
         return st.tokens(enc, sub(text, 1, tonumber(tlen)))
     end
 
-    -- chat parameters: req.chat = { echo, ingress, stream, include_usage, body, targets =
+    -- chat parameters: req.chat = { echo, ingress, stream, include_usage, body, stops, targets =
     -- { { backend, model, encoding, prompt_tokens, completion_offset, variant, temperature,
     -- top_p, parts = { { kind, text } } } } }; st.attempts[req] (or req.attempts): the attempts
     -- the log phase reads ({ backend, result (number), status, next (number) })
@@ -611,10 +611,11 @@ local function chat_functions(st, C)
         if req.chat then
             return GW_ESTATE
         end
-        if str(ingress, ilen) ~= "chat" then
+        local fmt = str(ingress, ilen)
+        if fmt ~= "chat" and fmt ~= "messages" and fmt ~= "responses" then -- gw_ingress_find
             return GW_EINVAL
         end
-        req.chat = { echo = str(echo, elen), ingress = "chat", stream = stream ~= 0,
+        req.chat = { echo = str(echo, elen), ingress = fmt, stream = stream ~= 0,
             include_usage = include_usage ~= 0, targets = {} }
         return GW_OK
     end
@@ -667,6 +668,23 @@ local function chat_functions(st, C)
             return GW_ESTATE
         end
         req.chat.body = str(body, len)
+        return GW_OK
+    end
+
+    function C.gw_ffi_chat_stop(req, seq, len)
+        local c = req.chat
+        if not c then
+            return GW_ESTATE
+        end
+        local v = str(seq, len)
+        if #v == 0 or #v > 256 or v:find("\0", 1, true) then
+            return GW_EINVAL
+        end
+        c.stops = c.stops or {}
+        if #c.stops >= 16 then
+            return GW_EAGAIN
+        end
+        c.stops[#c.stops + 1] = v
         return GW_OK
     end
 

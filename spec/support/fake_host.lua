@@ -48,6 +48,7 @@ local fake_store = require "fake_store"
 local metrics = require "gw.metrics"
 local fake_metrics = require "fake_metrics"
 local phases = require "gw.phases" -- the real host's phase detection
+local errors = require "gw.errors" -- the real host's ingress formats and error envelopes
 
 local _M = {}
 
@@ -392,6 +393,7 @@ function _M.new(opts)
         local path, query = raw_path:match("^([^?]*)%??(.*)$")
         local peer_ip = ip.normalize(spec.peer_ip or "203.0.113.7") or spec.peer_ip
         local r = { ctx = {}, shared = h.shared, log = log, now = host.now, _phase = nil }
+        r.ctx.ingress = errors.paths(prefix)[path]
         local req = {
             method = spec.method or "GET",
             path = path,
@@ -432,8 +434,8 @@ function _M.new(opts)
             resp.answered_by = r._policy or "host"
         end
         function resp.error(self, status, code, message, typ)
-            return self:exit(status,
-                { error = { message = message, type = typ or "error", code = code } })
+            return self:exit(status, errors.body(r.ctx.ingress, status, code, message, typ),
+                "application/json")
         end
         r.req, r.resp = req, resp
         return r
@@ -492,9 +494,11 @@ function _M.new(opts)
     local function run_phases(policies, r, handler)
         for i = 1, 4 do
             local phase = PHASES[i]
+            if phase == "access" then -- the host does it after the rewrite phase
+                r.ctx.ingress = errors.paths(prefix)[r.req.path]
+            end
             local applies = phase ~= "route" or (r.req.method == "POST"
-                and (r.req.path == prefix .. "/chat/completions"
-                    or r.req.path == prefix .. "/tokenize"))
+                and errors.paths(prefix)[r.req.path] ~= nil)
             if applies then
                 for _, inst in ipairs(policies) do
                     if r.resp.answered_by then

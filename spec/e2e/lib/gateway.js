@@ -163,6 +163,52 @@ function raw(port, data, { idleMs = 1500, pauseMs = 0 } = {}) {
   });
 }
 
+// A streamed chat request from a client that will go away in the middle of the answer, in one of
+// the ways clients do (GO_AWAY): 'fetch' (fetch + AbortController, as SDKs do), 'fin' (a raw
+// socket closed) or 'rst' (a raw socket reset, SO_LINGER 0). Resolves once the head and the first
+// complete SSE event arrived: {status, text (what arrived), leave()}; leave() goes away at once.
+// The raw kinds cost nothing on the client between leave() and the packet, so they time the
+// gateway alone; fetch adds undici's own abort work (tens of ms on a loaded machine, more for the
+// first abort of a process).
+const GO_AWAY = ['fetch', 'fin', 'rst'];
+async function openStream(gw, body, how) {
+  const json = JSON.stringify(body);
+  if (how === 'fetch') {
+    const ac = new AbortController();
+    const r = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST',
+      headers: { 'content-type': 'application/json' }, signal: ac.signal, body: json });
+    const reader = r.body.getReader();
+    let text = '';
+    while (!/data: [^\n]*\n\n/.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    return { status: r.status, text, leave: () => ac.abort() };
+  }
+  const sock = net.connect(gw.port, '127.0.0.1');
+  sock.on('error', () => {});
+  await new Promise((resolve, reject) => {
+    sock.once('connect', resolve);
+    sock.once('close', () => reject(new Error('openStream: connection closed before connect')));
+  });
+  sock.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n`
+    + `Content-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`);
+  let text = '';
+  await new Promise((resolve) => {
+    const done = () => { sock.off('data', onData); resolve(); };
+    const onData = (d) => {
+      text += d.toString('utf8');
+      if (/\r\n\r\n[\s\S]*data: [^\n]*\n\n/.test(text)) done();
+    };
+    sock.on('data', onData);
+    sock.once('close', done);
+  });
+  const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+  return { status: m ? Number(m[1]) : 0, text,
+    leave: () => (how === 'rst' ? sock.resetAndDestroy() : sock.destroy()) };
+}
+
 // Split a raw HTTP/1.1 byte stream into responses (Content-Length or chunked bodies).
 function parseResponses(text) {
   const out = [];
@@ -232,4 +278,4 @@ function runBin(args, opts = {}) {
 }
 
 module.exports = { ROOT, BIN, freePort, tmpDir, sleep, baseEnv, Gateway, startGateway, raw,
-  parseResponses, runBin, policyGateway };
+  GO_AWAY, openStream, parseResponses, runBin, policyGateway };

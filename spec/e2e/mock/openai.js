@@ -14,6 +14,7 @@
 //   mock.url            // "http://127.0.0.1:PORT" or "https://localhost:PORT"
 //   mock.requests       // [{id, method, path, headers, body, raw, http, t}] (body: parsed JSON)
 //   mock.closes         // [{id, t, model}] the client went away before the answer was complete
+//                       // (HTTP/1.1: closed the connection; h2: reset the stream or closed)
 //   mock.connections    // TCP connections accepted so far (keep-alive checks)
 //   mock.progress       // {id: bytes written} of the answers being sent
 //   mock.on((rec, ctx) => ...)  // answer every request with this handler instead of the
@@ -28,7 +29,8 @@
 //   status-NNN   HTTP NNN with an OpenAI error body (429 adds Retry-After: 7)
 //   malformed    stream: one good chunk, then broken JSON; non-stream: a body that is not JSON
 //   reset        stream: two chunks, then the connection is destroyed; non-stream: destroyed
-//   stall        stream: headers and one chunk, then nothing; non-stream: never answers
+//   stall        stream: headers, the role chunk and one text chunk ("Hello"), then nothing (so
+//                a client has seen text before the stall); non-stream: never answers
 //   slow-headers answer headers after x-mock-delay ms (default 300), then as usual
 //   error-mid    stream: one chunk, then an error object
 //   split        the usual answer written in small pieces, CRLF lines, ": ping" comments
@@ -139,10 +141,17 @@ class Ctx {
     constructor(mock, rec, req, res) {
         Object.assign(this, { mock, rec, req, res });
         this.closed = false;
+        this.destroyed = false; // the mock itself reset the stream / dropped the connection
         this.sent = 0;
         res.on('close', () => {
             this.closed = true;
-            if (!res.writableFinished) {
+            // http2: the stream closed with an error code (the client's RST_STREAM, or its
+            // connection gone); the compat response says "finished" then, so it cannot tell.
+            // HTTP/1.1: the socket closed before the answer was written.
+            const s = req.stream;
+            const gone = s ? s.rstCode !== http2.constants.NGHTTP2_NO_ERROR
+                : !res.writableFinished;
+            if (gone && !this.destroyed) {
                 mock.closes.push({ id: rec.id, t: Date.now(), model: rec.body && rec.body.model });
             }
         });
@@ -188,6 +197,7 @@ class Ctx {
     }
 
     destroy() {
+        this.destroyed = true;
         const s = this.req.stream; // http2: reset the stream; HTTP/1.1: drop the socket
         if (s && typeof s.close === 'function') s.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
         else this.req.socket.destroy();
@@ -222,7 +232,7 @@ async function scenario(ctx) {
     ctx.head();
     for (let i = 0; i < chunks.length; i++) {
         if (ctx.closed) return undefined;
-        if (model === 'stall' && i === 1) return undefined;
+        if (model === 'stall' && i === 2) return undefined;
         if (model === 'reset' && i === 2) return sleep(50).then(() => ctx.destroy());
         if (model === 'malformed' && i === 1) return ctx.end('data: {"choices": [{"delta": \n\n');
         if (model === 'error-mid' && i === 1) {
