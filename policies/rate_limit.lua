@@ -52,6 +52,10 @@ local DEFAULTS = {
 }
 
 local floor, ceil, max, format = math.floor, math.ceil, math.max, string.format
+local has_new_tab, new_tab = pcall(require, "table.new") -- LuaJIT 2.1: sized at creation
+if not has_new_tab then
+    new_tab = function() return {} end
+end
 
 local function rule_conf(name, c)
     local d = DEFAULTS[name]
@@ -118,7 +122,8 @@ local function retry_after(limit, window, elapsed, prev, cur)
     return (window - elapsed) + max(0, window * (1 - room / cur))
 end
 
--- The window counters of one rule for a request at `now` (a window_incr rule).
+-- The window counters of one rule for a request at `now` (a window_incr rule), with room for
+-- what window_incr and judge add (a table that grows is rehashed).
 local function window_of(rule, ip, now)
     local w = rule.window
     local idx = floor(now / w)
@@ -126,7 +131,8 @@ local function window_of(rule, ip, now)
     local base = "rl:" .. rule.name .. ":" .. ip .. ":"
     return { rule = rule, key = base .. format("%.0f", idx),
         prev = base .. format("%.0f", idx - 1), weight = (w - elapsed) / w,
-        limit = rule.limit, ttl = 2 * w, elapsed = elapsed }
+        limit = rule.limit, ttl = 2 * w, elapsed = elapsed, count = 0, prev_count = 0,
+        ok = false, remaining = 0, reset = 0 }
 end
 
 -- The header numbers of a rule from the counts window_incr read (before this request).
@@ -158,7 +164,7 @@ function _M:access(r)
     end
     local ip, now = r.req.client_ip, self.now()
     local chat = r.req.method == "POST" and r.req.path == self.chat_path
-    local states = {}
+    local states = new_tab(#rules, 0)
     for i = 1, #rules do
         local rule = rules[i]
         if rule.scope == "all" or chat then
