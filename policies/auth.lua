@@ -21,6 +21,7 @@
 --          Empty (the default): no auth.
 
 local _M = { name = "auth" }
+local find = string.find
 
 local function key_list(keys)
     if type(keys) == "string" then -- "k1, k2": split and trim
@@ -65,7 +66,7 @@ function _M:access(r)
     if header == nil or header == "" then
         return r.resp:error(401, "unauthorized", "Missing authentication information")
     end
-    if header:sub(1, 7) ~= "Bearer " then
+    if find(header, "Bearer ", 1, true) ~= 1 then -- (a prefix test without a substring)
         return r.resp:error(401, "unauthorized", "Invalid authentication format")
     end
     local token, found = header:sub(8), nil

@@ -26,7 +26,7 @@ local gwstore = require "gw.store"
 local C = gwffi.C
 local type, pairs, ipairs, tostring, setmetatable = type, pairs, ipairs, tostring, setmetatable
 local tonumber = tonumber
-local format = string.format
+local format, find = string.format, string.find
 local concat = table.concat
 local co_create, co_resume, co_yield, co_status =
     coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
@@ -46,6 +46,7 @@ local chain = {}    -- phase -> array of { name, inst, fn }
 local instances = {}
 local active = {}   -- request id -> r (between handle/route and log)
 local api_prefix = ""
+local api_dir = "/" -- api_prefix .. "/"
 local can_wait = false -- a host call may wait (the Redis store): run phases in coroutines
 local ctl = { req = nil, co = nil } -- the request whose phase runs now (read by gw.store)
 local WAIT, STORE_DOWN = gwstore.WAIT, gwstore.UNAVAILABLE
@@ -274,12 +275,13 @@ local REQ_FIELDS = {
     query = gwffi.REQ_QUERY, peer_ip = gwffi.REQ_PEER_IP, client_ip = gwffi.REQ_CLIENT_IP,
 }
 
+-- (string.find at 1, plain, == 1: a prefix test that makes no substring)
 local function is_api(path)
     if api_prefix ~= "" then
-        return path == api_prefix or path:sub(1, #api_prefix + 1) == api_prefix .. "/"
+        return path == api_prefix or find(path, api_dir, 1, true) == 1
     end
     return path ~= "/" and path ~= "/ping" and path ~= "/metrics" and path ~= "/admin"
-        and path:sub(1, 7) ~= "/admin/"
+        and find(path, "/admin/", 1, true) ~= 1
 end
 
 local req_methods = {}
@@ -663,6 +665,7 @@ function _M.init(opts)
     end
     muted = quiet >= 2
     api_prefix = cfg.api_prefix
+    api_dir = api_prefix .. "/"
     metrics_on = opts.metrics ~= false
     host = build_host(opts)
     policy_errors = host.metrics.counter("gateway_policy_errors_total",
