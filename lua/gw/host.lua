@@ -622,14 +622,15 @@ local function run_log(r)
 end
 
 function _M.log(req, id)
-    req = cast_req(req)
     local r = active[id]
     if r then
+        req = r.req._req -- (the same request: no second cast)
         active[id] = nil
         if r.upstream then
             r.attempts = gwffi.chat_attempts(req) -- what each backend attempt did
         end
     else
+        req = cast_req(req)
         r = new_r(req)
     end
     return run(run_log, r, req, id, log_done)
