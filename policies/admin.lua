@@ -25,6 +25,7 @@
 --   file   env BLACKLIST_FILE (default: the blacklist policy's file, else "blacklist.txt")
 
 local _M = { name = "admin" }
+local find = string.find
 
 local ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!@#$%^&*"
 local LENGTHS = "0123456789abcdefghijklmnopqrstuvw" -- 33 symbols: a length of 32 + index
@@ -224,7 +225,7 @@ local ROUTES = {
 
 function _M:content(r)
     local path = r.req.path
-    if path:sub(1, 7) ~= "/admin/" or r.req.method == "OPTIONS" then
+    if find(path, "/admin/", 1, true) ~= 1 or r.req.method == "OPTIONS" then
         return -- OPTIONS: left to the host's CORS handling
     end
     local header = r.req:header("Authorization")

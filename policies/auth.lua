@@ -23,6 +23,7 @@
 --          Empty (the default): no auth.
 
 local _M = { name = "auth" }
+local find = string.find
 
 local function key_list(keys)
     if type(keys) == "string" then -- "k1, k2": split and trim
@@ -71,7 +72,7 @@ function _M:access(r)
     if header == nil or header == "" then
         return r.resp:error(401, "unauthorized", "Missing authentication information")
     end
-    if not token and header:sub(1, 7) ~= "Bearer " then
+    if not token and find(header, "Bearer ", 1, true) ~= 1 then -- (a prefix test, no substring)
         return r.resp:error(401, "unauthorized", "Invalid authentication format")
     end
     local found

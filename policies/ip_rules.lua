@@ -14,11 +14,8 @@
 -- invalid entry makes new() fail with a message naming it. Configured blacklist entries always
 -- block, cannot be removed at run time and are never written to the blacklist file.
 --
--- The verdict of the two configured lists for a client address text is kept in a memo (the
--- lists never change after new(); a reload builds a new instance): parsing the address and
--- masking it per prefix length is most of this policy's cost, and clients repeat. The memo
--- holds at most MEMO_MAX addresses and is dropped when full, so a flood of distinct addresses
--- costs one table insert more per request than without it. The auto-ban is asked every time.
+-- The sets of host.ip keep each address's verdict themselves (gw.ip Set:contains: a bounded
+-- memo; an empty set answers at once), so repeated clients cost two table lookups here.
 --
 -- Config keys (gateway.lua):
 --   blacklist   array of IPs/CIDRs (or a comma-separated string), env IP_BLACKLIST
@@ -26,7 +23,6 @@
 
 local _M = { name = "ip_rules" }
 
-local MEMO_MAX = 4096
 local LISTED_NONE, LISTED_BLACK, LISTED_WHITE = 0, 1, 2
 
 local function build(ip, list, key)
@@ -58,8 +54,8 @@ function _M.new(conf, host)
     if not white then
         return nil, err
     end
-    return setmetatable({ black = black, white = white, host = host, auto = nil,
-        memo = {}, memo_n = 0 }, { __index = _M })
+    return setmetatable({ black = black, white = white, host = host, auto = nil },
+        { __index = _M })
 end
 
 -- The auto-ban policy instance, looked up once it exists.
@@ -74,21 +70,8 @@ end
 
 -- LISTED_BLACK, LISTED_WHITE or LISTED_NONE for `ip` (the blacklist wins over the whitelist).
 function _M:listed(ip)
-    local memo = self.memo
-    local v = memo[ip]
-    if v == nil then
-        v = self.black:contains(ip) and LISTED_BLACK
-            or self.white:contains(ip) and LISTED_WHITE or LISTED_NONE
-        if type(ip) == "string" then
-            if self.memo_n >= MEMO_MAX then
-                memo = {}
-                self.memo, self.memo_n = memo, 0
-            end
-            memo[ip] = v
-            self.memo_n = self.memo_n + 1
-        end
-    end
-    return v
+    return self.black:contains(ip) and LISTED_BLACK
+        or self.white:contains(ip) and LISTED_WHITE or LISTED_NONE
 end
 
 function _M:blocked(ip)

@@ -220,14 +220,18 @@ function _M:outcome(shared, name, result, probing, now)
     end
 end
 
-function _M:log(r)
-    local probes = r.ctx.breaker_probes or {}
-    local now = r.now()
-    for _, a in ipairs(r.attempts or {}) do
-        self:outcome(r.shared, a.backend, a.result, probes[a.backend], now)
+function _M:log(r) -- (every request ends here: nothing is made for one without attempts)
+    local probes, attempts = r.ctx.breaker_probes, r.attempts
+    if attempts then
+        local now = r.now()
+        for _, a in ipairs(attempts) do
+            self:outcome(r.shared, a.backend, a.result, probes and probes[a.backend], now)
+        end
     end
-    for name in pairs(probes) do -- a probe that was not needed (or was cancelled) is free again
-        r.shared:delete(key(name, "probe"))
+    if probes then
+        for name in pairs(probes) do -- a probe that was not needed (or was cancelled) is free
+            r.shared:delete(key(name, "probe"))
+        end
     end
 end
 

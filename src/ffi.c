@@ -167,9 +167,16 @@ int gw_ffi_random_bytes(unsigned char *buf, size_t n) { return gw_random_bytes(b
  * bytes differ. */
 int gw_ffi_secure_equal(const char *a, size_t alen, const char *b, size_t blen)
 {
+    /* Every byte of the secret b is read once; a (the client's token) is read cyclically,
+     * its index wrapped without a division (the branch depends on alen, which the client
+     * knows). */
     volatile unsigned char diff = alen != blen;
-    for (size_t i = 0; i < blen; i++)
-        diff |= (unsigned char)(b[i] ^ (alen ? a[i % alen] : 0));
+    size_t j = 0;
+    for (size_t i = 0; i < blen; i++) {
+        diff |= (unsigned char)(b[i] ^ (alen ? a[j] : 0));
+        if (++j >= alen)
+            j = 0;
+    }
     return diff == 0;
 }
 

@@ -27,11 +27,15 @@ local gwstore = require "gw.store"
 local C = gwffi.C
 local type, pairs, ipairs, tostring, setmetatable = type, pairs, ipairs, tostring, setmetatable
 local tonumber = tonumber
-local format = string.format
+local format, find = string.format, string.find
 local concat = table.concat
 local co_create, co_resume, co_yield, co_status =
     coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
 local req_str, req_header = gwffi.req_str, gwffi.req_header
+local has_new_tab, new_tab = pcall(require, "table.new") -- LuaJIT 2.1
+if not has_new_tab then
+    new_tab = function() return {} end
+end
 
 local PHASES, PHASE_BIT, phase_fn = phases.PHASES, phases.BIT, phases.fn
 
@@ -43,6 +47,7 @@ local chain = {}    -- phase -> array of { name, inst, fn }
 local instances = {}
 local active = {}   -- request id -> r (between handle/route and log)
 local api_prefix = ""
+local api_dir = "/" -- api_prefix .. "/"
 local can_wait = false -- a host call may wait (the Redis store): run phases in coroutines
 local ctl = { req = nil, co = nil } -- the request whose phase runs now (read by gw.store)
 local WAIT, STORE_DOWN = gwstore.WAIT, gwstore.UNAVAILABLE
@@ -271,12 +276,13 @@ local REQ_FIELDS = {
     query = gwffi.REQ_QUERY, peer_ip = gwffi.REQ_PEER_IP, client_ip = gwffi.REQ_CLIENT_IP,
 }
 
+-- (string.find at 1, plain, == 1: a prefix test that makes no substring)
 local function is_api(path)
     if api_prefix ~= "" then
-        return path == api_prefix or path:sub(1, #api_prefix + 1) == api_prefix .. "/"
+        return path == api_prefix or find(path, api_dir, 1, true) == 1
     end
     return path ~= "/" and path ~= "/ping" and path ~= "/metrics" and path ~= "/admin"
-        and path:sub(1, 7) ~= "/admin/"
+        and find(path, "/admin/", 1, true) ~= 1
 end
 
 local req_methods = {}
@@ -374,9 +380,14 @@ local resp_mt = {
 
 local cast_req = gwffi.cast_req
 
+-- The tables of a request are made with room for the fields they get (the cached request
+-- fields, r's own, the usual ctx keys): growing a table rehashes it, and that was ~10
+-- rehashes per request, more than the policies' own work.
 local function new_r(req)
-    local r = { ctx = {}, shared = host.shared, log = host.log, now = host.now }
-    r.req = setmetatable({ _req = req }, req_mt)
+    local rq = setmetatable(new_tab(0, 8), req_mt)
+    rq._req = req
+    local r = { ctx = new_tab(0, 4), shared = host.shared, log = host.log, now = host.now,
+        req = rq, resp = false, _answered = false, _model = false }
     r.resp = setmetatable({ _req = req, _r = r }, resp_mt)
     return r
 end
@@ -634,14 +645,15 @@ local function run_log(r)
 end
 
 function _M.log(req, id)
-    req = cast_req(req)
     local r = active[id]
     if r then
+        req = r.req._req -- (the same request: no second cast)
         active[id] = nil
         if r.upstream then
             r.attempts = gwffi.chat_attempts(req) -- what each backend attempt did
         end
     else
+        req = cast_req(req)
         r = new_r(req)
     end
     return run(run_log, r, req, id, log_done)
@@ -678,6 +690,7 @@ function _M.init(opts)
     muted = quiet >= 2
     route_paths = errors.paths(cfg.api_prefix)
     api_prefix = cfg.api_prefix
+    api_dir = api_prefix .. "/"
     metrics_on = opts.metrics ~= false
     host = build_host(opts)
     policy_errors = host.metrics.counter("gateway_policy_errors_total",

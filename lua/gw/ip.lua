@@ -223,7 +223,9 @@ end
 local Set = {}
 Set.__index = Set
 
-function Set:contains(ip_text)
+local MEMO_MAX = 4096
+
+local function set_lookup(self, ip_text)
     if self.exact_text[ip_text] then
         return true
     end
@@ -244,6 +246,29 @@ function Set:contains(ip_text)
     return false
 end
 
+-- A set never changes after _M.set(), so the verdict for an address text is kept (at most
+-- MEMO_MAX texts, dropped when full): parsing and masking the address is the whole cost, and
+-- clients repeat. An empty set answers at once.
+function Set:contains(ip_text)
+    if #self.members == 0 then
+        return false
+    end
+    local memo = self.memo
+    local v = memo[ip_text]
+    if v == nil then
+        v = set_lookup(self, ip_text)
+        if type(ip_text) == "string" then
+            if self.memo_n >= MEMO_MAX then
+                memo = {}
+                self.memo, self.memo_n = memo, 0
+            end
+            memo[ip_text] = v
+            self.memo_n = self.memo_n + 1
+        end
+    end
+    return v
+end
+
 -- Canonical `addr/len` texts of the members, sorted.
 function Set:texts()
     local out = {}
@@ -256,7 +281,7 @@ end
 
 function _M.set(list)
     local s = setmetatable({ exact_text = {}, exact = {}, lens = { [4] = {}, [16] = {} },
-        nets = { [4] = {}, [16] = {} }, members = {} }, Set)
+        nets = { [4] = {}, [16] = {} }, members = {}, memo = {}, memo_n = 0 }, Set)
     if list == nil then
         return s
     end

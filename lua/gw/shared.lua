@@ -411,10 +411,19 @@ function _M.map_delete(self, map, field)
     return true
 end
 
+-- The version key of each map name seen ("map:<map>"): read on every request (the ban list),
+-- so it is not rebuilt each time.
+local version_keys = {}
+
 -- shared:map_version(map) -> a number that changes whenever the map changed (0: never).
 function _M.map_version(self, map)
-    check_map(map, "map_version")
-    return _M.get(self, MAP .. map) or 0
+    local key = version_keys[map]
+    if key == nil then
+        check_map(map, "map_version")
+        key = MAP .. map
+        version_keys[map] = key
+    end
+    return _M.get(self, key) or 0
 end
 
 -- shared:map_items(map) -> { [field] = value, ... } (a copy), or nil, err.

@@ -164,6 +164,30 @@ describe("gw.ip", function()
             assert.is_false(ip.set(nil):contains("1.2.3.4"))
             assert.is_nil(ip.set("1.2.3.4"))
         end)
+
+        it("answers the same for repeated and non-string lookups, empty or not", function()
+            for _, list in ipairs({ {}, { "10.0.0.0/8", "2001:db8::1" } }) do
+                local s = assert(ip.set(list))
+                for _ = 1, 3 do
+                    assert.equal(#list > 0, s:contains("10.1.2.3"))
+                    assert.equal(#list > 0, s:contains("2001:db8:0::1"))
+                    assert.is_false(s:contains("11.1.2.3"))
+                    assert.is_false(s:contains(nil))
+                    assert.is_false(s:contains(42))
+                    assert.is_false(s:contains({}))
+                end
+            end
+        end)
+
+        it("stays right after more distinct addresses than it remembers", function()
+            local s = assert(ip.set({ "10.0.0.0/16" }))
+            for i = 0, 5000 do
+                local a = "10." .. i % 2 .. "." .. math.floor(i / 256) % 256 .. "." .. i % 256
+                assert.equal(i % 2 == 0, s:contains(a), a)
+            end
+            assert.is_true(s:contains("10.0.1.1"))
+            assert.is_false(s:contains("10.1.1.1"))
+        end)
     end)
 
     describe("subnet", function()

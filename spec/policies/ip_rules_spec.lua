@@ -95,7 +95,7 @@ describe("ip_rules policy", function()
         assert.equal(200, from("6.6.6.6").resp.status)
     end)
 
-    it("gives the same verdicts from its memo, also past the memo's bound", function()
+    it("gives the same verdicts for repeated clients, also past the sets' memo bound", function()
         -- 5000 distinct addresses (more than the memo holds), then the listed ones again
         for i = 1, 5000 do
             local peer = string.format("11.%d.%d.1", math.floor(i / 256), i % 256)

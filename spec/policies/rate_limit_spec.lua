@@ -260,6 +260,36 @@ describe("rate_limit policy", function()
         assert.equal(0, #h.shared:keys("rl:"))
     end)
 
+    it("names its counters rl:<rule>:<ip>:<window index> as the windows move", function()
+        local base = T0 / 60
+        local function keys()
+            local k = h.shared:keys("rl:")
+            table.sort(k)
+            return k
+        end
+        send()
+        assert.same({ "rl:default:203.0.113.1:" .. base }, keys())
+        h.advance(60)
+        -- the previous window (one request) still weighs 100 %
+        assert.equal("58", send().resp.headers["ratelimit-remaining"])
+        assert.same({ "rl:default:203.0.113.1:" .. base, "rl:default:203.0.113.1:" .. base + 1 },
+            keys())
+        h.advance(600) -- windows skipped: the previous window is base + 10, which never counted
+        local r = send()
+        assert.equal("59", r.resp.headers["ratelimit-remaining"])
+        assert.same({ "rl:default:203.0.113.1:" .. base + 11 }, keys())
+    end)
+
+    it("keeps counting a client after its cached counter names were dropped", function()
+        setup({ default = { limit = 2 } })
+        assert.equal(200, send().resp.status)
+        for i = 1, 4100 do -- more clients than the policy keeps names for
+            send({ peer = "10.1." .. math.floor(i / 256) .. "." .. i % 256 })
+        end
+        assert.equal(200, send().resp.status)
+        assert_429(send(), "default")
+    end)
+
     it("supports fractional windows", function()
         setup({ default = { limit = 2, window = 0.5 } })
         send_n(2)
