@@ -17,14 +17,11 @@
 --      fallback; the gateway then behaves as before backends existed) unless `always` is set.
 -- Log phase: each attempt (r.attempts) updates its backend's breaker. ok or refused (the
 -- backend answered) closes it; unreachable, timeout and bad_answer (5xx, garbage, cut streams)
--- are failures; `failures` consecutive ones, or a failed probe, open it (and the gauge
--- gateway_upstream_breaker_open{backend} shows it). State is in r.shared (all workers see
--- it): breaker:<name>:fails (consecutive failures), breaker:<name>:open (when it opened),
--- breaker:<name>:probe (the probe in flight).
---
--- Other policies and GET /: :breakers() -> { name = { state = "closed"|"open"|"half_open",
--- failures, opened_at, retry_in } }.
---
+-- are failures; `failures` consecutive ones, or a failed probe, open it (gauge
+-- gateway_upstream_breaker_open{backend}). State in r.shared (all workers): breaker:<name>:
+-- fails (consecutive failures), :open (when it opened), :probe (the probe in flight). Other
+-- policies, GET /: :breakers() -> { name = { state = "closed"|"open"|"half_open", failures,
+-- opened_at, retry_in } }.
 -- Config (defaults from gateway.lua):
 --   failures (breaker.failures, env BREAKER_FAILURES, 5), cooldown (breaker.cooldown, env
 --   BREAKER_COOLDOWN, 30 s), order (backend_order, env BACKEND_ORDER), header (off), by_key
