@@ -32,9 +32,7 @@ local _M = { name = "router" }
 local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
 local ceil, max, huge, insert, remove = math.ceil, math.max, math.huge, table.insert, table.remove
 
-local function key(name, what)
-    return "breaker:" .. name .. ":" .. what
-end
+local function key(name, what) return "breaker:" .. name .. ":" .. what end
 
 local function list_of_strings(v)
     if type(v) ~= "table" then return false end
