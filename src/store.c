@@ -44,6 +44,7 @@
 #define QUIET_MS 1000          /* a degraded client recovers after a success this long after
                                   its last failure (one log line per period, not per flap) */
 #define MAX_ARGS 64
+#define FREE_OPS_MAX 256       /* ops kept for reuse per connection (one per waiting request) */
 
 enum { ST_DOWN, ST_CONNECTING, ST_READY, ST_CLOSED };
 
@@ -77,6 +78,9 @@ struct gw_store_s {
     uint64_t last_failure;      /* loop ms */
     int counted_ready;
     char sha[GW_SCRIPT_COUNT][41];
+    gw_store_op_t *free_ops;    /* answered ops, for reuse (a malloc/free less per call) */
+    int n_free_ops;
+    gw_buf_t cmd;               /* the command being formatted (see format_cmd) */
 };
 
 /* ---------- scripts ---------- */
@@ -279,6 +283,31 @@ void gw_store_status_json(gw_buf_t *b)
 
 /* ---------- the op FIFO and deadlines ---------- */
 
+static gw_store_op_t *op_new(gw_store_t *s)
+{
+    gw_store_op_t *op = s->free_ops;
+    if (op) {
+        s->free_ops = op->next;
+        s->n_free_ops--;
+        memset(op, 0, sizeof(*op));
+    } else {
+        op = gw_calloc(1, sizeof(*op));
+    }
+    op->s = s;
+    return op;
+}
+
+static void op_free(gw_store_t *s, gw_store_op_t *op)
+{
+    if (s->n_free_ops >= FREE_OPS_MAX || s->state == ST_CLOSED) {
+        free(op);
+        return;
+    }
+    op->next = s->free_ops;
+    s->free_ops = op;
+    s->n_free_ops++;
+}
+
 static void on_deadline(uv_timer_t *t);
 static void teardown(gw_store_t *s, const char *why);
 
@@ -421,7 +450,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
             success(s);
         cb(r ? GW_STORE_OK : GW_STORE_DOWN, r, op->ud);
     }
-    free(op);
+    op_free(s, op);
     if (s->state != ST_CLOSED)
         arm_deadline(s);
 }
@@ -594,12 +623,11 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 static int send_handshake_op(gw_store_t *s, int kind, int argc, const char **argv,
                              const size_t *lens)
 {
-    gw_store_op_t *op = gw_calloc(1, sizeof(*op));
-    op->s = s;
+    gw_store_op_t *op = op_new(s);
     op->handshake = kind;
     op->deadline = uv_now(s->loop) + connect_ms(s);
     if (redisAsyncCommandArgv(s->ac, on_reply, op, argc, argv, lens) != REDIS_OK) {
-        free(op);
+        op_free(s, op);
         return GW_ERROR;
     }
     fifo_push(s, op);
@@ -691,6 +719,7 @@ gw_store_t *gw_store_new(uv_loop_t *loop, const gw_config_t *cfg, const gw_store
     s->opts = *opts;
     s->backoff_ms = BACKOFF_MIN_MS;
     s->state = ST_DOWN;
+    gw_buf_init(&s->cmd);
     uv_timer_init(loop, &s->deadline);
     uv_timer_init(loop, &s->retry);
     uv_check_init(loop, &s->flusher);
@@ -709,8 +738,15 @@ gw_store_t *gw_store_new(uv_loop_t *loop, const gw_config_t *cfg, const gw_store
 static void on_closed(uv_handle_t *h)
 {
     gw_store_t *s = h->data;
-    if (--s->handles_open == 0)
-        free(s);
+    if (--s->handles_open != 0)
+        return;
+    while (s->free_ops) {
+        gw_store_op_t *op = s->free_ops;
+        s->free_ops = op->next;
+        free(op);
+    }
+    gw_buf_dispose(&s->cmd);
+    free(s);
 }
 
 void gw_store_close(gw_store_t *s)
@@ -739,20 +775,61 @@ int gw_store_ready(const gw_store_t *s) { return s && s->state == ST_READY; }
 
 /* ---------- commands ---------- */
 
-gw_store_op_t *gw_store_send(gw_store_t *s, int argc, const char **argv, const size_t *lens,
-                             gw_store_cb cb, void *ud)
+/* The unified request protocol (RESP), as redisFormatCommandArgv writes it, but without its
+ * sds reallocations and format parsing: "*<argc>\r\n", then "$<len>\r\n<arg>\r\n" per
+ * argument; the nh arguments of head first (EVALSHA <sha>), then argv. */
+static char *put_count(char *p, char tag, size_t n)
 {
-    /* only on a ready connection: while (re)connecting a call would wait for its timeout on a
-     * connection that may never come; it falls back at once instead */
-    if (!s || s->state != ST_READY || !s->ac)
-        return NULL;
-    gw_store_op_t *op = gw_calloc(1, sizeof(*op));
-    op->s = s;
+    char tmp[24];
+    int k = 0;
+    do
+        tmp[k++] = (char)('0' + n % 10);
+    while ((n /= 10) != 0);
+    *p++ = tag;
+    while (k > 0)
+        *p++ = tmp[--k];
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+static char *put_arg(char *p, const char *a, size_t n)
+{
+    p = put_count(p, '$', n);
+    memcpy(p, a, n);
+    p += n;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+static void format_cmd(gw_buf_t *b, int nh, const char *const *head, int argc, const char **argv,
+                       const size_t *lens)
+{
+    size_t total = 24, hl[2];
+    for (int i = 0; i < nh; i++)
+        total += (hl[i] = strlen(head[i])) + 26;
+    for (int i = 0; i < argc; i++)
+        total += (lens ? lens[i] : strlen(argv[i])) + 26;
+    gw_buf_reset(b);
+    gw_buf_reserve(b, total);
+    char *p = put_count(b->data, '*', (size_t)(nh + argc));
+    for (int i = 0; i < nh; i++)
+        p = put_arg(p, head[i], hl[i]);
+    for (int i = 0; i < argc; i++)
+        p = put_arg(p, argv[i], lens ? lens[i] : strlen(argv[i]));
+    b->len = (size_t)(p - b->data);
+}
+
+/* Send the command formatted in s->cmd. */
+static gw_store_op_t *send_cmd(gw_store_t *s, gw_store_cb cb, void *ud)
+{
+    gw_store_op_t *op = op_new(s);
     op->cb = cb;
     op->ud = ud;
     op->deadline = uv_now(s->loop) + (uint64_t)s->cfg->store.timeout_ms;
-    if (redisAsyncCommandArgv(s->ac, on_reply, op, argc, argv, lens) != REDIS_OK) {
-        free(op);
+    if (redisAsyncFormattedCommand(s->ac, on_reply, op, s->cmd.data, s->cmd.len) != REDIS_OK) {
+        op_free(s, op);
         return NULL;
     }
     atomic_fetch_add_explicit(&G.calls, 1, memory_order_relaxed);
@@ -760,24 +837,29 @@ gw_store_op_t *gw_store_send(gw_store_t *s, int argc, const char **argv, const s
     return op;
 }
 
+/* Only on a ready connection: while (re)connecting a call would wait for its timeout on a
+ * connection that may never come; it falls back at once instead. */
+static int can_send(const gw_store_t *s) { return s && s->state == ST_READY && s->ac; }
+
+gw_store_op_t *gw_store_send(gw_store_t *s, int argc, const char **argv, const size_t *lens,
+                             gw_store_cb cb, void *ud)
+{
+    if (!can_send(s) || argc < 1 || argc > MAX_ARGS)
+        return NULL;
+    format_cmd(&s->cmd, 0, NULL, argc, argv, lens);
+    return send_cmd(s, cb, ud);
+}
+
 gw_store_op_t *gw_store_eval(gw_store_t *s, int script, int argc, const char **argv,
                              const size_t *lens, gw_store_cb cb, void *ud)
 {
     int id = script & 0xff;
-    if (id < 0 || id >= GW_SCRIPT_COUNT || argc < 0 || argc > MAX_ARGS - 2 || !s)
+    if (id < 0 || id >= GW_SCRIPT_COUNT || argc < 0 || argc > MAX_ARGS - 2 || !can_send(s))
         return NULL;
-    const char *a[MAX_ARGS];
-    size_t l[MAX_ARGS];
     int eval = (script & GW_SCRIPT_EVAL) || !s->sha[id][0];
-    a[0] = eval ? "EVAL" : "EVALSHA";
-    a[1] = eval ? scripts[id] : s->sha[id];
-    l[0] = strlen(a[0]);
-    l[1] = strlen(a[1]);
-    for (int i = 0; i < argc; i++) {
-        a[i + 2] = argv[i];
-        l[i + 2] = lens ? lens[i] : strlen(argv[i]);
-    }
-    return gw_store_send(s, argc + 2, a, l, cb, ud);
+    const char *head[2] = {eval ? "EVAL" : "EVALSHA", eval ? scripts[id] : s->sha[id]};
+    format_cmd(&s->cmd, 2, head, argc, argv, lens);
+    return send_cmd(s, cb, ud);
 }
 
 void gw_store_cancel(gw_store_op_t *op)
