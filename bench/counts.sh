@@ -28,7 +28,7 @@
 #   plain   GET /v1/models: gateway without policies against nginx serving the file
 #   store   GET /v1/models + Bearer: the policy chain with the local store (gateway) against
 #           the same chain with SHARED_STORE=redis://... (a redis-server on the load's core;
-#           SHARED_STORE_TIMEOUT_MS=2000 so that valgrind's slowness times nothing out, the
+#           SHARED_STORE_TIMEOUT_MS=10000 so that valgrind's slowness times nothing out, the
 #           timeout's value costs nothing per call): what the Redis round trip adds
 #   stream  20-chunk streams (bench/stream.sh's mock and set-up, gateway only): back to back at
 #           C=STREAM_C (default 50) and paced 5 ms apart at C=PACED_C (default 1: every chunk
@@ -98,7 +98,7 @@ start_server() {
         gw-chain) start_gateway "$name" "${CHAIN_ENV[@]}" ;;
         gw-plain) start_gateway "$name" RATE_LIMIT_ENABLED=false ;;
         gw-redis) start_redis
-            start_gateway "$name" "${CHAIN_ENV[@]}" SHARED_STORE_TIMEOUT_MS=2000 \
+            start_gateway "$name" "${CHAIN_ENV[@]}" SHARED_STORE_TIMEOUT_MS=10000 \
                 SHARED_STORE="redis://127.0.0.1:$REDIS_PORT/0"
             wait_store "$STARTED_PORT" ;;
         gw-stream) start_gateway "$name" GPT_GRPC_ADDR="http://127.0.0.1:$MOCK_PORT" \

@@ -45,6 +45,7 @@
                                   its last failure (one log line per period, not per flap) */
 #define MAX_ARGS 64
 #define FREE_OPS_MAX 256       /* ops kept for reuse per connection (one per waiting request) */
+#define FREE_REPLIES_MAX 512   /* reply objects kept for reuse per connection */
 
 enum { ST_DOWN, ST_CONNECTING, ST_READY, ST_CLOSED };
 
@@ -80,28 +81,32 @@ struct gw_store_s {
     char sha[GW_SCRIPT_COUNT][41];
     gw_store_op_t *free_ops;    /* answered ops, for reuse (a malloc/free less per call) */
     int n_free_ops;
+    struct reply_node *free_replies; /* see "reply objects" */
+    int n_free_replies;
     gw_buf_t cmd;               /* the command being formatted (see format_cmd) */
 };
 
 /* ---------- scripts ---------- */
 
-/* KEYS: cur_1, prev_1, ..., cur_n, prev_n. ARGV: weight_i, limit_i, ttl_ms_i per rule.
- * -> { admitted (1/0), cur_1, prev_1, ... } (the counts before the call). */
+/* KEYS: cur_1, prev_1, ..., cur_n, prev_n. ARGV per rule: the weight as two integers m, e
+ * (weight = m * 2^e exactly, see ffi_store.c: no decimal text of a double to make), limit,
+ * ttl_ms. -> { admitted (1/0), cur_1, prev_1, ... } (the counts before the call). */
 static const char SCRIPT_WINDOW[] =
     "local n = #KEYS / 2\n"
     "local v = redis.call('MGET', unpack(KEYS))\n"
     "local out = {1}\n"
     "for i = 1, n do\n"
     "  local cur, prev = tonumber(v[2*i-1]) or 0, tonumber(v[2*i]) or 0\n"
+    "  local w = math.ldexp(tonumber(ARGV[4*i-3]), tonumber(ARGV[4*i-2]))\n"
     "  out[2*i], out[2*i+1] = cur, prev\n"
-    "  if not (prev * tonumber(ARGV[3*i-2]) + cur + 1 <= tonumber(ARGV[3*i-1])) then\n"
+    "  if not (prev * w + cur + 1 <= tonumber(ARGV[4*i-1])) then\n"
     "    out[1] = 0\n"
     "  end\n"
     "end\n"
     "if out[1] == 1 then\n"
     "  for i = 1, n do\n"
-    "    if redis.call('INCR', KEYS[2*i-1]) == 1 and tonumber(ARGV[3*i]) > 0 then\n"
-    "      redis.call('PEXPIRE', KEYS[2*i-1], ARGV[3*i])\n"
+    "    if redis.call('INCR', KEYS[2*i-1]) == 1 and tonumber(ARGV[4*i]) > 0 then\n"
+    "      redis.call('PEXPIRE', KEYS[2*i-1], ARGV[4*i])\n"
     "    end\n"
     "  end\n"
     "end\n"
@@ -279,6 +284,121 @@ void gw_store_status_json(gw_buf_t *b)
     } else
         gw_buf_puts(b, "null}");
     pthread_mutex_unlock(&G.lock);
+}
+
+/* ---------- reply objects ----------
+ * hiredis' reader makes each reply element with calloc (and a string's text, an array's
+ * element list with another malloc) and frees them after the callback: five allocations and
+ * frees for the rate limiter's answer. These object functions (the reader's, per context) keep
+ * the objects, with their text and element buffers, on the connection for reuse. The reply is
+ * the same redisReply hiredis makes (the callers read it as before); a node knows its store. */
+
+typedef struct reply_node {
+    gw_store_t *s;
+    struct reply_node *next;
+    size_t text_cap;   /* bytes at r.str (for reuse) */
+    size_t elem_cap;   /* pointers at r.element */
+    redisReply r;
+} reply_node;
+
+#define NODE_OF(reply) ((reply_node *)((char *)(reply) - offsetof(reply_node, r)))
+
+static reply_node *node_new(gw_store_t *s, const redisReadTask *task)
+{
+    reply_node *n = s->free_replies;
+    if (n) {
+        s->free_replies = n->next;
+        s->n_free_replies--;
+    } else {
+        n = gw_calloc(1, sizeof(*n));
+        n->s = s;
+    }
+    n->r.type = task->type;
+    n->r.integer = 0;
+    n->r.len = 0;
+    n->r.elements = 0;
+    if (task->parent) {
+        redisReply *parent = task->parent->obj;
+        parent->element[task->idx] = &n->r;
+    }
+    return n;
+}
+
+static void node_dispose(reply_node *n)
+{
+    free(n->r.str);
+    free(n->r.element);
+    free(n);
+}
+
+static void reply_free(void *p)
+{
+    redisReply *r = p;
+    if (!r)
+        return;
+    if (r->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < r->elements; i++)
+            reply_free(r->element[i]);
+    reply_node *n = NODE_OF(r);
+    gw_store_t *s = n->s;
+    if (s->n_free_replies >= FREE_REPLIES_MAX || s->state == ST_CLOSED) {
+        node_dispose(n);
+        return;
+    }
+    n->next = s->free_replies;
+    s->free_replies = n;
+    s->n_free_replies++;
+}
+
+static void *reply_string(const redisReadTask *task, char *str, size_t len)
+{
+    reply_node *n = node_new(task->privdata, task);
+    if (n->text_cap < len + 1) {
+        free(n->r.str);
+        n->text_cap = GW_MAX(len + 1, 64);
+        n->r.str = gw_malloc(n->text_cap);
+    }
+    memcpy(n->r.str, str, len);
+    n->r.str[len] = '\0';
+    n->r.len = len;
+    return &n->r;
+}
+
+static void *reply_array(const redisReadTask *task, int elements)
+{
+    reply_node *n = node_new(task->privdata, task);
+    size_t want = elements > 0 ? (size_t)elements : 0;
+    if (n->elem_cap < want) {
+        free(n->r.element);
+        n->elem_cap = GW_MAX(want, 8);
+        n->r.element = gw_malloc(n->elem_cap * sizeof(redisReply *));
+    }
+    if (want)
+        memset(n->r.element, 0, want * sizeof(redisReply *));
+    n->r.elements = want;
+    return &n->r;
+}
+
+static void *reply_integer(const redisReadTask *task, long long value)
+{
+    reply_node *n = node_new(task->privdata, task);
+    n->r.integer = value;
+    return &n->r;
+}
+
+static void *reply_nil(const redisReadTask *task) { return &node_new(task->privdata, task)->r; }
+
+static redisReplyObjectFunctions reply_fns = {reply_string, reply_array, reply_integer,
+                                              reply_nil, reply_free};
+
+static void free_replies(gw_store_t *s)
+{
+    while (s->free_replies) {
+        reply_node *n = s->free_replies;
+        s->free_replies = n->next;
+        node_dispose(n);
+    }
+    s->n_free_replies = 0;
 }
 
 /* ---------- the op FIFO and deadlines ---------- */
@@ -568,6 +688,8 @@ static int attach(redisAsyncContext *ac, uv_loop_t *loop)
     ac->ev.delRead = del_read;
     ac->ev.addWrite = add_write;
     ac->ev.delWrite = del_write;
+    ac->c.reader->fn = &reply_fns;
+    ac->c.reader->privdata = ac->data; /* the store: each read task gets it */
     return REDIS_OK;
 }
 
@@ -745,6 +867,7 @@ static void on_closed(uv_handle_t *h)
         s->free_ops = op->next;
         free(op);
     }
+    free_replies(s);
     gw_buf_dispose(&s->cmd);
     free(s);
 }
@@ -776,9 +899,9 @@ int gw_store_ready(const gw_store_t *s) { return s && s->state == ST_READY; }
 /* ---------- commands ---------- */
 
 /* The unified request protocol (RESP), as redisFormatCommandArgv writes it, but without its
- * sds reallocations and format parsing: "*<argc>\r\n", then "$<len>\r\n<arg>\r\n" per
- * argument; the nh arguments of head first (EVALSHA <sha>), then argv. */
-static char *put_count(char *p, char tag, size_t n)
+ * sds reallocations and format parsing, written in place into s->cmd: "*<argc>\r\n", then
+ * "$<len>\r\n<arg>\r\n" per argument. */
+static char *put_count(char *p, char tag, unsigned long long n)
 {
     char tmp[24];
     int k = 0;
@@ -793,37 +916,72 @@ static char *put_count(char *p, char tag, size_t n)
     return p;
 }
 
-static char *put_arg(char *p, const char *a, size_t n)
+/* Only on a ready connection: while (re)connecting a call would wait for its timeout on a
+ * connection that may never come; it falls back at once instead. */
+static int can_send(const gw_store_t *s) { return s && s->state == ST_READY && s->ac; }
+
+int gw_store_cmd_begin(gw_store_t *s, int script, int argc)
 {
-    p = put_count(p, '$', n);
-    memcpy(p, a, n);
-    p += n;
-    *p++ = '\r';
-    *p++ = '\n';
-    return p;
+    int id = script & 0xff;
+    if (!can_send(s) || argc < 0 || argc > MAX_ARGS - 2 || (script >= 0 && id >= GW_SCRIPT_COUNT))
+        return GW_EAGAIN;
+    gw_buf_t *b = &s->cmd;
+    gw_buf_reset(b);
+    gw_buf_reserve(b, 16);
+    if (script < 0) {
+        b->len = (size_t)(put_count(b->data, '*', (unsigned)argc) - b->data);
+        return GW_OK;
+    }
+    b->len = (size_t)(put_count(b->data, '*', (unsigned)argc + 2) - b->data);
+    if ((script & GW_SCRIPT_EVAL) || !s->sha[id][0]) {
+        gw_store_cmd_arg(s, "EVAL", 4);
+        gw_store_cmd_arg(s, scripts[id], strlen(scripts[id]));
+    } else {
+        gw_store_cmd_arg(s, "EVALSHA", 7);
+        gw_store_cmd_arg(s, s->sha[id], 40);
+    }
+    return GW_OK;
 }
 
-static void format_cmd(gw_buf_t *b, int nh, const char *const *head, int argc, const char **argv,
-                       const size_t *lens)
+void gw_store_cmd_arg2(gw_store_t *s, const char *a, size_t an, const char *c, size_t cn)
 {
-    size_t total = 24, hl[2];
-    for (int i = 0; i < nh; i++)
-        total += (hl[i] = strlen(head[i])) + 26;
-    for (int i = 0; i < argc; i++)
-        total += (lens ? lens[i] : strlen(argv[i])) + 26;
-    gw_buf_reset(b);
-    gw_buf_reserve(b, total);
-    char *p = put_count(b->data, '*', (size_t)(nh + argc));
-    for (int i = 0; i < nh; i++)
-        p = put_arg(p, head[i], hl[i]);
-    for (int i = 0; i < argc; i++)
-        p = put_arg(p, argv[i], lens ? lens[i] : strlen(argv[i]));
+    gw_buf_t *b = &s->cmd;
+    gw_buf_reserve(b, an + cn + 32);
+    char *p = put_count(b->data + b->len, '$', an + cn);
+    memcpy(p, a, an);
+    memcpy(p + an, c, cn);
+    p += an + cn;
+    *p++ = '\r';
+    *p++ = '\n';
     b->len = (size_t)(p - b->data);
 }
 
-/* Send the command formatted in s->cmd. */
-static gw_store_op_t *send_cmd(gw_store_t *s, gw_store_cb cb, void *ud)
+void gw_store_cmd_arg(gw_store_t *s, const char *a, size_t n) { gw_store_cmd_arg2(s, a, n, "", 0); }
+
+void gw_store_cmd_int(gw_store_t *s, long long v)
 {
+    char tmp[24];
+    int k = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        tmp[k++] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        tmp[k++] = '-';
+    gw_buf_t *b = &s->cmd;
+    gw_buf_reserve(b, 32);
+    char *p = put_count(b->data + b->len, '$', (unsigned)k);
+    while (k > 0)
+        *p++ = tmp[--k];
+    *p++ = '\r';
+    *p++ = '\n';
+    b->len = (size_t)(p - b->data);
+}
+
+gw_store_op_t *gw_store_cmd_send(gw_store_t *s, gw_store_cb cb, void *ud)
+{
+    if (!can_send(s))
+        return NULL;
     gw_store_op_t *op = op_new(s);
     op->cb = cb;
     op->ud = ud;
@@ -837,29 +995,26 @@ static gw_store_op_t *send_cmd(gw_store_t *s, gw_store_cb cb, void *ud)
     return op;
 }
 
-/* Only on a ready connection: while (re)connecting a call would wait for its timeout on a
- * connection that may never come; it falls back at once instead. */
-static int can_send(const gw_store_t *s) { return s && s->state == ST_READY && s->ac; }
+static gw_store_op_t *send_argv(gw_store_t *s, int script, int argc, const char **argv,
+                                const size_t *lens, gw_store_cb cb, void *ud)
+{
+    if (gw_store_cmd_begin(s, script, argc) != GW_OK)
+        return NULL;
+    for (int i = 0; i < argc; i++)
+        gw_store_cmd_arg(s, argv[i], lens ? lens[i] : strlen(argv[i]));
+    return gw_store_cmd_send(s, cb, ud);
+}
 
 gw_store_op_t *gw_store_send(gw_store_t *s, int argc, const char **argv, const size_t *lens,
                              gw_store_cb cb, void *ud)
 {
-    if (!can_send(s) || argc < 1 || argc > MAX_ARGS)
-        return NULL;
-    format_cmd(&s->cmd, 0, NULL, argc, argv, lens);
-    return send_cmd(s, cb, ud);
+    return argc < 1 ? NULL : send_argv(s, -1, argc, argv, lens, cb, ud);
 }
 
 gw_store_op_t *gw_store_eval(gw_store_t *s, int script, int argc, const char **argv,
                              const size_t *lens, gw_store_cb cb, void *ud)
 {
-    int id = script & 0xff;
-    if (id < 0 || id >= GW_SCRIPT_COUNT || argc < 0 || argc > MAX_ARGS - 2 || !can_send(s))
-        return NULL;
-    int eval = (script & GW_SCRIPT_EVAL) || !s->sha[id][0];
-    const char *head[2] = {eval ? "EVAL" : "EVALSHA", eval ? scripts[id] : s->sha[id]};
-    format_cmd(&s->cmd, 2, head, argc, argv, lens);
-    return send_cmd(s, cb, ud);
+    return script < 0 ? NULL : send_argv(s, script, argc, argv, lens, cb, ud);
 }
 
 void gw_store_cancel(gw_store_op_t *op)
