@@ -80,7 +80,7 @@ static void put_num(gw_store_t *s, double v)
     }
 }
 
-/* weight = m * 2^e exactly (m has at most 53 bits); not finite: "nan" (the script fails, the
+/* weight = m * 2^e exactly (m has at most 53 bits, in hex: no divisions); not finite: "nan" (the script fails, the
  * caller falls back as for any error) */
 static void put_weight(gw_store_t *s, double w)
 {
@@ -89,7 +89,7 @@ static void put_weight(gw_store_t *s, double w)
         gw_store_cmd_arg(s, "nan", 3);
     } else {
         double f = frexp(w, &e);
-        gw_store_cmd_int(s, (long long)ldexp(f, 53));
+        gw_store_cmd_hex(s, (long long)ldexp(f, 53));
         e -= 53;
     }
     gw_store_cmd_int(s, e);

@@ -88,8 +88,8 @@ struct gw_store_s {
 
 /* ---------- scripts ---------- */
 
-/* KEYS: cur_1, prev_1, ..., cur_n, prev_n. ARGV per rule: the weight as two integers m, e
- * (weight = m * 2^e exactly, see ffi_store.c: no decimal text of a double to make), limit,
+/* KEYS: cur_1, prev_1, ..., cur_n, prev_n. ARGV per rule: the weight as two integers m (hex),
+ * e (weight = m * 2^e exactly, see ffi_store.c: no decimal text of a double to make), limit,
  * ttl_ms. -> { admitted (1/0), cur_1, prev_1, ... } (the counts before the call). */
 static const char SCRIPT_WINDOW[] =
     "local n = #KEYS / 2\n"
@@ -97,7 +97,9 @@ static const char SCRIPT_WINDOW[] =
     "local out = {1}\n"
     "for i = 1, n do\n"
     "  local cur, prev = tonumber(v[2*i-1]) or 0, tonumber(v[2*i]) or 0\n"
-    "  local w = math.ldexp(tonumber(ARGV[4*i-3]), tonumber(ARGV[4*i-2]))\n"
+    "  local m = ARGV[4*i-3]\n"
+    "  m = m:byte(1) == 45 and -tonumber(m:sub(2), 16) or tonumber(m, 16)\n"
+    "  local w = math.ldexp(m, tonumber(ARGV[4*i-2]))\n"
     "  out[2*i], out[2*i+1] = cur, prev\n"
     "  if not (prev * w + cur + 1 <= tonumber(ARGV[4*i-1])) then\n"
     "    out[1] = 0\n"
@@ -957,6 +959,27 @@ void gw_store_cmd_arg2(gw_store_t *s, const char *a, size_t an, const char *c, s
 }
 
 void gw_store_cmd_arg(gw_store_t *s, const char *a, size_t n) { gw_store_cmd_arg2(s, a, n, "", 0); }
+
+void gw_store_cmd_hex(gw_store_t *s, long long v)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[24];
+    int k = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        tmp[k++] = hex[u & 15];
+    while ((u >>= 4) != 0);
+    if (v < 0)
+        tmp[k++] = '-';
+    gw_buf_t *b = &s->cmd;
+    gw_buf_reserve(b, 32);
+    char *p = put_count(b->data + b->len, '$', (unsigned)k);
+    while (k > 0)
+        *p++ = tmp[--k];
+    *p++ = '\r';
+    *p++ = '\n';
+    b->len = (size_t)(p - b->data);
+}
 
 void gw_store_cmd_int(gw_store_t *s, long long v)
 {

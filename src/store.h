@@ -92,6 +92,7 @@ int gw_store_cmd_begin(gw_store_t *s, int script, int argc);
 void gw_store_cmd_arg(gw_store_t *s, const char *a, size_t n);
 void gw_store_cmd_arg2(gw_store_t *s, const char *a, size_t an, const char *c, size_t cn);
 void gw_store_cmd_int(gw_store_t *s, long long v);
+void gw_store_cmd_hex(gw_store_t *s, long long v); /* [-]lower-case hex digits, no 0x */
 gw_store_op_t *gw_store_cmd_send(gw_store_t *s, gw_store_cb cb, void *ud);
 /* The op's callback will not run (its reply is dropped). Only before the callback ran. */
 void gw_store_cancel(gw_store_op_t *op);

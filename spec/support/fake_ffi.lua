@@ -585,7 +585,7 @@ local function store_functions(st, C)
         for i = 0, n - 1 do
             local w, limit, ttl = nums[3 * i], nums[3 * i + 1], nums[3 * i + 2]
             local m, e = math.frexp(w)
-            args[#args + 1] = int(m * 2 ^ 53)
+            args[#args + 1] = (m < 0 and "-" or "") .. string.format("%x", math.abs(m) * 2 ^ 53)
             args[#args + 1] = int(e - 53)
             args[#args + 1] = limit % 1 == 0 and int(limit) or string.format("%.17g", limit)
             args[#args + 1] = (ttl <= 0 or ttl >= 1e9) and "0" or int(math.ceil(ttl * 1000))
