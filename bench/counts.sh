@@ -26,6 +26,10 @@
 #   policy  GET /v1/models + Bearer: gateway chain (auth, ip_rules, rate_limit, blacklist;
 #           bench/policy_chain.sh's set-up) against nginx + lua doing the same checks
 #   plain   GET /v1/models: gateway without policies against nginx serving the file
+#   store   GET /v1/models + Bearer: the policy chain with the local store (gateway) against
+#           the same chain with SHARED_STORE=redis://... (a redis-server on the load's core;
+#           SHARED_STORE_TIMEOUT_MS=10000 so that valgrind's slowness times nothing out, the
+#           timeout's value costs nothing per call): what the Redis round trip adds
 #   stream  20-chunk streams (bench/stream.sh's mock and set-up, gateway only): back to back at
 #           C=STREAM_C (default 50) and paced 5 ms apart at C=PACED_C (default 1: every chunk
 #           arrives on its own, also under valgrind), per chunk (streams x 20)
@@ -41,7 +45,7 @@
 # Knobs: WARM (100000), WARM_S (65), REQS (2000), WINDOWS (3), WARM_SYS (5000), SYS_REQS (20000),
 # CONNS (64), STREAMS (200), PACED_STREAMS (20), WARM_STREAMS (1000), CG_OPTS (extra valgrind
 # options), GW_BIN, SERVER_CPU, CLIENT_CPU. A run takes ~20-40 minutes on a busy machine.
-# Usage: bench/counts.sh [policy] [plain] [stream]
+# Usage: bench/counts.sh [policy] [plain] [store] [stream]
 set -euo pipefail
 # shellcheck source=bench/lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
@@ -93,6 +97,10 @@ start_server() {
     case "$kind" in
         gw-chain) start_gateway "$name" "${CHAIN_ENV[@]}" ;;
         gw-plain) start_gateway "$name" RATE_LIMIT_ENABLED=false ;;
+        gw-redis) start_redis
+            start_gateway "$name" "${CHAIN_ENV[@]}" SHARED_STORE_TIMEOUT_MS=10000 \
+                SHARED_STORE="redis://127.0.0.1:$REDIS_PORT/0"
+            wait_store "$STARTED_PORT" ;;
         gw-stream) start_gateway "$name" GPT_GRPC_ADDR="http://127.0.0.1:$MOCK_PORT" \
             VERTEX_GRPC_ADDR="http://127.0.0.1:$MOCK_PORT" RATE_LIMIT_ENABLED=false \
             STREAM_TIMEOUT=0 MAX_POOL_SIZE=4 MAX_CONNECTIONS=20000 ;;
@@ -113,6 +121,30 @@ $main"
         SRV_PID=$(children_of "$STARTED_PID" | head -1)
         [ -n "$SRV_PID" ] || die "no nginx worker under $STARTED_PID"
     fi
+}
+
+# start_redis: one redis-server (no persistence) on the load's core, once. Sets REDIS_PORT.
+start_redis() {
+    [ -n "${REDIS_PORT:-}" ] && return 0
+    need_tools redis-server redis-cli
+    REDIS_PORT=$(free_port)
+    taskset -c "$CLIENT_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
+        --appendonly no >"$BENCH_TMP/redis.log" 2>&1 &
+    BENCH_PIDS+=("$!")
+    for _ in $(seq 1 100); do
+        redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    die "redis-server did not start"
+}
+
+# wait_store PORT: until the gateway's store is connected (GET /)
+wait_store() {
+    for _ in $(seq 1 600); do
+        curl -s "http://127.0.0.1:$1/" | grep -q '"connected":true' && return 0
+        sleep 0.1
+    done
+    die "the gateway on $1 did not connect to Redis"
 }
 
 # the JSON both nginx peers serve: the gateway's own /v1/models answer
@@ -258,7 +290,8 @@ for p in $COUNT_PATHS; do
     case "$p" in
         policy) http_pair "policy chain" gw-chain ngx-lua "nginx+lua" -H "$AUTH" ;;
         plain) http_pair "no policies" gw-plain ngx-static "nginx" ;;
+        store) http_pair "store: local (gateway) vs redis" gw-chain gw-redis "redis" -H "$AUTH" ;;
         stream) stream_counts ;;
-        *) die "unknown path '$p' (policy, plain, stream)" ;;
+        *) die "unknown path '$p' (policy, plain, store, stream)" ;;
     esac
 done

@@ -154,10 +154,20 @@ int gw_ffi_shdict_window_incr(int n, const char **keys, const size_t *klens, con
  * with gw_ffi_store_reply. GW_FFI_EAGAIN: the store is not ready, nothing was sent. req NULL:
  * no answer wanted (fire and forget). */
 int gw_ffi_store_send(void *req, int script, int argc, const char **argv, const size_t *lens);
+/* The rate limiter's script (GW_FFI_SCRIPT_WINDOW, | GW_FFI_SCRIPT_EVAL in flags: send the body)
+ * for n rules (1..8), formatted here from the rules' values: keys[2i], keys[2i+1] the current
+ * and previous window's key (without the store's "gw:" prefix), nums[3i..3i+2] weight, limit,
+ * ttl (seconds). As gw_ffi_store_send otherwise (GW_FFI_EINVAL: bad n). */
+int gw_ffi_store_window(void *req, int flags, int n, const char **keys, const size_t *klens,
+                        const double *nums);
 /* The answer the resumed phase waited for, valid until it yields again or returns. i = 0: the
  * reply, i >= 1: its i-th array element. Returns a GW_FFI_REPLY_*: INTEGER (*num), STRING,
  * ERROR, STATUS (*p, *len), ARRAY (*num = its size), NIL; TIMEOUT, DOWN (no answer), NONE. */
 int gw_ffi_store_reply(int i, const char **p, size_t *len, double *num);
+/* The same answer's array elements 1..max as numbers into out[0..max-1], in one call: returns
+ * how many leading elements were integers (0..max; out[k] is set for those), or -1 when the
+ * answer is not an array. */
+int gw_ffi_store_reply_ints(double *out, int max);
 /* Replicated maps with the Redis store: queue a local change for Redis (add 1 / delete 0; the
  * value is ignored for a delete). 0, or GW_EAGAIN when the queue is full. */
 int gw_ffi_map_push(int add, const char *map, size_t mlen, const char *field, size_t flen,

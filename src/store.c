@@ -44,6 +44,8 @@
 #define QUIET_MS 1000          /* a degraded client recovers after a success this long after
                                   its last failure (one log line per period, not per flap) */
 #define MAX_ARGS 64
+#define FREE_OPS_MAX 256       /* ops kept for reuse per connection (one per waiting request) */
+#define FREE_REPLIES_MAX 512   /* reply objects kept for reuse per connection */
 
 enum { ST_DOWN, ST_CONNECTING, ST_READY, ST_CLOSED };
 
@@ -77,27 +79,36 @@ struct gw_store_s {
     uint64_t last_failure;      /* loop ms */
     int counted_ready;
     char sha[GW_SCRIPT_COUNT][41];
+    gw_store_op_t *free_ops;    /* answered ops, for reuse (a malloc/free less per call) */
+    int n_free_ops;
+    struct reply_node *free_replies; /* see "reply objects" */
+    int n_free_replies;
+    gw_buf_t cmd;               /* the command being formatted (see format_cmd) */
 };
 
 /* ---------- scripts ---------- */
 
-/* KEYS: cur_1, prev_1, ..., cur_n, prev_n. ARGV: weight_i, limit_i, ttl_ms_i per rule.
- * -> { admitted (1/0), cur_1, prev_1, ... } (the counts before the call). */
+/* KEYS: cur_1, prev_1, ..., cur_n, prev_n. ARGV per rule: the weight as two integers m (hex),
+ * e (weight = m * 2^e exactly, see ffi_store.c: no decimal text of a double to make), limit,
+ * ttl_ms. -> { admitted (1/0), cur_1, prev_1, ... } (the counts before the call). */
 static const char SCRIPT_WINDOW[] =
     "local n = #KEYS / 2\n"
     "local v = redis.call('MGET', unpack(KEYS))\n"
     "local out = {1}\n"
     "for i = 1, n do\n"
     "  local cur, prev = tonumber(v[2*i-1]) or 0, tonumber(v[2*i]) or 0\n"
+    "  local m = ARGV[4*i-3]\n"
+    "  m = m:byte(1) == 45 and -tonumber(m:sub(2), 16) or tonumber(m, 16)\n"
+    "  local w = math.ldexp(m, tonumber(ARGV[4*i-2]))\n"
     "  out[2*i], out[2*i+1] = cur, prev\n"
-    "  if not (prev * tonumber(ARGV[3*i-2]) + cur + 1 <= tonumber(ARGV[3*i-1])) then\n"
+    "  if not (prev * w + cur + 1 <= tonumber(ARGV[4*i-1])) then\n"
     "    out[1] = 0\n"
     "  end\n"
     "end\n"
     "if out[1] == 1 then\n"
     "  for i = 1, n do\n"
-    "    if redis.call('INCR', KEYS[2*i-1]) == 1 and tonumber(ARGV[3*i]) > 0 then\n"
-    "      redis.call('PEXPIRE', KEYS[2*i-1], ARGV[3*i])\n"
+    "    if redis.call('INCR', KEYS[2*i-1]) == 1 and tonumber(ARGV[4*i]) > 0 then\n"
+    "      redis.call('PEXPIRE', KEYS[2*i-1], ARGV[4*i])\n"
     "    end\n"
     "  end\n"
     "end\n"
@@ -277,7 +288,147 @@ void gw_store_status_json(gw_buf_t *b)
     pthread_mutex_unlock(&G.lock);
 }
 
+/* ---------- reply objects ----------
+ * hiredis' reader makes each reply element with calloc (and a string's text, an array's
+ * element list with another malloc) and frees them after the callback: five allocations and
+ * frees for the rate limiter's answer. These object functions (the reader's, per context) keep
+ * the objects, with their text and element buffers, on the connection for reuse. The reply is
+ * the same redisReply hiredis makes (the callers read it as before); a node knows its store. */
+
+typedef struct reply_node {
+    gw_store_t *s;
+    struct reply_node *next;
+    size_t text_cap;   /* bytes at r.str (for reuse) */
+    size_t elem_cap;   /* pointers at r.element */
+    redisReply r;
+} reply_node;
+
+#define NODE_OF(reply) ((reply_node *)((char *)(reply) - offsetof(reply_node, r)))
+
+static reply_node *node_new(gw_store_t *s, const redisReadTask *task)
+{
+    reply_node *n = s->free_replies;
+    if (n) {
+        s->free_replies = n->next;
+        s->n_free_replies--;
+    } else {
+        n = gw_calloc(1, sizeof(*n));
+        n->s = s;
+    }
+    n->r.type = task->type;
+    n->r.integer = 0;
+    n->r.len = 0;
+    n->r.elements = 0;
+    if (task->parent) {
+        redisReply *parent = task->parent->obj;
+        parent->element[task->idx] = &n->r;
+    }
+    return n;
+}
+
+static void node_dispose(reply_node *n)
+{
+    free(n->r.str);
+    free(n->r.element);
+    free(n);
+}
+
+static void reply_free(void *p)
+{
+    redisReply *r = p;
+    if (!r)
+        return;
+    if (r->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i < r->elements; i++)
+            reply_free(r->element[i]);
+    reply_node *n = NODE_OF(r);
+    gw_store_t *s = n->s;
+    if (s->n_free_replies >= FREE_REPLIES_MAX || s->state == ST_CLOSED) {
+        node_dispose(n);
+        return;
+    }
+    n->next = s->free_replies;
+    s->free_replies = n;
+    s->n_free_replies++;
+}
+
+static void *reply_string(const redisReadTask *task, char *str, size_t len)
+{
+    reply_node *n = node_new(task->privdata, task);
+    if (n->text_cap < len + 1) {
+        free(n->r.str);
+        n->text_cap = GW_MAX(len + 1, 64);
+        n->r.str = gw_malloc(n->text_cap);
+    }
+    memcpy(n->r.str, str, len);
+    n->r.str[len] = '\0';
+    n->r.len = len;
+    return &n->r;
+}
+
+static void *reply_array(const redisReadTask *task, int elements)
+{
+    reply_node *n = node_new(task->privdata, task);
+    size_t want = elements > 0 ? (size_t)elements : 0;
+    if (n->elem_cap < want) {
+        free(n->r.element);
+        n->elem_cap = GW_MAX(want, 8);
+        n->r.element = gw_malloc(n->elem_cap * sizeof(redisReply *));
+    }
+    if (want)
+        memset(n->r.element, 0, want * sizeof(redisReply *));
+    n->r.elements = want;
+    return &n->r;
+}
+
+static void *reply_integer(const redisReadTask *task, long long value)
+{
+    reply_node *n = node_new(task->privdata, task);
+    n->r.integer = value;
+    return &n->r;
+}
+
+static void *reply_nil(const redisReadTask *task) { return &node_new(task->privdata, task)->r; }
+
+static redisReplyObjectFunctions reply_fns = {reply_string, reply_array, reply_integer,
+                                              reply_nil, reply_free};
+
+static void free_replies(gw_store_t *s)
+{
+    while (s->free_replies) {
+        reply_node *n = s->free_replies;
+        s->free_replies = n->next;
+        node_dispose(n);
+    }
+    s->n_free_replies = 0;
+}
+
 /* ---------- the op FIFO and deadlines ---------- */
+
+static gw_store_op_t *op_new(gw_store_t *s)
+{
+    gw_store_op_t *op = s->free_ops;
+    if (op) {
+        s->free_ops = op->next;
+        s->n_free_ops--;
+        memset(op, 0, sizeof(*op));
+    } else {
+        op = gw_calloc(1, sizeof(*op));
+    }
+    op->s = s;
+    return op;
+}
+
+static void op_free(gw_store_t *s, gw_store_op_t *op)
+{
+    if (s->n_free_ops >= FREE_OPS_MAX || s->state == ST_CLOSED) {
+        free(op);
+        return;
+    }
+    op->next = s->free_ops;
+    s->free_ops = op;
+    s->n_free_ops++;
+}
 
 static void on_deadline(uv_timer_t *t);
 static void teardown(gw_store_t *s, const char *why);
@@ -421,7 +572,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
             success(s);
         cb(r ? GW_STORE_OK : GW_STORE_DOWN, r, op->ud);
     }
-    free(op);
+    op_free(s, op);
     if (s->state != ST_CLOSED)
         arm_deadline(s);
 }
@@ -539,6 +690,8 @@ static int attach(redisAsyncContext *ac, uv_loop_t *loop)
     ac->ev.delRead = del_read;
     ac->ev.addWrite = add_write;
     ac->ev.delWrite = del_write;
+    ac->c.reader->fn = &reply_fns;
+    ac->c.reader->privdata = ac->data; /* the store: each read task gets it */
     return REDIS_OK;
 }
 
@@ -594,12 +747,11 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 static int send_handshake_op(gw_store_t *s, int kind, int argc, const char **argv,
                              const size_t *lens)
 {
-    gw_store_op_t *op = gw_calloc(1, sizeof(*op));
-    op->s = s;
+    gw_store_op_t *op = op_new(s);
     op->handshake = kind;
     op->deadline = uv_now(s->loop) + connect_ms(s);
     if (redisAsyncCommandArgv(s->ac, on_reply, op, argc, argv, lens) != REDIS_OK) {
-        free(op);
+        op_free(s, op);
         return GW_ERROR;
     }
     fifo_push(s, op);
@@ -691,6 +843,7 @@ gw_store_t *gw_store_new(uv_loop_t *loop, const gw_config_t *cfg, const gw_store
     s->opts = *opts;
     s->backoff_ms = BACKOFF_MIN_MS;
     s->state = ST_DOWN;
+    gw_buf_init(&s->cmd);
     uv_timer_init(loop, &s->deadline);
     uv_timer_init(loop, &s->retry);
     uv_check_init(loop, &s->flusher);
@@ -709,8 +862,16 @@ gw_store_t *gw_store_new(uv_loop_t *loop, const gw_config_t *cfg, const gw_store
 static void on_closed(uv_handle_t *h)
 {
     gw_store_t *s = h->data;
-    if (--s->handles_open == 0)
-        free(s);
+    if (--s->handles_open != 0)
+        return;
+    while (s->free_ops) {
+        gw_store_op_t *op = s->free_ops;
+        s->free_ops = op->next;
+        free(op);
+    }
+    free_replies(s);
+    gw_buf_dispose(&s->cmd);
+    free(s);
 }
 
 void gw_store_close(gw_store_t *s)
@@ -739,20 +900,117 @@ int gw_store_ready(const gw_store_t *s) { return s && s->state == ST_READY; }
 
 /* ---------- commands ---------- */
 
-gw_store_op_t *gw_store_send(gw_store_t *s, int argc, const char **argv, const size_t *lens,
-                             gw_store_cb cb, void *ud)
+/* The unified request protocol (RESP), as redisFormatCommandArgv writes it, but without its
+ * sds reallocations and format parsing, written in place into s->cmd: "*<argc>\r\n", then
+ * "$<len>\r\n<arg>\r\n" per argument. */
+static char *put_count(char *p, char tag, unsigned long long n)
 {
-    /* only on a ready connection: while (re)connecting a call would wait for its timeout on a
-     * connection that may never come; it falls back at once instead */
-    if (!s || s->state != ST_READY || !s->ac)
+    char tmp[24];
+    int k = 0;
+    do
+        tmp[k++] = (char)('0' + n % 10);
+    while ((n /= 10) != 0);
+    *p++ = tag;
+    while (k > 0)
+        *p++ = tmp[--k];
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* Only on a ready connection: while (re)connecting a call would wait for its timeout on a
+ * connection that may never come; it falls back at once instead. */
+static int can_send(const gw_store_t *s) { return s && s->state == ST_READY && s->ac; }
+
+int gw_store_cmd_begin(gw_store_t *s, int script, int argc)
+{
+    int id = script & 0xff;
+    if (!can_send(s) || argc < 0 || argc > MAX_ARGS - 2 || (script >= 0 && id >= GW_SCRIPT_COUNT))
+        return GW_EAGAIN;
+    gw_buf_t *b = &s->cmd;
+    gw_buf_reset(b);
+    gw_buf_reserve(b, 16);
+    if (script < 0) {
+        b->len = (size_t)(put_count(b->data, '*', (unsigned)argc) - b->data);
+        return GW_OK;
+    }
+    b->len = (size_t)(put_count(b->data, '*', (unsigned)argc + 2) - b->data);
+    if ((script & GW_SCRIPT_EVAL) || !s->sha[id][0]) {
+        gw_store_cmd_arg(s, "EVAL", 4);
+        gw_store_cmd_arg(s, scripts[id], strlen(scripts[id]));
+    } else {
+        gw_store_cmd_arg(s, "EVALSHA", 7);
+        gw_store_cmd_arg(s, s->sha[id], 40);
+    }
+    return GW_OK;
+}
+
+void gw_store_cmd_arg2(gw_store_t *s, const char *a, size_t an, const char *c, size_t cn)
+{
+    gw_buf_t *b = &s->cmd;
+    gw_buf_reserve(b, an + cn + 32);
+    char *p = put_count(b->data + b->len, '$', an + cn);
+    memcpy(p, a, an);
+    memcpy(p + an, c, cn);
+    p += an + cn;
+    *p++ = '\r';
+    *p++ = '\n';
+    b->len = (size_t)(p - b->data);
+}
+
+void gw_store_cmd_arg(gw_store_t *s, const char *a, size_t n) { gw_store_cmd_arg2(s, a, n, "", 0); }
+
+void gw_store_cmd_hex(gw_store_t *s, long long v)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[24];
+    int k = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        tmp[k++] = hex[u & 15];
+    while ((u >>= 4) != 0);
+    if (v < 0)
+        tmp[k++] = '-';
+    gw_buf_t *b = &s->cmd;
+    gw_buf_reserve(b, 32);
+    char *p = put_count(b->data + b->len, '$', (unsigned)k);
+    while (k > 0)
+        *p++ = tmp[--k];
+    *p++ = '\r';
+    *p++ = '\n';
+    b->len = (size_t)(p - b->data);
+}
+
+void gw_store_cmd_int(gw_store_t *s, long long v)
+{
+    char tmp[24];
+    int k = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        tmp[k++] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        tmp[k++] = '-';
+    gw_buf_t *b = &s->cmd;
+    gw_buf_reserve(b, 32);
+    char *p = put_count(b->data + b->len, '$', (unsigned)k);
+    while (k > 0)
+        *p++ = tmp[--k];
+    *p++ = '\r';
+    *p++ = '\n';
+    b->len = (size_t)(p - b->data);
+}
+
+gw_store_op_t *gw_store_cmd_send(gw_store_t *s, gw_store_cb cb, void *ud)
+{
+    if (!can_send(s))
         return NULL;
-    gw_store_op_t *op = gw_calloc(1, sizeof(*op));
-    op->s = s;
+    gw_store_op_t *op = op_new(s);
     op->cb = cb;
     op->ud = ud;
     op->deadline = uv_now(s->loop) + (uint64_t)s->cfg->store.timeout_ms;
-    if (redisAsyncCommandArgv(s->ac, on_reply, op, argc, argv, lens) != REDIS_OK) {
-        free(op);
+    if (redisAsyncFormattedCommand(s->ac, on_reply, op, s->cmd.data, s->cmd.len) != REDIS_OK) {
+        op_free(s, op);
         return NULL;
     }
     atomic_fetch_add_explicit(&G.calls, 1, memory_order_relaxed);
@@ -760,24 +1018,26 @@ gw_store_op_t *gw_store_send(gw_store_t *s, int argc, const char **argv, const s
     return op;
 }
 
+static gw_store_op_t *send_argv(gw_store_t *s, int script, int argc, const char **argv,
+                                const size_t *lens, gw_store_cb cb, void *ud)
+{
+    if (gw_store_cmd_begin(s, script, argc) != GW_OK)
+        return NULL;
+    for (int i = 0; i < argc; i++)
+        gw_store_cmd_arg(s, argv[i], lens ? lens[i] : strlen(argv[i]));
+    return gw_store_cmd_send(s, cb, ud);
+}
+
+gw_store_op_t *gw_store_send(gw_store_t *s, int argc, const char **argv, const size_t *lens,
+                             gw_store_cb cb, void *ud)
+{
+    return argc < 1 ? NULL : send_argv(s, -1, argc, argv, lens, cb, ud);
+}
+
 gw_store_op_t *gw_store_eval(gw_store_t *s, int script, int argc, const char **argv,
                              const size_t *lens, gw_store_cb cb, void *ud)
 {
-    int id = script & 0xff;
-    if (id < 0 || id >= GW_SCRIPT_COUNT || argc < 0 || argc > MAX_ARGS - 2 || !s)
-        return NULL;
-    const char *a[MAX_ARGS];
-    size_t l[MAX_ARGS];
-    int eval = (script & GW_SCRIPT_EVAL) || !s->sha[id][0];
-    a[0] = eval ? "EVAL" : "EVALSHA";
-    a[1] = eval ? scripts[id] : s->sha[id];
-    l[0] = strlen(a[0]);
-    l[1] = strlen(a[1]);
-    for (int i = 0; i < argc; i++) {
-        a[i + 2] = argv[i];
-        l[i + 2] = lens ? lens[i] : strlen(argv[i]);
-    }
-    return gw_store_send(s, argc + 2, a, l, cb, ud);
+    return script < 0 ? NULL : send_argv(s, script, argc, argv, lens, cb, ud);
 }
 
 void gw_store_cancel(gw_store_op_t *op)

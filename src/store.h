@@ -83,6 +83,17 @@ gw_store_op_t *gw_store_send(gw_store_t *s, int argc, const char **argv, const s
  * not known yet). argc <= 60. As gw_store_send. */
 gw_store_op_t *gw_store_eval(gw_store_t *s, int script, int argc, const char **argv,
                              const size_t *lens, gw_store_cb cb, void *ud);
+/* A command built in place, without an argv: gw_store_cmd_begin (script < 0: a plain command
+ * of argc arguments; else EVALSHA <sha> (or EVAL <body>) and then argc arguments), exactly argc
+ * gw_store_cmd_arg / _arg2 (the concatenation a + c as one argument) / _int, then
+ * gw_store_cmd_send (as gw_store_send). begin: GW_OK, or GW_EAGAIN when the store is not ready
+ * (then nothing else may be called). Nothing may run on s in between. */
+int gw_store_cmd_begin(gw_store_t *s, int script, int argc);
+void gw_store_cmd_arg(gw_store_t *s, const char *a, size_t n);
+void gw_store_cmd_arg2(gw_store_t *s, const char *a, size_t an, const char *c, size_t cn);
+void gw_store_cmd_int(gw_store_t *s, long long v);
+void gw_store_cmd_hex(gw_store_t *s, long long v); /* [-]lower-case hex digits, no 0x */
+gw_store_op_t *gw_store_cmd_send(gw_store_t *s, gw_store_cb cb, void *ud);
 /* The op's callback will not run (its reply is dropped). Only before the callback ran. */
 void gw_store_cancel(gw_store_op_t *op);
 

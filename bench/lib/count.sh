@@ -21,7 +21,8 @@
 # persistence thread do work per second of wall time, not per request, and under valgrind the
 # wall time of a window depends on the machine's load; they are reported apart. nginx serves
 # from one worker process (single-threaded), which is the PID given.
-# Knobs: CG_OPTS (extra valgrind options), SYS_TOOL (perf | strace; default perf when its
+# Knobs: CG_OPTS (extra valgrind options), CG_KEEP (a directory: each window's dumps are copied
+# to CG_KEEP/<name>/ for callgrind_annotate), SYS_TOOL (perf | strace; default perf when its
 # tracepoints work).
 
 CG_DIR=$BENCH_TMP/callgrind
@@ -91,6 +92,10 @@ cg_window() {
     done | sort -g | awk -v u="$units" -v w="$(((t1 - t0) / 1000000))" '
         { t[NR] = $1; s += $1 }
         END { printf "%d %d %.1f %.0f\n", t[NR], s - t[NR], w / 1000, t[NR] / u }'
+    if [ -n "${CG_KEEP:-}" ]; then
+        mkdir -p "$CG_KEEP/$CG_NAME"
+        cp -r "$win" "$CG_KEEP/$CG_NAME/"
+    fi
 }
 
 SYSCALLS="read write readv writev recvfrom sendto recvmsg sendmsg epoll_wait epoll_pwait \

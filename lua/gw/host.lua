@@ -29,8 +29,7 @@ local type, pairs, ipairs, tostring, setmetatable = type, pairs, ipairs, tostrin
 local tonumber = tonumber
 local format, find = string.format, string.find
 local concat = table.concat
-local co_create, co_resume, co_yield, co_status =
-    coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
+local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
 local req_str, req_header = gwffi.req_str, gwffi.req_header
 local has_new_tab, new_tab = pcall(require, "table.new") -- LuaJIT 2.1
 if not has_new_tab then
@@ -465,8 +464,10 @@ local function co_body(fn, r)
 end
 
 -- After a resume: true when the coroutine parked on I/O; else the phase is over (done runs).
+-- DONE comes only from co_body's yield (policies cannot reach it), so the coroutine is then
+-- suspended and reusable: no coroutine.status call (it stitches the trace).
 local function settle(co, ok, res, r, req, id, done)
-    if ok and res == DONE and co_status(co) == "suspended" then
+    if ok and res == DONE then
         pool[#pool + 1] = co
         done(r, req, id)
         return false

@@ -34,6 +34,9 @@ local ceil = math.ceil
 ffi.cdef [[
 int gw_ffi_store_send(void *req, int script, int argc, const char **argv, const size_t *lens);
 int gw_ffi_store_reply(int i, const char **p, size_t *len, double *num);
+int gw_ffi_store_reply_ints(double *out, int max);
+int gw_ffi_store_window(void *req, int flags, int n, const char **keys, const size_t *klens,
+                        const double *nums);
 int gw_ffi_map_push(int add, const char *map, size_t mlen, const char *field, size_t flen,
                     const char *value, size_t vlen);
 int gw_ffi_map_watch(const char *map, size_t mlen);
@@ -50,7 +53,7 @@ local PREFIX = "gw:"
 local R_TIMEOUT, R_DOWN, R_NIL = C.GW_FFI_REPLY_TIMEOUT, C.GW_FFI_REPLY_DOWN, C.GW_FFI_REPLY_NIL
 local R_INT, R_STR, R_ARR = C.GW_FFI_REPLY_INTEGER, C.GW_FFI_REPLY_STRING, C.GW_FFI_REPLY_ARRAY
 local R_ERR, R_STATUS = C.GW_FFI_REPLY_ERROR, C.GW_FFI_REPLY_STATUS
-local S_WINDOW, S_INCR, S_KEYS = C.GW_FFI_SCRIPT_WINDOW, C.GW_FFI_SCRIPT_INCR, C.GW_FFI_SCRIPT_KEYS
+local S_INCR, S_KEYS = C.GW_FFI_SCRIPT_INCR, C.GW_FFI_SCRIPT_KEYS
 local EVAL = C.GW_FFI_SCRIPT_EVAL
 local ARGS_MAX = 60
 local EQ = byte("=")
@@ -61,6 +64,11 @@ local lens = ffi.new("size_t[?]", ARGS_MAX)
 local rp = ffi.new("const char *[1]")
 local rl = ffi.new("size_t[1]")
 local rn = ffi.new("double[1]")
+local ints = ffi.new("double[?]", ARGS_MAX)
+local WINDOW_MAX = 8
+local win_keys = ffi.new("const char *[?]", 2 * WINDOW_MAX)
+local win_klens = ffi.new("size_t[?]", 2 * WINDOW_MAX)
+local win_nums = ffi.new("double[?]", 3 * WINDOW_MAX)
 
 local check_key, check_ttl, check_value = lshared._check_key, lshared._check_ttl,
     lshared._check_value
@@ -75,12 +83,15 @@ local function arg(i, s)
 end
 
 -- The answer (top-level type) of argv[0..n-1] sent for the running request, after waiting.
+-- No "return C.f(...)" here and in reply_elem: a tail call of an FFI function ends the trace
+-- ("NYI: return to lower frame"), and the code after the wait would run interpreted.
 local function send_wait(script, n)
     if C.gw_ffi_store_send(ctl.req, script, n, argv, lens) ~= 0 then
         return R_DOWN
     end
     co_yield(WAIT)
-    return C.gw_ffi_store_reply(0, rp, rl, rn)
+    local t = C.gw_ffi_store_reply(0, rp, rl, rn)
+    return t
 end
 
 local function is_noscript(t)
@@ -122,29 +133,9 @@ local function ttl_ms(ttl)
     return format("%d", ceil(ttl * 1000))
 end
 
--- Limits and TTLs repeat on every request: their texts are made once (bounded caches).
-local limit_text, ttl_text = { n = 0 }, { n = 0 }
-local function cached(cache, v, make)
-    local s = cache[v]
-    if s == nil then
-        if cache.n >= 1000 then
-            for k in pairs(cache) do
-                cache[k] = nil
-            end
-            cache.n = 0
-        end
-        s = make(v)
-        cache[v], cache.n = s, cache.n + 1
-    end
-    return s
-end
-
-local function num_text(v)
-    return format("%.17g", v)
-end
-
 local function reply_elem(i)
-    return C.gw_ffi_store_reply(i, rp, rl, rn)
+    local t = C.gw_ffi_store_reply(i, rp, rl, rn)
+    return t
 end
 
 local api = {}
@@ -308,20 +299,22 @@ function api.keys(_, prefix, max)
     return fallback("keys", prefix, max)
 end
 
-local function send_window(rules, n)
-    arg(0, format("%d", 2 * n))
+-- The rate limiter's script for the running request, after waiting (as send_wait): C makes
+-- the texts (keys with PREFIX, the numbers) from the rules' values, no Lua strings are made.
+local function send_window(rules, n, flags)
     for i = 1, n do
         local w = rules[i]
-        arg(2 * i - 1, PREFIX .. w.key)
-        arg(2 * i, PREFIX .. w.prev)
+        local cur, prev = w.key, w.prev
+        win_keys[2 * i - 2], win_klens[2 * i - 2] = cur, #cur
+        win_keys[2 * i - 1], win_klens[2 * i - 1] = prev, #prev
+        win_nums[3 * i - 3], win_nums[3 * i - 2], win_nums[3 * i - 1] = w.weight, w.limit, w.ttl
     end
-    for i = 1, n do
-        local w, j = rules[i], 2 * n + 3 * i - 2
-        arg(j, format("%.17g", w.weight))
-        arg(j + 1, cached(limit_text, w.limit, num_text))
-        arg(j + 2, cached(ttl_text, w.ttl, ttl_ms))
+    if C.gw_ffi_store_window(ctl.req, flags, n, win_keys, win_klens, win_nums) ~= 0 then
+        return R_DOWN
     end
-    return 1 + 5 * n
+    co_yield(WAIT)
+    local t = C.gw_ffi_store_reply(0, rp, rl, rn)
+    return t
 end
 
 -- open: count locally and admit, whatever the limits say
@@ -340,27 +333,21 @@ local function window_open(rules)
     return true
 end
 
+-- { admitted, cur_1, prev_1, ... }: all integers, read in one call
 local function window_answer(rules, n)
-    for i = 1, n do
-        local w = rules[i]
-        if reply_elem(2 * i) ~= R_INT then
-            return nil
-        end
-        w.count = rn[0]
-        if reply_elem(2 * i + 1) ~= R_INT then
-            return nil
-        end
-        w.prev_count = rn[0]
-    end
-    if reply_elem(1) ~= R_INT then
+    if C.gw_ffi_store_reply_ints(ints, 1 + 2 * n) ~= 1 + 2 * n then
         return nil
     end
-    return rn[0] == 1
+    for i = 1, n do
+        local w = rules[i]
+        w.count, w.prev_count = ints[2 * i - 1], ints[2 * i]
+    end
+    return ints[0] == 1
 end
 
 function api.window_incr(_, rules)
     local n = type(rules) == "table" and #rules or 0
-    if n < 1 or n > 8 then
+    if n < 1 or n > WINDOW_MAX then
         misuse("window_incr", "array of 1..8 rules", rules, 3)
     end
     if not can_wait() then
@@ -374,11 +361,9 @@ function api.window_incr(_, rules)
                 w, 3)
         end
     end
-    local argc = send_window(rules, n)
-    local t = send_wait(S_WINDOW, argc)
+    local t = send_window(rules, n, 0)
     if is_noscript(t) then
-        send_window(rules, n)
-        t = send_wait(S_WINDOW + EVAL, argc)
+        t = send_window(rules, n, EVAL)
     end
     if t == R_ARR and rn[0] == 1 + 2 * n then
         local admitted = window_answer(rules, n)

@@ -45,6 +45,34 @@ test('rate limits: two instances x two workers share RATE_LIMIT exactly through 
   }
 });
 
+test('rate limits: the previous window weighs in Redis; a flushed script is sent again', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const gw = await redisGateway(redis, { RATE_LIMIT_ENABLED: 'true', RATE_LIMIT: '5',
+    RATE_LIMIT_WINDOW: '600', BLACKLIST_MODE: 'off', SHARED_STORE_TIMEOUT_MS: '5000' });
+  t.after(() => gw.stop());
+  await connected(gw);
+  // a full previous window: its weight (sent as m * 2^e) keeps the client out...
+  const ip = '198.51.100.77';
+  const idx = Math.floor(Date.now() / 1000 / 600);
+  await redis.cmd('SET', `gw:rl:default:${ip}:${idx - 1}`, '1000000');
+  assert.equal((await status(`${gw.url}/v1/models`, from(ip))).status, 429);
+  // ...an empty one lets it in, counted in Redis
+  const ip2 = '198.51.100.78';
+  for (let i = 0; i < 3; i++) {
+    assert.equal((await status(`${gw.url}/v1/models`, from(ip2))).status, 200);
+  }
+  // NOSCRIPT: the body goes again (EVAL), the count goes on where it was
+  assert.equal(await redis.cmd('SCRIPT', 'FLUSH'), 'OK');
+  const codes = [];
+  for (let i = 0; i < 3; i++) codes.push((await status(`${gw.url}/v1/models`, from(ip2))).status);
+  assert.deepEqual(codes, [200, 200, 429]);
+  const info = await redis.cmd('INFO', 'commandstats');
+  assert.match(info, /cmdstat_eval:calls=[1-9]/, 'the script was sent as EVAL');
+  const st = await health(gw);
+  assert.equal(st.errors + st.timeouts, 0, JSON.stringify(st)); // Redis decided, not a fallback
+});
+
 test('rate limits: the local store admits exactly RATE_LIMIT over two racing workers', async (t) => {
   const gw = await startGateway({ env: { ...NO_UPSTREAM, WORKERS: '2', RATE_LIMIT_ENABLED: 'true',
     RATE_LIMIT: '100', RATE_LIMIT_WINDOW: '600', BLACKLIST_MODE: 'off' } });

@@ -570,6 +570,43 @@ local function store_functions(st, C)
         return describe(r, p, len, num)
     end
 
+    -- the rate limiter's script: recorded with the argv src/ffi_store.c makes
+    function C.gw_ffi_store_window(req, flags, n, keys, klens, nums)
+        if st.store.down then
+            return K.GW_FFI_EAGAIN
+        end
+        local function int(v)
+            return string.format("%d", v)
+        end
+        local args = { int(2 * n) }
+        for i = 0, 2 * n - 1 do
+            args[#args + 1] = "gw:" .. ffi.string(keys[i], klens[i])
+        end
+        for i = 0, n - 1 do
+            local w, limit, ttl = nums[3 * i], nums[3 * i + 1], nums[3 * i + 2]
+            local m, e = math.frexp(w)
+            args[#args + 1] = (m < 0 and "-" or "") .. string.format("%x", math.abs(m) * 2 ^ 53)
+            args[#args + 1] = int(e - 53)
+            args[#args + 1] = limit % 1 == 0 and int(limit) or string.format("%.17g", limit)
+            args[#args + 1] = (ttl <= 0 or ttl >= 1e9) and "0" or int(math.ceil(ttl * 1000))
+        end
+        st.store.sent[#st.store.sent + 1] = { req = req, script = flags, argv = args }
+        return GW_OK
+    end
+
+    function C.gw_ffi_store_reply_ints(out, max)
+        local r = st.store.reply
+        if type(r) == "number" or r.type ~= 3 then
+            return -1
+        end
+        local k = 0
+        while k < max and r.elements[k + 1] and r.elements[k + 1].type == 1 do
+            out[k] = r.elements[k + 1].value
+            k = k + 1
+        end
+        return k
+    end
+
     function C.gw_ffi_map_push(add, map, mlen, field, flen, value, vlen)
         st.maps[#st.maps + 1] = { add = add, map = sub(map, 1, tonumber(mlen)),
             field = sub(field, 1, tonumber(flen)), value = sub(value, 1, tonumber(vlen)) }
