@@ -71,15 +71,37 @@ static const unsigned char STOP[256] = {
     ['"'] = 1, ['\\'] = 1,
 };
 
-/* 8 bytes at a time (SWAR): whether any of them is a quote, a backslash or a control byte. */
-static inline int word_stops(const unsigned char *s)
+/* 8 bytes at a time (SWAR): the high bit of each byte that is a quote, a backslash or a
+ * control byte; bytes above the first such byte may be flagged wrongly (borrows), so only the
+ * lowest flag is exact, which is the one used. */
+static inline uint64_t word_stops(const unsigned char *s)
 {
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     uint64_t w;
     memcpy(&w, s, 8);
     uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
     uint64_t zero = ((q - ones) & ~q) | ((b - ones) & ~b), ctl = (w - ones * 0x20) & ~w;
-    return ((zero | ctl) & highs) != 0;
+    return (zero | ctl) & highs;
+}
+
+/* The first stop byte in [s, e), or e. Short strings (keys, most values) end inside the first
+ * word: its mask gives the position at once, where a byte loop took ~5 instructions a byte. */
+static inline const unsigned char *find_stop(const unsigned char *s, const unsigned char *e)
+{
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (e - s >= 8) {
+        uint64_t m = word_stops(s);
+        if (m)
+            return s + (__builtin_ctzll(m) >> 3);
+        s += 8;
+    }
+#else
+    while (e - s >= 8 && !word_stops(s))
+        s += 8;
+#endif
+    while (s < e && !STOP[*s])
+        s++;
+    return s;
 }
 
 /* Scans a string starting at the opening quote; the cursor ends after the closing quote. */
@@ -90,10 +112,7 @@ int gw_json_string_raw(gw_json_t *j, gw_json_str_t *out)
     const unsigned char *s = (const unsigned char *)++j->p, *e = (const unsigned char *)j->end;
     int escaped = 0;
     while (s < e) {
-        while (e - s >= 8 && !word_stops(s))
-            s += 8;
-        while (s < e && !STOP[*s])
-            s++;
+        s = find_stop(s, e);
         if (s >= e)
             break;
         unsigned char c = *s;
