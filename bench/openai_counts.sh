@@ -12,9 +12,9 @@
 # grpc-js mock (bench/stream/mock.js: gpt-4o = 20 chunks 5 ms apart), run under
 # valgrind --tool=callgrind --instr-atstart=no; after a warm-up, WINDOWS windows of exactly
 # PACED streams, PACED_C at a time (1: every chunk arrives on its own) and NONSTREAM requests
-# (bench/lib/drive.js, NONSTREAM_C in flight) are counted per path: Ir of the serving thread / chunks
-# (or / requests). Then the same gateway natively with the system calls counted per chunk
-# (bench/lib/count.sh sys_window: perf or strace -c -f).
+# (bench/lib/drive.js, NONSTREAM_C in flight) are counted per path: Ir of the serving thread
+# / chunks (or / requests). Then the same gateway natively with the system calls counted per
+# request and per chunk (bench/lib/count.sh sys_window: perf or strace -c -f).
 # Knobs: WARM (300 streams), PACED (20), PACED_C (1: streams at once), NONSTREAM (500),
 # NONSTREAM_C (64 in flight, as wrk -c64 in openai_backend.sh), WINDOWS (2), CG_OPTS, GW_BIN.
 # Usage: bench/openai_counts.sh   (COUNT_PARTS="paced nonstream sys")
@@ -90,7 +90,8 @@ for part in $PARTS; do
             for w in $(seq 1 "$WINDOWS"); do
                 for m in m gpt-4; do
                     r=$(cg_window "$pid" "$NONSTREAM" requests "$port" "$m" "$NONSTREAM")
-                    printf "  window %d %-12s %7s instr/request\n" "$w" "$m" "$(cut -d' ' -f4 <<<"$r")"
+                    printf "  window %d %-12s %7s instr/request\n" "$w" "$m" \
+                        "$(cut -d' ' -f4 <<<"$r")"
                 done
             done ;;
     esac
