@@ -3,10 +3,11 @@
 // where a duration-based load generator would not give the same work to every run).
 // Copyright (C) 2026 pieces-gateway authors. GPL-3.0-or-later, see LICENSE.
 //
-// node bench/lib/drive.js --port P --n N [--conc C] [--mode models|stream] [--key K]
+// node bench/lib/drive.js --port P --n N [--conc C] [--mode models|stream|chat] [--key K]
 //      [--model M]
 //   models  GET /v1/models (Authorization: Bearer K when given), each a 200
 //   stream  POST /v1/chat/completions {"stream":true}, each a 200 ending in "data: [DONE]"
+//   chat    POST /v1/chat/completions {"stream":false}, each a 200 with a finish_reason
 // Keep-alive connections, C requests in flight (default 8). Exit status 1 on any failure.
 'use strict';
 const http = require('node:http');
@@ -18,14 +19,14 @@ const total = Number(a.n || 1000);
 const conc = Number(a.conc || 8);
 const mode = a.mode || 'models';
 const agent = new http.Agent({ keepAlive: true, maxSockets: conc });
-const body = JSON.stringify({ model: a.model || 'gpt-4o-mini', stream: true,
+const body = JSON.stringify({ model: a.model || 'gpt-4o-mini', stream: mode === 'stream',
     messages: [{ role: 'user', content: 'hi' }] });
 
 function one() {
     return new Promise((resolve, reject) => {
         const headers = a.key ? { authorization: `Bearer ${a.key}` } : {};
         const opts = { port, host: '127.0.0.1', agent, headers, path: '/v1/models' };
-        if (mode === 'stream') {
+        if (mode === 'stream' || mode === 'chat') {
             Object.assign(opts, { method: 'POST', path: '/v1/chat/completions' });
             Object.assign(headers, { 'content-type': 'application/json',
                 'content-length': Buffer.byteLength(body) });
@@ -39,11 +40,14 @@ function one() {
                 if (mode === 'stream' && !text.endsWith('data: [DONE]\n\n')) {
                     return reject(new Error('stream without [DONE]'));
                 }
+                if (mode === 'chat' && !text.includes('"finish_reason"')) {
+                    return reject(new Error('answer without finish_reason'));
+                }
                 resolve();
             });
         });
         req.on('error', reject);
-        req.end(mode === 'stream' ? body : undefined);
+        req.end(mode === 'models' ? undefined : body);
     });
 }
 

@@ -11,8 +11,9 @@
  * https://host:port). Connections run over the upstream transports (src/upstream/transport.h:
  * plain TCP or OpenSSL memory BIOs, ALPN "h2,http/1.1"). Policy: a request goes to a ready
  * HTTP/2 connection with a free stream slot, else to an idle HTTP/1.1 connection (most recently
- * used first), else a new connection is opened for it; at most max_idle idle HTTP/1.1
- * connections are kept (extra ones close), idle ones close after idle_timeout. A request that
+ * used first), else a new connection is opened for it; max_idle idle HTTP/1.1 connections
+ * are kept for idle_timeout, extra ones for 1 s (so a load with more requests in flight than
+ * max_idle does not open a connection per request), then they close. A request that
  * fails on a reused HTTP/1.1 connection before any response byte arrived (the server closed
  * it while idle) is sent once more on a new connection. Responses: Content-Length, chunked, or
  * delimited by close.
