@@ -350,6 +350,46 @@ test('openai client: Responses API on every backend, text and function calls', a
     });
   }
 
+  await t.test('the response object echoes the request parameters (create, stream)', async () => {
+    const echo = {
+      instructions: 'Sys', max_output_tokens: 40, parallel_tool_calls: false, temperature: 0.2,
+      top_p: 0.8, tool_choice: 'required', metadata: { k: 'v' }, user: 'u1',
+      tools: [{ type: 'function', name: 'f', description: 'd', strict: true,
+        parameters: { type: 'object', properties: {}, required: [], additionalProperties: false } }],
+      text: { format: { type: 'json_schema', name: 'answer', strict: true,
+        schema: { type: 'object', properties: { a: { type: 'string' } } } } },
+    };
+    const pick = (r) => Object.fromEntries(Object.keys(echo).map((k) => [k, r[k]]));
+    const r = await openai.responses.create({ model: 'up-text', input: 'x', ...echo });
+    assert.deepEqual(pick(r), echo);
+    // (raw: the SDK's stream would parse the text as the json_schema's JSON)
+    const res = await post(gw, '/v1/responses', { model: 'up-text', input: 'x', stream: true,
+      ...echo });
+    const objs = sseEvents(await res.text()).filter((e) => e.data.response);
+    assert.deepEqual(objs.map((e) => e.event),
+      ['response.created', 'response.in_progress', 'response.completed']);
+    for (const e of objs) assert.deepEqual(pick(e.data.response), echo);
+    const st = openai.responses.stream({ model: 'up-text', input: 'x', user: 'u3', top_p: 0.5 });
+    const fin = await st.finalResponse();
+    assert.deepEqual([fin.user, fin.top_p, fin.tools], ['u3', 0.5, []]);
+    // absent: OpenAI's defaults
+    const d = await openai.responses.create({ model: 'up-text', input: 'x' });
+    assert.deepEqual(pick(d), { instructions: null, max_output_tokens: null,
+      parallel_tool_calls: true, temperature: 1, top_p: 1, tool_choice: 'auto', metadata: {},
+      user: null, tools: [], text: { format: { type: 'text' } } });
+    // incomplete and failed stream events echo too
+    for (const [model, type] of [['length', 'response.incomplete'],
+      ['error-mid', 'response.failed']]) {
+      const res = await post(gw, '/v1/responses', { model, input: 'x', stream: true,
+        max_output_tokens: 3, user: 'u2', tool_choice: 'none' });
+      const last = sseEvents(await res.text()).at(-1);
+      assert.equal(last.event, type);
+      assert.equal(last.data.response.user, 'u2');
+      assert.equal(last.data.response.tool_choice, 'none');
+      assert.equal(last.data.response.max_output_tokens, 3);
+    }
+  });
+
   await t.test('text.format json_schema, input_image and sampling reach the backend', async () => {
     const schema = { type: 'object', properties: { a: { type: 'string' } }, required: ['a'],
       additionalProperties: false };
