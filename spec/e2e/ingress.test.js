@@ -16,7 +16,7 @@ const { generateText, streamText, tool, jsonSchema } = require('ai');
 const { createOpenAI } = require('@ai-sdk/openai');
 const { startMock } = require('./mock/mock');
 const { startOpenAIMock } = require('./mock/openai');
-const { startGateway, tmpDir, freePort } = require('./lib/gateway');
+const { startGateway, tmpDir, freePort, raw, parseResponses } = require('./lib/gateway');
 
 const Anthropic = AnthropicMod.default || AnthropicMod;
 const KEY = 'client-key-1';
@@ -632,6 +632,46 @@ test('the LLM metric families count ingress requests by model, backend and strea
   assert.equal(sample('gateway_llm_active_streams'), 0);
   assert.equal(sample('gateway_http_requests_total{route="count_tokens",method="POST",' +
     'status="200"}'), 2);
+});
+
+test('errors made outside the policies are Anthropic-shaped on the Messages paths', async (t) => {
+  const gw = await startGateway({ dir: tmpDir(), env: { API_KEY: KEY, MAX_BODY_SIZE: '2000',
+    HEADER_TIMEOUT: '0.5' } });
+  t.after(() => gw.stop());
+  const big = 'x'.repeat(3000);
+  const req = (path, method, body) => fetch(`${gw.url}${path}`, { method, body,
+    headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' } });
+  const rawOne = async (data, opts) => parseResponses((await raw(gw.port, data, opts)).text)[0];
+  const openaiError = async (res, status, code) => {
+    assert.equal(res.status, status);
+    const b = await res.json();
+    assert.equal(b.error.code, code);
+    assert.equal(b.type, undefined);
+  };
+  for (const path of ['/v1/messages', '/v1/messages/count_tokens']) {
+    await t.test(`${path}: 405 (worker, routes), 413 (HTTP layer), 408`, async () => {
+      await anthropicError(await req(path, 'PUT', '{}'), 405, 'invalid_request_error');
+      await anthropicError(await req(path, 'GET'), 405, 'invalid_request_error');
+      await anthropicError(await req(path, 'POST', big), 413, 'request_too_large');
+      const chunked = await rawOne(`POST ${path} HTTP/1.1\r\nHost: x\r\n`
+        + `Transfer-Encoding: chunked\r\n\r\n${(3000).toString(16)}\r\n${big}\r\n0\r\n\r\n`);
+      assert.equal(chunked.status, 413);
+      assert.equal(JSON.parse(chunked.body).error.type, 'request_too_large');
+      const slow = await rawOne([`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n`,
+        '{"model":'], { idleMs: 5000 });
+      assert.equal(slow.status, 408);
+      assert.deepEqual(JSON.parse(slow.body), { type: 'error',
+        error: { type: 'invalid_request_error', message: 'Request timeout' } });
+    });
+  }
+  await t.test('the OpenAI paths keep the OpenAI shape', async () => {
+    for (const path of ['/v1/chat/completions', '/v1/responses']) {
+      await openaiError(await req(path, 'PUT', '{}'), 405, 'method_not_allowed');
+      await openaiError(await req(path, 'GET'), 405, 'method_not_allowed');
+      await openaiError(await req(path, 'POST', big), 413, 'body_too_large');
+    }
+    await openaiError(await req('/v1/messages/nope', 'POST', '{}'), 404, 'route_not_found');
+  });
 });
 
 test('no reachable backend: 503 in each format (Anthropic overloaded_error)', async (t) => {
