@@ -10,12 +10,11 @@
 -- system message; input (string) -> one user message; input items: message (role user |
 -- assistant | system | developer -> system; content a string or input_text / output_text /
 -- input_image parts), function_call (-> assistant tool_calls, consecutive calls merged),
--- function_call_output (-> a tool message); max_output_tokens -> max_tokens; temperature,
--- top_p, seed, parallel_tool_calls, user; tools (function tools only) -> chat tools;
--- tool_choice auto | none | required | {type:"function",name}; text.format json_schema |
--- json_object -> response_format. Stateless: store is accepted, nothing stored (store:false);
--- previous_response_id answers 400. The answer echoes the request's parameters (:echo_fields).
--- OpenAI-shaped errors. No config keys.
+-- function_call_output (-> a tool message); max_output_tokens -> max_tokens; temperature, top_p,
+-- seed, parallel_tool_calls, user; tools (function tools only); tool_choice auto | none |
+-- required | {type:"function",name}; text.format json_schema | json_object -> response_format.
+-- Stateless: store is accepted, nothing stored (store:false); previous_response_id answers 400.
+-- The answer echoes the request's parameters (:echo_fields). OpenAI errors. No config keys.
 
 local _M = { name = "responses" }
 
@@ -151,7 +150,6 @@ local function map_text(req, oai)
     elseif f.type ~= "text" then
         return "text.format.type must be text, json_object or json_schema"
     end
-    return nil
 end
 
 local function map_params(req, oai)
@@ -166,10 +164,7 @@ local function map_params(req, oai)
         end
         oai[k] = req[k]
     end
-    if req.stream ~= nil and type(req.stream) ~= "boolean" then
-        return "stream must be a boolean"
-    end
-    oai.stream = req.stream == true or nil
+    oai.stream = req.stream -- chat:dispatch checks it
     for k, t in pairs({ parallel_tool_calls = "boolean", user = "string" }) do
         if type(req[k]) == t then oai[k] = req[k] end
     end
@@ -212,16 +207,14 @@ function _M:map(req)
     return oai
 end
 
--- the echoed parameters in order, and OpenAI's defaults (null for the others)
+-- The request parameters the response object echoes, in order, with OpenAI's defaults (null
+-- for the others).
 local ECHO = { "instructions", "max_output_tokens", "parallel_tool_calls", "temperature", "text",
     "tool_choice", "tools", "top_p", "metadata", "user", parallel_tool_calls = true,
     temperature = 1, tool_choice = "auto", top_p = 1, tools = {}, metadata = {} }
-
--- The request parameters the response object echoes, as JSON object members for
--- src/ingress_responses.c (r.upstream.fields). Completes req.text.
+-- ECHO as JSON object members for src/ingress_responses.c (r.upstream.fields). Completes req.text.
 function _M.echo_fields(req, json)
-    local null, out = json.null, {}
-    local text = type(req.text) == "table" and req.text or {}
+    local null, out, text = json.null, {}, type(req.text) == "table" and req.text or {}
     text.format = (text.format == nil or text.format == null) and { type = "text" } or text.format
     for i, k in ipairs(ECHO) do
         local v = k == "text" and text or req[k]

@@ -210,6 +210,7 @@ describe("ingress formats", function()
                 { { model = "gpt-4o", input = "x", max_output_tokens = 0 }, "max_output_tokens" },
                 { { model = "gpt-4o", input = "x", metadata = "m" }, "metadata must be an object" },
                 { { model = "gpt-4o", input = "x", instructions = 1 }, "instructions must be" },
+                { { model = "gpt-4o", input = "x", stream = "yes" }, "stream must be a boolean" },
             }) do
                 local r = send("/v1/responses", c[1])
                 assert.equal(400, r.resp.status)
