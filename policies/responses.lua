@@ -6,22 +6,20 @@
 --
 -- POST {P}/responses: validates a Responses request and maps it onto an OpenAI chat request,
 -- which the chat policy (:dispatch, enabled before this one) routes like any other. The answer
--- is written by src/ingress_responses.c (ingress "responses"). Mapping:
---   instructions                      -> a first system message
---   input (string)                    -> one user message
---   input items: message (role user | assistant | system | developer -> system; content a
---     string or input_text / output_text / input_image parts), function_call (-> assistant
---     tool_calls, consecutive calls merged), function_call_output (-> a tool message)
---   max_output_tokens -> max_tokens; temperature, top_p, seed, parallel_tool_calls, user;
---   tools (function tools only) -> chat tools; tool_choice auto | none |
---   required | {type:"function",name}; text.format json_schema | json_object -> response_format.
--- The gateway is stateless: store is accepted but nothing is stored (answers say store:false);
--- previous_response_id answers 400. Errors are OpenAI-shaped. No config keys.
+-- is written by src/ingress_responses.c (ingress "responses"). Mapping: instructions -> a first
+-- system message; input (string) -> one user message; input items: message (role user |
+-- assistant | system | developer -> system; content a string or input_text / output_text /
+-- input_image parts), function_call (-> assistant tool_calls, consecutive calls merged),
+-- function_call_output (-> a tool message); max_output_tokens -> max_tokens; temperature, top_p,
+-- seed, parallel_tool_calls, user; tools (function tools only); tool_choice auto | none |
+-- required | {type:"function",name}; text.format json_schema | json_object -> response_format.
+-- Stateless: store is accepted, nothing stored (store:false); previous_response_id answers 400.
+-- The answer echoes the request's parameters (:echo_fields). OpenAI errors. No config keys.
 
 local _M = { name = "responses" }
 
-local type, ipairs, next, tostring, format = type, ipairs, next, tostring, string.format
-local concat = table.concat
+local type, ipairs, pairs, next, tostring = type, ipairs, pairs, next, tostring
+local format, sub, concat = string.format, string.sub, table.concat
 
 function _M.new(_, host)
     return setmetatable({ host = host }, { __index = _M })
@@ -152,7 +150,6 @@ local function map_text(req, oai)
     elseif f.type ~= "text" then
         return "text.format.type must be text, json_object or json_schema"
     end
-    return nil
 end
 
 local function map_params(req, oai)
@@ -167,15 +164,9 @@ local function map_params(req, oai)
         end
         oai[k] = req[k]
     end
-    if req.stream ~= nil and type(req.stream) ~= "boolean" then
-        return "stream must be a boolean"
-    end
-    oai.stream = req.stream == true or nil
-    if type(req.parallel_tool_calls) == "boolean" then
-        oai.parallel_tool_calls = req.parallel_tool_calls
-    end
-    if type(req.user) == "string" then
-        oai.user = req.user
+    oai.stream = req.stream -- chat:dispatch checks it
+    for k, t in pairs({ parallel_tool_calls = "boolean", user = "string" }) do
+        if type(req[k]) == t then oai[k] = req[k] end
     end
     return map_tools(req, oai) or map_text(req, oai)
 end
@@ -190,13 +181,13 @@ function _M:map(req)
     if type(req.model) ~= "string" or req.model == "" then
         return nil, "Missing required parameter: 'model'.", "model"
     end
-    local msgs = {}
-    if req.instructions ~= nil and req.instructions ~= null then
-        if type(req.instructions) ~= "string" then
-            return nil, "instructions must be a string", "instructions"
+    for k, t in pairs({ instructions = "string", metadata = "table" }) do
+        if req[k] ~= nil and req[k] ~= null and type(req[k]) ~= t then
+            return nil, format("%s must be %s", k, t == "table" and "an object" or "a string"), k
         end
-        msgs[1] = { role = "system", content = req.instructions }
     end
+    local msgs = { type(req.instructions) == "string"
+        and { role = "system", content = req.instructions } or nil }
     if type(req.input) == "string" then
         msgs[#msgs + 1] = { role = "user", content = req.input }
     elseif is_array(req.input) and #req.input > 0 then
@@ -216,6 +207,23 @@ function _M:map(req)
     return oai
 end
 
+-- The request parameters the response object echoes, in order, with OpenAI's defaults (null
+-- for the others).
+local ECHO = { "instructions", "max_output_tokens", "parallel_tool_calls", "temperature", "text",
+    "tool_choice", "tools", "top_p", "metadata", "user", parallel_tool_calls = true,
+    temperature = 1, tool_choice = "auto", top_p = 1, tools = {}, metadata = {} }
+-- ECHO as JSON object members for src/ingress_responses.c (r.upstream.fields). Completes req.text.
+function _M.echo_fields(req, json)
+    local null, out, text = json.null, {}, type(req.text) == "table" and req.text or {}
+    text.format = (text.format == nil or text.format == null) and { type = "text" } or text.format
+    for i, k in ipairs(ECHO) do
+        local v = k == "text" and text or req[k]
+        v = (v == nil or v == null) and (ECHO[k] or null) or v
+        out[i] = sub(json.encode_body({ [k] = v }), 2, -2)
+    end
+    return concat(out, ",")
+end
+
 function _M:route(r)
     if r.ctx.ingress ~= "responses" then
         return
@@ -233,7 +241,10 @@ function _M:route(r)
     if not oai then
         return r.resp:error(400, "invalid_request", err, "invalid_request_error")
     end
-    return chat:dispatch(r, oai, "responses", host.json.encode_body(oai))
+    chat:dispatch(r, oai, "responses", host.json.encode_body(oai))
+    if r.upstream then
+        r.upstream.fields = _M.echo_fields(req, host.json)
+    end
 end
 
 return _M

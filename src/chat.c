@@ -92,6 +92,7 @@ static void params_free(void *data)
     gw_chat_params_t *p = data;
     free(p->echo);
     free(p->ingress);
+    free(p->fields);
     free(p->body);
     for (size_t i = 0; i < p->n_stops; i++)
         free(p->stops[i]);
@@ -748,6 +749,8 @@ static chat_t *chat_new(gw_chat_env_t *env, gw_req_t *req, gw_chat_params_t *p)
     c->out.created = now_s();
     c->out.model = p->echo ? p->echo : "";
     c->out.include_usage = p->include_usage;
+    c->out.fields = p->fields;
+    c->out.fields_len = p->fields_len;
     c->rq.echo = c->out.model;
     c->rq.stream = p->stream;
     c->rq.include_usage = p->include_usage;

@@ -45,6 +45,8 @@ typedef struct gw_chat_params_s {
     char *ingress; /* ingress format name ("chat") */
     int stream;
     int include_usage;
+    char *fields; /* gw_out_t.fields (NULL: none) */
+    size_t fields_len;
     char *body; /* the OpenAI body for HTTP backends; NULL = the request's */
     size_t body_len;
     char *stops[GW_STOP_MAX]; /* stop sequences the engine applies (gw_stop_t), or none */

@@ -131,6 +131,19 @@ int gw_ffi_chat_body(void *req, const char *body, size_t len)
     return GW_OK;
 }
 
+int gw_ffi_chat_fields(void *req, const char *json, size_t len)
+{
+    gw_chat_params_t *p = gw_chat_params(req, 0);
+    if (!p || !p->echo)
+        return GW_ESTATE;
+    if (len == 0 || memchr(json, '\0', len))
+        return GW_EINVAL;
+    free(p->fields);
+    p->fields = gw_strndup(json, len);
+    p->fields_len = len;
+    return GW_OK;
+}
+
 int gw_ffi_chat_stop(void *req, const char *seq, size_t len)
 {
     gw_chat_params_t *p = gw_chat_params(req, 0);

@@ -192,6 +192,9 @@ int gw_ffi_chat_sampling(void *req, int has_temperature, double temperature, int
 int gw_ffi_chat_part(void *req, int kind, const char *text, size_t len);
 /* The OpenAI-shaped body the HTTP backends send (default: the request's own body). */
 int gw_ffi_chat_body(void *req, const char *body, size_t len);
+/* JSON object members (no braces; the policy's encoder made them) the answer format splices
+ * into its answer object as they are: the responses format's echoed request parameters. */
+int gw_ffi_chat_fields(void *req, const char *json, size_t len);
 /* One stop sequence the engine applies to the answer's text (1..256 bytes, no NUL; at most 16:
  * GW_EAGAIN past them). */
 int gw_ffi_chat_stop(void *req, const char *seq, size_t len);

@@ -759,10 +759,14 @@ void gw_openai_error_json(gw_buf_t *out, const char *message, size_t mlen, const
 void gw_resp_send_error(gw_req_t *r, int status, const char *code, const char *message,
                         const char *type)
 {
+    const gw_http_conf_t *conf = &r->conn->srv->conf;
     gw_buf_t b;
     gw_buf_init(&b);
-    gw_openai_error_json(&b, message, strlen(message), type, type ? strlen(type) : 0, code,
-                         strlen(code));
+    if (conf->error_body && r->path)
+        conf->error_body(r, &b, status, code, message, type, conf->ud);
+    else
+        gw_openai_error_json(&b, message, strlen(message), type, type ? strlen(type) : 0, code,
+                             strlen(code));
     gw_resp_send(r, status, "application/json", b.data, b.len);
     gw_buf_dispose(&b);
 }

@@ -113,6 +113,11 @@ typedef struct {
     const gw_cidr_list_t *trusted_proxies;
     void (*on_request)(gw_req_t *req, void *ud);
     void (*on_complete)(gw_req_t *req, void *ud);
+    /* Optional: the JSON body of an error the gateway makes (gw_resp_send_error: the HTTP
+     * layer's 408/413/400, the worker's and the routes' 404/405...) in the API shape of the
+     * request's path (default: gw_openai_error_json). */
+    void (*error_body)(const gw_req_t *req, gw_buf_t *out, int status, const char *code,
+                       const char *message, const char *type, void *ud);
     void *ud;
 } gw_http_conf_t;
 
@@ -147,6 +152,7 @@ const char *gw_req_url(const gw_req_t *r, size_t *len);
 /* Response. Headers added with gw_resp_add_header go out with whatever response is sent. */
 void gw_resp_add_header(gw_req_t *r, const char *name, size_t nlen, const char *value, size_t vlen);
 void gw_resp_send(gw_req_t *r, int status, const char *content_type, const char *body, size_t len);
+/* An error answer in the shape gw_http_conf_t.error_body gives (OpenAI's by default). */
 void gw_resp_send_error(gw_req_t *r, int status, const char *code, const char *message,
                         const char *type);
 /* {"error":{"message":..,"type":..,"code":..}}: the OpenAI error envelope, built here and

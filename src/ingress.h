@@ -63,6 +63,10 @@ typedef struct {
     int include_usage; /* the client asked for a usage chunk */
     long long prompt_tokens; /* the gateway's prompt count of the answering target (stream
                                 open: the final count may still come from the upstream) */
+    const char *fields; /* JSON object members (no braces) the format splices into its answer
+                           object as they are (responses: the request's echoed parameters), or
+                           NULL for the format's defaults */
+    size_t fields_len;
     void *state;       /* the format's own (state_size bytes, zeroed) */
 } gw_out_t;
 

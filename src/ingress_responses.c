@@ -18,13 +18,21 @@
  * the whole response and usage, or response.failed after a failure. Every event carries
  * sequence_number. The done events and the final response repeat the whole output, so the
  * format keeps the stream's text and calls (as the client's SDK does).
- * The gateway stores nothing: every response says "store":false.
+ * The gateway stores nothing: every response says "store":false. The request's parameters the
+ * response object echoes (instructions, tools, text, ...) come ready-made from the route phase
+ * (gw_out_t.fields, policies/responses.lua).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "gw.h"
 #include "ingress.h"
+
+/* The echoed request parameters when the route phase gave none (OpenAI's defaults). */
+#define DEFAULT_FIELDS                                                                           \
+    "\"instructions\":null,\"max_output_tokens\":null,\"parallel_tool_calls\":true,"            \
+    "\"temperature\":1,\"text\":{\"format\":{\"type\":\"text\"}},\"tool_choice\":\"auto\","      \
+    "\"tools\":[],\"top_p\":1,\"metadata\":{},\"user\":null"
 
 typedef struct {
     unsigned long long seq;
@@ -165,10 +173,13 @@ static void put_response(gw_buf_t *out, const gw_out_t *o, const char *status,
         put_output(out, o, c, msg_at, tool_at);
     else
         gw_buf_puts(out, "[]");
-    gw_buf_puts(out, ",\"parallel_tool_calls\":true,\"previous_response_id\":null,"
-                     "\"store\":false,\"text\":{\"format\":{\"type\":\"text\"}},"
-                     "\"tool_choice\":\"auto\",\"tools\":[],\"truncation\":\"disabled\","
-                     "\"metadata\":{},\"usage\":");
+    gw_buf_puts(out, ",\"previous_response_id\":null,\"store\":false,"
+                     "\"truncation\":\"disabled\",");
+    if (o->fields)
+        gw_buf_append(out, o->fields, o->fields_len);
+    else
+        gw_buf_puts(out, DEFAULT_FIELDS);
+    gw_buf_puts(out, ",\"usage\":");
     if (a)
         put_usage(out, a);
     else

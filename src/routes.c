@@ -18,7 +18,8 @@
  *   POST {P}/messages          Anthropic Messages: route phase (policies/messages.lua), chat.c
  *   POST {P}/messages/count_tokens   route phase (the messages policy answers)
  *   POST {P}/responses         OpenAI Responses: route phase (policies/responses.lua), chat.c
- *   (errors on these paths are in the path's ingress format: gw_ingress_t.error_body)
+ *   (every gateway-made error on these paths, the HTTP layer's 408/413 and the worker's 405
+ *   too, is in the path's ingress format: gw_routes_error_body, gw_ingress_t.error_body)
  *   GET|HEAD /metrics          Prometheus metrics (metrics_hooks.c; METRICS_ALLOW / admin key)
  *   anything else              404 route_not_found (405 method_not_allowed on a known path)
  */
@@ -141,18 +142,6 @@ static void health(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
     gw_buf_dispose(&b);
 }
 
-/* An error in the path's ingress format (the route phase's answers use the same shapes). */
-static void route_error(gw_req_t *req, const gw_ingress_t *fmt, int status, const char *code,
-                        const char *msg)
-{
-    gw_out_error_t e = {status, code, "error", msg};
-    gw_buf_t b;
-    gw_buf_init(&b);
-    fmt->error_body(&b, &e);
-    gw_resp_send(req, status, "application/json", b.data, b.len);
-    gw_buf_dispose(&b);
-}
-
 /* The ingress format of a path with a route phase (NULL for none); *answered_only: the route
  * phase must answer itself (tokenize, count_tokens). */
 static const gw_ingress_t *path_ingress(const gw_routes_t *rt, const gw_req_t *req,
@@ -177,6 +166,15 @@ static const gw_ingress_t *path_ingress(const gw_routes_t *rt, const gw_req_t *r
     return NULL;
 }
 
+void gw_routes_error_body(const gw_routes_t *rt, const gw_req_t *req, gw_buf_t *out,
+                          int status, const char *code, const char *message, const char *type)
+{
+    int answered_only;
+    const gw_ingress_t *fmt = rt && req->path ? path_ingress(rt, req, &answered_only) : NULL;
+    gw_out_error_t e = {status, code, type ? type : "error", message};
+    (fmt ? fmt : &gw_ingress_chat)->error_body(out, &e);
+}
+
 /* After the route phase (at once, or when a waiting phase finished). */
 static void after_route(gw_req_t *req, void *ud)
 {
@@ -188,19 +186,19 @@ static void after_route(gw_req_t *req, void *ud)
     const gw_ingress_t *fmt = path_ingress(rt, req, &answered_only);
     gw_chat_params_t *p = gw_chat_params(req, 0);
     if (!fmt || answered_only || !p || !p->n_targets)
-        return route_error(req, fmt ? fmt : &gw_ingress_chat, 500, "internal_error",
-                           "The route phase produced no upstream request");
+        return gw_resp_send_error(req, 500, "internal_error",
+                                  "The route phase produced no upstream request", "error");
     gw_chat_start(&rt->chat, req);
 }
 
 /* Route phase (Lua), then the upstream call or the policy's own answer. */
-static void chat(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req, const gw_ingress_t *fmt)
+static void chat(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
 {
     if (strcmp(req->method_name, "POST") != 0)
-        return route_error(req, fmt, 405, "method_not_allowed", "Method not allowed");
+        return method_not_allowed(req);
     if (!(gw_vm_phases(vm) & GW_PHASE_ROUTE))
-        return route_error(req, fmt, 500, "internal_error",
-                           "No policy handles the route phase (policy 'chat')");
+        return gw_resp_send_error(req, 500, "internal_error",
+                                  "No policy handles the route phase (policy 'chat')", "error");
     if (gw_vm_route(vm, req, after_route, rt) == GW_VM_SUSPENDED)
         return;
     after_route(req, rt);
@@ -282,8 +280,7 @@ void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req)
         return gw_resp_send(req, 200, "application/json", body, len);
     }
     int answered_only;
-    const gw_ingress_t *fmt = path_ingress(rt, req, &answered_only);
-    if (fmt)
-        return chat(rt, vm, req, fmt);
+    if (path_ingress(rt, req, &answered_only))
+        return chat(rt, vm, req);
     gw_resp_send_error(req, 404, "route_not_found", "Requested path not found", "error");
 }

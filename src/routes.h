@@ -28,6 +28,10 @@ void gw_routes_dispatch(gw_routes_t *rt, gw_vm_t *vm, gw_req_t *req);
  * "responses"; "other" for any other path), and ingress, the client API format of a chat path
  * ("chat", "messages", "responses"; stays "" elsewhere). */
 void gw_routes_classify(const gw_routes_t *rt, gw_req_t *req);
+/* The JSON error body for req in the API shape of its path (Anthropic's on the Messages
+ * paths, else OpenAI's): gw_http_conf_t.error_body of the worker. */
+void gw_routes_error_body(const gw_routes_t *rt, const gw_req_t *req, gw_buf_t *out,
+                          int status, const char *code, const char *message, const char *type);
 /* Whether dispatching req now would run the Lua route phase (the one route table). */
 int gw_routes_has_route_phase(const gw_routes_t *rt, const gw_req_t *req);
 /* {"<name>":{"type":..,"pool":{..}},..}: this worker's backends, appended to out. */

@@ -122,6 +122,13 @@ static void after_pre(gw_req_t *req, void *ud)
     gw_routes_dispatch(w->routes, req->vm, req);
 }
 
+static void worker_error_body(const gw_req_t *req, gw_buf_t *out, int status, const char *code,
+                              const char *message, const char *type, void *ud)
+{
+    gw_worker_t *w = ud;
+    gw_routes_error_body(w->routes, req, out, status, code, message, type);
+}
+
 static int method_allowed(const gw_req_t *req)
 {
     const char *m = req->method_name;
@@ -306,6 +313,7 @@ static int worker_setup(gw_worker_t *w)
         .trusted_proxies = &cfg->trusted_proxies,
         .on_request = gw_worker_on_request,
         .on_complete = gw_worker_on_complete,
+        .error_body = worker_error_body,
         .ud = w,
     };
     return gw_http_server_start(&w->loop, cfg->listen_host, cfg->port, &hc, &w->http,

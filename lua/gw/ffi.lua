@@ -45,6 +45,7 @@ int gw_ffi_chat_sampling(void *req, int has_temperature, double temperature, int
                          double top_p);
 int gw_ffi_chat_part(void *req, int kind, const char *text, size_t len);
 int gw_ffi_chat_body(void *req, const char *body, size_t len);
+int gw_ffi_chat_fields(void *req, const char *json, size_t len);
 int gw_ffi_chat_stop(void *req, const char *seq, size_t len);
 int gw_ffi_chat_attempt(void *req, int i, const char **backend, size_t *blen, int *result,
                         int *status, int *next);

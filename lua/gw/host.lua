@@ -571,6 +571,7 @@ end
 --   { echo_model, stream, include_usage, ingress = "chat"|"messages"|"responses",
 --     body = (optional OpenAI body), stop_sequences = (optional { "..." }: the engine ends the
 --     text at the first one, at most 16 of 1..256 bytes),
+--     fields = (optional: JSON object members the answer object echoes as they are),
 --     targets = { { backend, model, encoding, prompt_tokens, completion_offset, variant,
 --                   temperature, top_p, parts = { { kind, text }, ... } }, ... } }
 -- (docs/policy-api.md). What a target carries for each backend type is that backend's
@@ -604,6 +605,9 @@ local function push_upstream(r, req)
     end
     if u.body then
         C.gw_ffi_chat_body(req, u.body, #u.body)
+    end
+    if u.fields and C.gw_ffi_chat_fields(req, u.fields, #u.fields) ~= 0 then
+        error("route: invalid upstream.fields", 0)
     end
     local stops = u.stop_sequences
     for i = 1, stops and #stops or 0 do

@@ -16,7 +16,7 @@ const { generateText, streamText, tool, jsonSchema } = require('ai');
 const { createOpenAI } = require('@ai-sdk/openai');
 const { startMock } = require('./mock/mock');
 const { startOpenAIMock } = require('./mock/openai');
-const { startGateway, tmpDir, freePort } = require('./lib/gateway');
+const { startGateway, tmpDir, freePort, raw, parseResponses } = require('./lib/gateway');
 
 const Anthropic = AnthropicMod.default || AnthropicMod;
 const KEY = 'client-key-1';
@@ -350,6 +350,46 @@ test('openai client: Responses API on every backend, text and function calls', a
     });
   }
 
+  await t.test('the response object echoes the request parameters (create, stream)', async () => {
+    const echo = {
+      instructions: 'Sys', max_output_tokens: 40, parallel_tool_calls: false, temperature: 0.2,
+      top_p: 0.8, tool_choice: 'required', metadata: { k: 'v' }, user: 'u1',
+      tools: [{ type: 'function', name: 'f', description: 'd', strict: true,
+        parameters: { type: 'object', properties: {}, required: [], additionalProperties: false } }],
+      text: { format: { type: 'json_schema', name: 'answer', strict: true,
+        schema: { type: 'object', properties: { a: { type: 'string' } } } } },
+    };
+    const pick = (r) => Object.fromEntries(Object.keys(echo).map((k) => [k, r[k]]));
+    const r = await openai.responses.create({ model: 'up-text', input: 'x', ...echo });
+    assert.deepEqual(pick(r), echo);
+    // (raw: the SDK's stream would parse the text as the json_schema's JSON)
+    const res = await post(gw, '/v1/responses', { model: 'up-text', input: 'x', stream: true,
+      ...echo });
+    const objs = sseEvents(await res.text()).filter((e) => e.data.response);
+    assert.deepEqual(objs.map((e) => e.event),
+      ['response.created', 'response.in_progress', 'response.completed']);
+    for (const e of objs) assert.deepEqual(pick(e.data.response), echo);
+    const st = openai.responses.stream({ model: 'up-text', input: 'x', user: 'u3', top_p: 0.5 });
+    const fin = await st.finalResponse();
+    assert.deepEqual([fin.user, fin.top_p, fin.tools], ['u3', 0.5, []]);
+    // absent: OpenAI's defaults
+    const d = await openai.responses.create({ model: 'up-text', input: 'x' });
+    assert.deepEqual(pick(d), { instructions: null, max_output_tokens: null,
+      parallel_tool_calls: true, temperature: 1, top_p: 1, tool_choice: 'auto', metadata: {},
+      user: null, tools: [], text: { format: { type: 'text' } } });
+    // incomplete and failed stream events echo too
+    for (const [model, type] of [['length', 'response.incomplete'],
+      ['error-mid', 'response.failed']]) {
+      const res = await post(gw, '/v1/responses', { model, input: 'x', stream: true,
+        max_output_tokens: 3, user: 'u2', tool_choice: 'none' });
+      const last = sseEvents(await res.text()).at(-1);
+      assert.equal(last.event, type);
+      assert.equal(last.data.response.user, 'u2');
+      assert.equal(last.data.response.tool_choice, 'none');
+      assert.equal(last.data.response.max_output_tokens, 3);
+    }
+  });
+
   await t.test('text.format json_schema, input_image and sampling reach the backend', async () => {
     const schema = { type: 'object', properties: { a: { type: 'string' } }, required: ['a'],
       additionalProperties: false };
@@ -592,6 +632,46 @@ test('the LLM metric families count ingress requests by model, backend and strea
   assert.equal(sample('gateway_llm_active_streams'), 0);
   assert.equal(sample('gateway_http_requests_total{route="count_tokens",method="POST",' +
     'status="200"}'), 2);
+});
+
+test('errors made outside the policies are Anthropic-shaped on the Messages paths', async (t) => {
+  const gw = await startGateway({ dir: tmpDir(), env: { API_KEY: KEY, MAX_BODY_SIZE: '2000',
+    HEADER_TIMEOUT: '0.5' } });
+  t.after(() => gw.stop());
+  const big = 'x'.repeat(3000);
+  const req = (path, method, body) => fetch(`${gw.url}${path}`, { method, body,
+    headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' } });
+  const rawOne = async (data, opts) => parseResponses((await raw(gw.port, data, opts)).text)[0];
+  const openaiError = async (res, status, code) => {
+    assert.equal(res.status, status);
+    const b = await res.json();
+    assert.equal(b.error.code, code);
+    assert.equal(b.type, undefined);
+  };
+  for (const path of ['/v1/messages', '/v1/messages/count_tokens']) {
+    await t.test(`${path}: 405 (worker, routes), 413 (HTTP layer), 408`, async () => {
+      await anthropicError(await req(path, 'PUT', '{}'), 405, 'invalid_request_error');
+      await anthropicError(await req(path, 'GET'), 405, 'invalid_request_error');
+      await anthropicError(await req(path, 'POST', big), 413, 'request_too_large');
+      const chunked = await rawOne(`POST ${path} HTTP/1.1\r\nHost: x\r\n`
+        + `Transfer-Encoding: chunked\r\n\r\n${(3000).toString(16)}\r\n${big}\r\n0\r\n\r\n`);
+      assert.equal(chunked.status, 413);
+      assert.equal(JSON.parse(chunked.body).error.type, 'request_too_large');
+      const slow = await rawOne([`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n`,
+        '{"model":'], { idleMs: 5000 });
+      assert.equal(slow.status, 408);
+      assert.deepEqual(JSON.parse(slow.body), { type: 'error',
+        error: { type: 'invalid_request_error', message: 'Request timeout' } });
+    });
+  }
+  await t.test('the OpenAI paths keep the OpenAI shape', async () => {
+    for (const path of ['/v1/chat/completions', '/v1/responses']) {
+      await openaiError(await req(path, 'PUT', '{}'), 405, 'method_not_allowed');
+      await openaiError(await req(path, 'GET'), 405, 'method_not_allowed');
+      await openaiError(await req(path, 'POST', big), 413, 'body_too_large');
+    }
+    await openaiError(await req('/v1/messages/nope', 'POST', '{}'), 404, 'route_not_found');
+  });
 });
 
 test('no reachable backend: 503 in each format (Anthropic overloaded_error)', async (t) => {

@@ -171,6 +171,29 @@ describe("ingress formats", function()
             assert.same({ role = "tool", tool_call_id = "c1", content = "o1" }, m[5])
         end)
 
+        it("echoes the request's parameters in the response object (r.upstream.fields)", function()
+            local tools = { { type = "function", name = "f", description = "d", strict = true,
+                parameters = { type = "object", properties = {}, required = {} } } }
+            local fmt = { type = "json_schema", name = "s", strict = true,
+                schema = { type = "object", properties = { a = { type = "string" } } } }
+            local _, u = sent(send("/v1/responses", { model = "gpt-4o", input = "x",
+                instructions = "I", max_output_tokens = 9, parallel_tool_calls = false,
+                temperature = 0.5, top_p = 0.25, tools = tools, tool_choice = "required",
+                text = { format = fmt }, metadata = { k = "v" }, user = "u1" }))
+            local f = assert(cjson.decode("{" .. u.fields .. "}"))
+            assert.same({ instructions = "I", max_output_tokens = 9, parallel_tool_calls = false,
+                temperature = 0.5, top_p = 0.25, tools = tools, tool_choice = "required",
+                text = { format = fmt }, metadata = { k = "v" }, user = "u1" }, f)
+            assert.matches('"required":%[%]', u.fields) -- empty arrays stay arrays
+            assert.matches('^"instructions":', u.fields) -- OpenAI's order
+            -- absent: OpenAI's defaults
+            _, u = sent(send("/v1/responses", { model = "gpt-4o", input = "x" }))
+            assert.equal('"instructions":null,"max_output_tokens":null,'
+                .. '"parallel_tool_calls":true,"temperature":1,"text":{"format":{"type":"text"}},'
+                .. '"tool_choice":"auto","tools":[],"top_p":1,"metadata":{},"user":null',
+                u.fields)
+        end)
+
         it("a string input is one user message", function()
             local b = sent(send("/v1/responses", { model = "gpt-4o", input = "hi" }))
             assert.same({ { role = "user", content = "hi" } }, b.messages)
@@ -185,6 +208,9 @@ describe("ingress formats", function()
                     "function" },
                 { { model = "gpt-4o", input = { { type = "reasoning" } } }, "unsupported" },
                 { { model = "gpt-4o", input = "x", max_output_tokens = 0 }, "max_output_tokens" },
+                { { model = "gpt-4o", input = "x", metadata = "m" }, "metadata must be an object" },
+                { { model = "gpt-4o", input = "x", instructions = 1 }, "instructions must be" },
+                { { model = "gpt-4o", input = "x", stream = "yes" }, "stream must be a boolean" },
             }) do
                 local r = send("/v1/responses", c[1])
                 assert.equal(400, r.resp.status)

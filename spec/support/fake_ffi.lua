@@ -708,6 +708,18 @@ local function chat_functions(st, C)
         return GW_OK
     end
 
+    function C.gw_ffi_chat_fields(req, json, len)
+        if not req.chat then
+            return GW_ESTATE
+        end
+        local v = str(json, len)
+        if #v == 0 or v:find("\0", 1, true) then
+            return GW_EINVAL
+        end
+        req.chat.fields = v
+        return GW_OK
+    end
+
     function C.gw_ffi_chat_stop(req, seq, len)
         local c = req.chat
         if not c then
