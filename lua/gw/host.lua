@@ -450,17 +450,114 @@ local function run_pre(r)
     end
 end
 
--- Phases run in pooled coroutines when a host call may wait (see the header).
+-- Phases run in pooled coroutines when a host call may wait (see the header). There the
+-- policies are called directly, not under xpcall: coroutine.resume already catches an error,
+-- and a trace that goes on after a resume cannot return through an xpcall frame entered before
+-- the yield ("NYI: return to lower frame": the rest of the phase would run interpreted). The
+-- policy that runs is kept in cur_phase/cur_i (saved while parked), so an error still names
+-- policy and phase, and a failed log phase goes on with the next policy in a new coroutine.
 local pool = {}
-local parked = {} -- request id -> { co, r, done } while the request waits for I/O
+local parked = {} -- request id -> { co, r, done, phase, i } while the request waits for I/O
 local DONE = {}
 local function log_done() end
+local cur_phase, cur_i = "rewrite", 0 -- the policy call running in a coroutine now
 
-local function co_body(fn, r)
-    while true do
-        fn(r)
-        fn, r = co_yield(DONE)
+-- chain[phase] from policy i in a coroutine; true when a policy answered (run_phase's rules)
+local function co_phase(r, phase, i)
+    local list = chain[phase]
+    cur_phase = phase
+    for j = i, #list do
+        local p = list[j]
+        cur_i = j
+        p.fn(p.inst, r)
+        if r._answered and phase ~= "log" then
+            if phase == "content" then -- the policy serves this route: name it after the policy
+                C.gw_ffi_req_set_stat(r.req._req, gwffi.STAT_ROUTE, p.name, #p.name)
+            end
+            return true
+        end
     end
+    return false
+end
+
+local function co_pre(r)
+    r.ctx.ingress = route_paths[r.req.path]
+    if #chain.rewrite > 0 and co_phase(r, "rewrite", 1) then
+        return
+    end
+    r.ctx.ingress = route_paths[r.req.path]
+    if #chain.access > 0 and co_phase(r, "access", 1) then
+        return
+    end
+    if #chain.content > 0 then
+        co_phase(r, "content", 1)
+    end
+end
+
+local function co_route(r)
+    co_phase(r, "route", 1)
+end
+
+local function co_log(r, i)
+    co_phase(r, "log", i or 1)
+end
+
+local function co_body(fn, r, i)
+    while true do
+        fn(r, i)
+        fn, r, i = co_yield(DONE)
+    end
+end
+
+local function resume(co, req, ...)
+    ctl.req, ctl.co = req, co
+    local ok, res = co_resume(co, ...)
+    ctl.req, ctl.co = nil, nil
+    return ok, res
+end
+
+local start
+
+-- A policy raised err in a coroutine (cur_phase, cur_i; co is dead): run_phase's answers.
+-- Returns true when the request is now parked (a log phase goes on with the next policy).
+local function co_failed(co, err, r, req, id, done)
+    local phase, i = cur_phase, cur_i
+    local p = cur_i > 0 and chain[phase][i]
+    if not p then -- not in a policy: the host's own bug
+        host.log.err("policy phase did not complete: %s", tostring(err))
+        policy_errors:inc({ policy = "host", phase = "coroutine" })
+        if not r._answered then
+            pcall(resp_methods.error, r.resp, 500, "internal_error", "Internal server error")
+        end
+        done(r, req, id)
+        return false
+    end
+    if err == STORE_DOWN then
+        if phase == "log" then
+            host.log.debug("policy '%s': the shared store is unavailable", p.name)
+        elseif not r._answered then
+            pcall(resp_methods.error, r.resp, 503, "store_unavailable",
+                "The shared store is unavailable")
+            r._answered = true
+        end
+    else
+        local msg = tostring(err)
+        if C.gw_ffi_debug_enabled() ~= 0 then
+            msg = debug.traceback(co, msg)
+        end
+        host.log.err("policy '%s' failed in phase %s (%s): %s", p.name, phase, p.where, msg)
+        policy_errors:inc({ policy = p.name, phase = phase })
+        if phase ~= "log" and not r._answered then
+            r._answered = false
+            pcall(resp_methods.error, r.resp, 500, "internal_error", "Internal server error")
+            r._answered = true
+        end
+    end
+    if phase == "log" and i < #chain.log then
+        return start(co_log, r, req, id, done, i + 1)
+    end
+    done(r, req, id)
+    return false
 end
 
 -- After a resume: true when the coroutine parked on I/O; else the phase is over (done runs).
@@ -473,11 +570,13 @@ local function settle(co, ok, res, r, req, id, done)
         return false
     end
     if ok and res == WAIT then
-        parked[id] = { co = co, r = r, done = done }
+        parked[id] = { co = co, r = r, done = done, phase = cur_phase, i = cur_i }
         return true
     end
-    host.log.err("policy phase did not complete: %s",
-        ok and "a policy yielded (not supported)" or tostring(res))
+    if not ok then
+        return co_failed(co, res, r, req, id, done)
+    end
+    host.log.err("policy phase did not complete: a policy yielded (not supported)")
     policy_errors:inc({ policy = "host", phase = "coroutine" })
     if not r._answered then
         pcall(resp_methods.error, r.resp, 500, "internal_error", "Internal server error")
@@ -486,28 +585,28 @@ local function settle(co, ok, res, r, req, id, done)
     return false
 end
 
-local function resume(co, req, ...)
-    ctl.req, ctl.co = req, co
-    local ok, res = co_resume(co, ...)
-    ctl.req, ctl.co = nil, nil
-    return ok, res
-end
-
--- Run fn(r), then done(r, req, id). Returns true when the request is now parked.
-local function run(fn, r, req, id, done)
-    if not can_wait then
-        fn(r)
-        done(r, req, id)
-        return false
-    end
+-- fn(r, i) in a pooled coroutine, then done(r, req, id); true when the request is now parked
+start = function(fn, r, req, id, done, i)
     local co = pool[#pool]
     if co then
         pool[#pool] = nil
     else
         co = co_create(co_body)
     end
-    local ok, res = resume(co, req, fn, r)
+    cur_i = 0
+    local ok, res = resume(co, req, fn, r, i)
     return settle(co, ok, res, r, req, id, done)
+end
+
+-- Run fn(r) (co_fn(r) in a coroutine when a host call may wait), then done(r, req, id).
+-- Returns true when the request is now parked.
+local function run(fn, co_fn, r, req, id, done)
+    if not can_wait then
+        fn(r)
+        done(r, req, id)
+        return false
+    end
+    return start(co_fn, r, req, id, done)
 end
 
 -- C: the I/O the parked request waited for is done (its answer is readable through the FFI).
@@ -518,6 +617,7 @@ function _M.resume(req, id)
     end
     parked[id] = nil
     req = cast_req(req)
+    cur_phase, cur_i = p.phase, p.i
     local ok, res = resume(p.co, req)
     return settle(p.co, ok, res, p.r, req, id, p.done)
 end
@@ -560,7 +660,7 @@ end
 
 function _M.handle(req, id)
     req = cast_req(req)
-    return run(run_pre, new_r(req), req, id, handle_done)
+    return run(run_pre, co_pre, new_r(req), req, id, handle_done)
 end
 
 local function run_route(r)
@@ -642,7 +742,7 @@ function _M.route(req, id)
     elseif #chain.log == 0 then
         active[id] = nil
     end
-    return run(run_route, r, req, id, route_done)
+    return run(run_route, co_route, r, req, id, route_done)
 end
 
 local function run_log(r)
@@ -661,7 +761,7 @@ function _M.log(req, id)
         req = cast_req(req)
         r = new_r(req)
     end
-    return run(run_log, r, req, id, log_done)
+    return run(run_log, co_log, r, req, id, log_done)
 end
 
 -- GET /: the circuit breakers of the route policy that keeps them (a JSON object string)

@@ -483,95 +483,101 @@ end]]) }, { "s" })
         end)
     end)
 
-    describe("policy errors", function()
-        local BOOM = policy([[
-function _M:rewrite(r)
-    if r.req.path == "/rewrite" then error("boom in rewrite") end
-end
-function _M:access(r)
-    if r.req.path == "/access" then error("boom in access") end
-end
-function _M:content(r)
-    if r.req.path == "/content" then error("boom in content") end
-end
-function _M:log(r)
-    if r.req.path == "/log" then error("boom in log") end
-end]])
-        local LINES = { rewrite = { 0, 1 }, access = { 3, 4 }, content = { 6, 7 },
-            log = { 9, 10 } }
+    -- with the local store (plain calls under xpcall) and the Redis store (the policies run
+    -- in coroutines, not under xpcall: the host finds the failed policy by its cursor)
+    for _, store in ipairs({ "local", "redis" }) do
+        local STORE = store == "redis" and 'shared_store = { url = "redis://127.0.0.1:6379/0" },'
+            or nil
+        describe("policy errors (" .. store .. " store)", function()
+            local BOOM = policy([[
+    function _M:rewrite(r)
+        if r.req.path == "/rewrite" then error("boom in rewrite") end
+    end
+    function _M:access(r)
+        if r.req.path == "/access" then error("boom in access") end
+    end
+    function _M:content(r)
+        if r.req.path == "/content" then error("boom in content") end
+    end
+    function _M:log(r)
+        if r.req.path == "/log" then error("boom in log") end
+    end]])
+            local LINES = { rewrite = { 0, 1 }, access = { 3, 4 }, content = { 6, 7 },
+                log = { 9, 10 } }
 
-        local function expected(phase)
-            local file = dir .. "/boom.lua"
-            return ("policy 'boom' failed in phase %s (%s:%d): %s:%d: boom in %s"):format(phase,
-                file, BODY_LINE + LINES[phase][1], file, BODY_LINE + LINES[phase][2], phase)
-        end
+            local function expected(phase)
+                local file = dir .. "/boom.lua"
+                return ("policy 'boom' failed in phase %s (%s:%d): %s:%d: boom in %s"):format(phase,
+                    file, BODY_LINE + LINES[phase][1], file, BODY_LINE + LINES[phase][2], phase)
+            end
 
-        for _, phase in ipairs({ "rewrite", "access", "content" }) do
-            it("a raise in " .. phase .. " gives 500 internal_error and a log line", function()
-                write("after.lua", TRACER)
-                boot_ok({ boom = BOOM }, { "boom", { "after", "{ tag = 'z' }" } })
-                local req = request({ path = "/" .. phase })
-                host.handle(req, 1)
-                assert.equal(500, req.answer_status)
-                assert.equal("application/json", req.answer_ctype)
-                assert.equal(INTERNAL, req.answer_body)
-                assert.same({ expected(phase) }, errors())
-                -- nothing runs after the failing policy, in this phase or later ones
-                local want = {}
-                for _, ph in ipairs({ "rewrite", "access", "content" }) do
-                    if ph == phase then
-                        break
+            for _, phase in ipairs({ "rewrite", "access", "content" }) do
+                it("a raise in " .. phase .. " gives 500 internal_error and a log line", function()
+                    write("after.lua", TRACER)
+                    boot_ok({ boom = BOOM }, { "boom", { "after", "{ tag = 'z' }" } }, STORE)
+                    local req = request({ path = "/" .. phase })
+                    host.handle(req, 1)
+                    assert.equal(500, req.answer_status)
+                    assert.equal("application/json", req.answer_ctype)
+                    assert.equal(INTERNAL, req.answer_body)
+                    assert.same({ expected(phase) }, errors())
+                    -- nothing runs after the failing policy, in this phase or later ones
+                    local want = {}
+                    for _, ph in ipairs({ "rewrite", "access", "content" }) do
+                        if ph == phase then
+                            break
+                        end
+                        want[#want + 1] = ph
                     end
-                    want[#want + 1] = ph
-                end
-                assert.same(want, inst("after").seen)
-                -- the log phase still runs
+                    assert.same(want, inst("after").seen)
+                    -- the log phase still runs
+                    host.log(req, 1)
+                    assert.equal("log", inst("after").seen[#inst("after").seen])
+                end)
+            end
+
+            it("a raise in log only logs", function()
+                write("after.lua", TRACER)
+                boot_ok({ boom = BOOM }, { "boom", { "after", "{ tag = 'z' }" } }, STORE)
+                local req = request({ path = "/log" })
+                host.handle(req, 1)
+                assert.is_nil(req.answered)
                 host.log(req, 1)
-                assert.equal("log", inst("after").seen[#inst("after").seen])
+                assert.is_nil(req.answered)
+                assert.same({ expected("log") }, errors())
+                assert.same({ "rewrite", "access", "content", "log" }, inst("after").seen)
             end)
-        end
 
-        it("a raise in log only logs", function()
-            write("after.lua", TRACER)
-            boot_ok({ boom = BOOM }, { "boom", { "after", "{ tag = 'z' }" } })
-            local req = request({ path = "/log" })
-            host.handle(req, 1)
-            assert.is_nil(req.answered)
-            host.log(req, 1)
-            assert.is_nil(req.answered)
-            assert.same({ expected("log") }, errors())
-            assert.same({ "rewrite", "access", "content", "log" }, inst("after").seen)
-        end)
+            it("a raise after an answer keeps the answer", function()
+                boot_ok({ late = policy([[
+    function _M:access(r)
+        r.resp:exit(403, "no")
+        error("after the answer")
+    end]]) }, { "late" }, STORE)
+                local req = request()
+                host.handle(req, 1)
+                assert.equal(403, req.answer_status)
+                assert.equal("no", req.answer_body)
+                assert.matches("after the answer", errors()[1], 1, true)
+            end)
 
-        it("a raise after an answer keeps the answer", function()
-            boot_ok({ late = policy([[
-function _M:access(r)
-    r.resp:exit(403, "no")
-    error("after the answer")
-end]]) }, { "late" })
-            local req = request()
-            host.handle(req, 1)
-            assert.equal(403, req.answer_status)
-            assert.equal("no", req.answer_body)
-            assert.matches("after the answer", errors()[1], 1, true)
-        end)
+            it("appends a traceback when debug is on", function()
+                f.state.debug = true
+                boot_ok({ boom = BOOM }, { "boom" }, STORE)
+                local req = request({ path = "/access" })
+                host.handle(req, 1)
+                assert.matches("stack traceback", errors()[1], 1, true)
+            end)
 
-        it("appends a traceback when debug is on", function()
-            f.state.debug = true
-            boot_ok({ boom = BOOM }, { "boom" })
-            local req = request({ path = "/access" })
-            host.handle(req, 1)
-            assert.matches("stack traceback", errors()[1], 1, true)
+            it("keeps serving after an error", function()
+                boot_ok({ boom = BOOM }, { "boom" }, STORE)
+                host.handle(request({ path = "/access" }), 1)
+                local req = request({ path = "/fine" })
+                host.handle(req, 2)
+                assert.is_nil(req.answered)
+            end)
         end)
-
-        it("keeps serving after an error", function()
-            boot_ok({ boom = BOOM }, { "boom" })
-            host.handle(request({ path = "/access" }), 1)
-            local req = request({ path = "/fine" })
-            host.handle(req, 2)
-            assert.is_nil(req.answered)
-        end)
-    end)
+    end
 
     describe("context and log", function()
         local CTX = policy([[
