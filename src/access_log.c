@@ -63,9 +63,7 @@ static void put_str(gw_buf_t *b, const char *key, const char *v, size_t n)
         gw_buf_puts(b, "null");
         return;
     }
-    gw_buf_putc(b, '"');
-    gw_buf_json_escape(b, v, n);
-    gw_buf_putc(b, '"');
+    gw_buf_json_str(b, v, n);
 }
 
 static void put_cstr(gw_buf_t *b, const char *key, const char *v)

@@ -126,6 +126,13 @@ size_t gw_utf8_seq(const unsigned char *s, size_t n)
     return len;
 }
 
+void gw_buf_json_str(gw_buf_t *b, const char *s, size_t n)
+{
+    gw_buf_putc(b, '"');
+    gw_buf_json_escape(b, s ? s : "", s ? n : 0);
+    gw_buf_putc(b, '"');
+}
+
 void gw_buf_json_escape(gw_buf_t *b, const char *str, size_t n)
 {
     static const char hex[] = "0123456789abcdef";

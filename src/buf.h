@@ -37,6 +37,8 @@ void gw_buf_put_uint(gw_buf_t *b, unsigned long long v);
 size_t gw_utf8_seq(const unsigned char *s, size_t n);
 /* Append s as the inside of a JSON string (quotes not added); invalid UTF-8 becomes U+FFFD. */
 void gw_buf_json_escape(gw_buf_t *b, const char *s, size_t n);
+/* Append s as a quoted JSON string (gw_buf_json_escape inside quotes); NULL is "". */
+void gw_buf_json_str(gw_buf_t *b, const char *s, size_t n);
 /* Drop the first n bytes. */
 void gw_buf_consume(gw_buf_t *b, size_t n);
 /* Take ownership of the data (caller frees); the buffer is reset to empty. */

@@ -63,18 +63,11 @@ static const char *stop_reason(gw_finish_t f, const gw_answer_t *a)
     }
 }
 
-static void put_str(gw_buf_t *b, const char *s, size_t n)
-{
-    gw_buf_putc(b, '"');
-    gw_buf_json_escape(b, s ? s : "", s ? n : 0);
-    gw_buf_putc(b, '"');
-}
-
 static void put_stop_sequence(gw_buf_t *b, const gw_answer_t *a)
 {
     gw_buf_puts(b, "\"stop_sequence\":");
     if (a->stop_sequence)
-        put_str(b, a->stop_sequence, strlen(a->stop_sequence));
+        gw_buf_json_str(b, a->stop_sequence, strlen(a->stop_sequence));
     else
         gw_buf_puts(b, "null");
 }
@@ -103,7 +96,7 @@ static void put_message_head(gw_buf_t *out, const gw_out_t *o)
     gw_buf_puts(out, "{\"id\":\"");
     gw_buf_puts(out, o->id);
     gw_buf_puts(out, "\",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
-    put_str(out, o->model, strlen(o->model));
+    gw_buf_json_str(out, o->model, strlen(o->model));
 }
 
 static void anth_open(gw_out_t *o, gw_buf_t *out)
@@ -140,9 +133,9 @@ static void block_start(anth_state_t *s, gw_buf_t *out, const gw_llm_event_t *ev
     } else {
         s->tool = ev->tool.index;
         gw_buf_puts(out, ",\"content_block\":{\"type\":\"tool_use\",\"id\":");
-        put_str(out, ev->tool.id, ev->tool.id_len);
+        gw_buf_json_str(out, ev->tool.id, ev->tool.id_len);
         gw_buf_puts(out, ",\"name\":");
-        put_str(out, ev->tool.name, ev->tool.name_len);
+        gw_buf_json_str(out, ev->tool.name, ev->tool.name_len);
         gw_buf_puts(out, ",\"input\":{}}}\n\n");
     }
     if (!s->ping_sent) {
@@ -174,7 +167,7 @@ static void anth_delta(gw_out_t *o, gw_buf_t *out, const gw_out_delta_t *d)
         gw_buf_put_uint(out, (unsigned long long)s->index);
         gw_buf_puts(out, ",\"delta\":{\"type\":\"text_delta\",\"text\":");
     }
-    put_str(out, ev->text, ev->len);
+    gw_buf_json_str(out, ev->text, ev->len);
     gw_buf_puts(out, "}}\n\n");
 }
 
@@ -199,7 +192,7 @@ static void put_error(gw_buf_t *out, const gw_out_error_t *e)
     gw_buf_puts(out, "{\"type\":\"error\",\"error\":{\"type\":\"");
     gw_buf_puts(out, gw_anthropic_error_type(e->status));
     gw_buf_puts(out, "\",\"message\":");
-    put_str(out, e->message, e->message ? strlen(e->message) : 0);
+    gw_buf_json_str(out, e->message, e->message ? strlen(e->message) : 0);
     gw_buf_puts(out, "}}");
 }
 
@@ -234,16 +227,16 @@ static void anth_answer(gw_out_t *o, gw_buf_t *out, const gw_answer_t *a)
     if (c && (c->text.len || c->refusal.len || !c->n_tools)) {
         const gw_buf_t *t = c->text.len || !c->refusal.len ? &c->text : &c->refusal;
         gw_buf_puts(out, "{\"type\":\"text\",\"text\":");
-        put_str(out, t->data, t->len);
+        gw_buf_json_str(out, t->data, t->len);
         gw_buf_putc(out, '}');
         n++;
     }
     for (size_t i = 0; c && i < c->n_tools; i++) {
         const gw_tool_acc_t *k = &c->tools[i];
         gw_buf_puts(out, n++ ? ",{\"type\":\"tool_use\",\"id\":" : "{\"type\":\"tool_use\",\"id\":");
-        put_str(out, k->id.data, k->id.len);
+        gw_buf_json_str(out, k->id.data, k->id.len);
         gw_buf_puts(out, ",\"name\":");
-        put_str(out, k->name.data, k->name.len);
+        gw_buf_json_str(out, k->name.data, k->name.len);
         gw_buf_puts(out, ",\"input\":");
         put_input(out, &k->args);
         gw_buf_putc(out, '}');

@@ -39,13 +39,6 @@ static void error_json(gw_buf_t *out, const gw_out_error_t *e)
                          e->type ? strlen(e->type) : 0, e->code, e->code ? strlen(e->code) : 0);
 }
 
-static void put_str(gw_buf_t *b, const char *s, size_t n)
-{
-    gw_buf_putc(b, '"');
-    gw_buf_json_escape(b, s ? s : "", s ? n : 0);
-    gw_buf_putc(b, '"');
-}
-
 static void put_head(gw_buf_t *b, const gw_out_t *o, const char *object)
 {
     gw_buf_puts(b, "{\"id\":\"");
@@ -108,17 +101,17 @@ static void put_tool_delta(gw_buf_t *out, const gw_llm_event_t *e)
     gw_buf_put_uint(out, (unsigned long long)(e->tool.index > 0 ? e->tool.index : 0));
     if (e->tool.id) {
         gw_buf_puts(out, ",\"id\":");
-        put_str(out, e->tool.id, e->tool.id_len);
+        gw_buf_json_str(out, e->tool.id, e->tool.id_len);
         gw_buf_puts(out, ",\"type\":\"function\"");
     }
     gw_buf_puts(out, ",\"function\":{");
     if (e->tool.name) {
         gw_buf_puts(out, "\"name\":");
-        put_str(out, e->tool.name, e->tool.name_len);
+        gw_buf_json_str(out, e->tool.name, e->tool.name_len);
         gw_buf_putc(out, ',');
     }
     gw_buf_puts(out, "\"arguments\":");
-    put_str(out, e->text, e->len);
+    gw_buf_json_str(out, e->text, e->len);
     gw_buf_puts(out, "}}]");
 }
 
@@ -188,11 +181,11 @@ static void put_tools(gw_buf_t *out, const gw_choice_t *c)
     for (size_t t = 0; t < c->n_tools; t++) {
         const gw_tool_acc_t *k = &c->tools[t];
         gw_buf_puts(out, t ? ",{\"id\":" : "{\"id\":");
-        put_str(out, k->id.data, k->id.len);
+        gw_buf_json_str(out, k->id.data, k->id.len);
         gw_buf_puts(out, ",\"type\":\"function\",\"function\":{\"name\":");
-        put_str(out, k->name.data, k->name.len);
+        gw_buf_json_str(out, k->name.data, k->name.len);
         gw_buf_puts(out, ",\"arguments\":");
-        put_str(out, k->args.data, k->args.len);
+        gw_buf_json_str(out, k->args.data, k->args.len);
         gw_buf_puts(out, "}}");
     }
     gw_buf_putc(out, ']');
@@ -208,12 +201,12 @@ static void chat_answer(gw_out_t *o, gw_buf_t *out, const gw_answer_t *a)
         gw_buf_put_uint(out, i);
         gw_buf_puts(out, ",\"message\":{\"role\":\"assistant\",\"content\":");
         if (c->text.len || (!c->n_tools && !c->refusal.len))
-            put_str(out, c->text.data, c->text.len);
+            gw_buf_json_str(out, c->text.data, c->text.len);
         else
             gw_buf_puts(out, "null");
         if (c->refusal.len) {
             gw_buf_puts(out, ",\"refusal\":");
-            put_str(out, c->refusal.data, c->refusal.len);
+            gw_buf_json_str(out, c->refusal.data, c->refusal.len);
         }
         if (c->n_tools)
             put_tools(out, c);

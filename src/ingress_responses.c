@@ -43,13 +43,6 @@ typedef struct {
     int cur;         /* acc.tools index of the open call + 1; 0 = none */
 } resp_state_t;
 
-static void put_str(gw_buf_t *b, const char *s, size_t n)
-{
-    gw_buf_putc(b, '"');
-    gw_buf_json_escape(b, s ? s : "", s ? n : 0);
-    gw_buf_putc(b, '"');
-}
-
 static const char *hex_of(const gw_out_t *o)
 {
     return strncmp(o->id, "resp_", 5) == 0 ? o->id + 5 : o->id;
@@ -87,7 +80,7 @@ static void put_call_id(gw_buf_t *out, const gw_out_t *o, size_t k)
 static void put_text_part(gw_buf_t *out, const gw_buf_t *text)
 {
     gw_buf_puts(out, "{\"type\":\"output_text\",\"text\":");
-    put_str(out, text->data, text->len);
+    gw_buf_json_str(out, text->data, text->len);
     gw_buf_puts(out, ",\"annotations\":[],\"logprobs\":[]}");
 }
 
@@ -110,11 +103,11 @@ static void put_call(gw_buf_t *out, const gw_out_t *o, size_t k, const gw_tool_a
     gw_buf_puts(out, done ? ",\"type\":\"function_call\",\"status\":\"completed\""
                           : ",\"type\":\"function_call\",\"status\":\"in_progress\"");
     gw_buf_puts(out, ",\"call_id\":");
-    put_str(out, t->id.data, t->id.len);
+    gw_buf_json_str(out, t->id.data, t->id.len);
     gw_buf_puts(out, ",\"name\":");
-    put_str(out, t->name.data, t->name.len);
+    gw_buf_json_str(out, t->name.data, t->name.len);
     gw_buf_puts(out, ",\"arguments\":");
-    put_str(out, done ? t->args.data : "", done ? t->args.len : 0);
+    gw_buf_json_str(out, done ? t->args.data : "", done ? t->args.len : 0);
     gw_buf_putc(out, '}');
 }
 
@@ -158,7 +151,7 @@ static void put_response(gw_buf_t *out, const gw_out_t *o, const char *status,
     gw_buf_puts(out, "\",\"error\":");
     if (e) {
         gw_buf_puts(out, "{\"code\":\"server_error\",\"message\":");
-        put_str(out, e->message, e->message ? strlen(e->message) : 0);
+        gw_buf_json_str(out, e->message, e->message ? strlen(e->message) : 0);
         gw_buf_putc(out, '}');
     } else {
         gw_buf_puts(out, "null");
@@ -167,7 +160,7 @@ static void put_response(gw_buf_t *out, const gw_out_t *o, const char *status,
                          ? ",\"incomplete_details\":{\"reason\":\"max_output_tokens\"}"
                          : ",\"incomplete_details\":null");
     gw_buf_puts(out, ",\"model\":");
-    put_str(out, o->model, strlen(o->model));
+    gw_buf_json_str(out, o->model, strlen(o->model));
     gw_buf_puts(out, ",\"output\":");
     if (c)
         put_output(out, o, c, msg_at, tool_at);
@@ -238,9 +231,9 @@ static void call_done(gw_out_t *o, resp_state_t *s, gw_buf_t *out)
     event(s, out, "response.function_call_arguments.done");
     item_ref(out, o, s->tool_at[k], (long)k);
     gw_buf_puts(out, ",\"name\":");
-    put_str(out, t->name.data, t->name.len);
+    gw_buf_json_str(out, t->name.data, t->name.len);
     gw_buf_puts(out, ",\"arguments\":");
-    put_str(out, t->args.data, t->args.len);
+    gw_buf_json_str(out, t->args.data, t->args.len);
     gw_buf_puts(out, "}\n\n");
     event(s, out, "response.output_item.done");
     gw_buf_puts(out, ",\"output_index\":");
@@ -259,7 +252,7 @@ static void message_done(gw_out_t *o, resp_state_t *s, gw_buf_t *out)
     event(s, out, "response.output_text.done");
     item_ref(out, o, at, -1);
     gw_buf_puts(out, ",\"content_index\":0,\"text\":");
-    put_str(out, text->data, text->len);
+    gw_buf_json_str(out, text->data, text->len);
     gw_buf_puts(out, ",\"logprobs\":[]}\n\n");
     event(s, out, "response.content_part.done");
     item_ref(out, o, at, -1);
@@ -293,7 +286,7 @@ static void text_delta(gw_out_t *o, resp_state_t *s, gw_buf_t *out, const gw_llm
     event(s, out, "response.output_text.delta");
     item_ref(out, o, s->msg_at - 1, -1);
     gw_buf_puts(out, ",\"content_index\":0,\"delta\":");
-    put_str(out, ev->text, ev->len);
+    gw_buf_json_str(out, ev->text, ev->len);
     gw_buf_puts(out, ",\"logprobs\":[]}\n\n");
 }
 
@@ -336,7 +329,7 @@ static void resp_delta(gw_out_t *o, gw_buf_t *out, const gw_out_delta_t *d)
     event(s, out, "response.function_call_arguments.delta");
     item_ref(out, o, s->tool_at[s->cur - 1], s->cur - 1);
     gw_buf_puts(out, ",\"delta\":");
-    put_str(out, ev->text, ev->len);
+    gw_buf_json_str(out, ev->text, ev->len);
     gw_buf_puts(out, "}\n\n");
 }
 

@@ -262,9 +262,9 @@ int gw_status_json(char *buf, size_t cap)
     while (*p) {
         const char *e = strchr(p, ',');
         size_t n = e ? (size_t)(e - p) : strlen(p);
-        gw_buf_printf(&b, "%s\"", first ? "" : ",");
-        gw_buf_json_escape(&b, p, n);
-        gw_buf_putc(&b, '"');
+        if (!first)
+            gw_buf_putc(&b, ',');
+        gw_buf_json_str(&b, p, n);
         first = 0;
         p += n + (e ? 1 : 0);
     }
@@ -272,9 +272,8 @@ int gw_status_json(char *buf, size_t cap)
                       "\"ok\":%s,\"error\":",
                   st.version, st.workers, st.at, st.ok ? "true" : "false");
     if (st.error) {
-        gw_buf_putc(&b, '"');
-        gw_buf_json_escape(&b, st.error, strlen(st.error));
-        gw_buf_puts(&b, "\"},");
+        gw_buf_json_str(&b, st.error, strlen(st.error));
+        gw_buf_puts(&b, "},");
     } else
         gw_buf_puts(&b, "null},");
     gw_store_status_json(&b);

@@ -280,9 +280,8 @@ void gw_store_status_json(gw_buf_t *b)
                   (unsigned long long)atomic_load(&G.errors),
                   (unsigned long long)atomic_load(&G.timeouts));
     if (G.last_error[0]) {
-        gw_buf_putc(b, '"');
-        gw_buf_json_escape(b, G.last_error, strlen(G.last_error));
-        gw_buf_puts(b, "\"}");
+        gw_buf_json_str(b, G.last_error, strlen(G.last_error));
+        gw_buf_putc(b, '}');
     } else
         gw_buf_puts(b, "null}");
     pthread_mutex_unlock(&G.lock);
