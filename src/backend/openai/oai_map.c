@@ -157,7 +157,8 @@ static int tool_call(ctx_t *c, gw_json_t *j, int position)
     return rc;
 }
 
-static int tool_calls(ctx_t *c, gw_json_t *j)
+/* null, or an array whose elements each(c, j, position) reads */
+static int array_of(ctx_t *c, gw_json_t *j, int (*each)(ctx_t *, gw_json_t *, int))
 {
     int rc, pos = 0;
     if (gw_json_null(j) == 1)
@@ -165,7 +166,7 @@ static int tool_calls(ctx_t *c, gw_json_t *j)
     if (gw_json_array_begin(j) != 0)
         return -EBADMSG;
     while ((rc = gw_json_array_next(j)) > 0)
-        if ((rc = tool_call(c, j, pos++)) != 0)
+        if ((rc = each(c, j, pos++)) != 0)
             return rc;
     return rc;
 }
@@ -185,7 +186,7 @@ static int message(ctx_t *c, gw_json_t *j)
         else if (GW_JSON_KEY(&k, "refusal"))
             rc = text_event(c, j, GW_EV_REFUSAL);
         else if (GW_JSON_KEY(&k, "tool_calls"))
-            rc = tool_calls(c, j);
+            rc = array_of(c, j, tool_call);
         else
             rc = gw_json_skip(j);
         if (rc != 0)
@@ -231,19 +232,6 @@ static int choice(ctx_t *c, gw_json_t *j, int position)
     return rc;
 }
 
-static int choices(ctx_t *c, gw_json_t *j)
-{
-    int rc, pos = 0;
-    if (gw_json_null(j) == 1)
-        return 0;
-    if (gw_json_array_begin(j) != 0)
-        return -EBADMSG;
-    while ((rc = gw_json_array_next(j)) > 0)
-        if ((rc = choice(c, j, pos++)) != 0)
-            return rc;
-    return rc;
-}
-
 static int usage(ctx_t *c, gw_json_t *j)
 {
     gw_json_str_t k;
@@ -275,7 +263,7 @@ static int message_of(gw_json_t *j, gw_buf_t *out);
 static int top_member(ctx_t *c, gw_json_t *j, const gw_json_str_t *k)
 {
     if (GW_JSON_KEY(k, "choices"))
-        return choices(c, j);
+        return array_of(c, j, choice);
     if (GW_JSON_KEY(k, "usage"))
         return usage(c, j);
     if (GW_JSON_KEY(k, "error") && gw_json_peek(j) != GW_JSON_NULL) {
