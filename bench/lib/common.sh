@@ -180,6 +180,24 @@ start_mock() {
     die "the mock did not start"
 }
 
+# start_oai_mock: the Node OpenAI-compatible mock (spec/e2e/mock/openai.js: HTTP/1.1,
+# keep-alive, models chunks-N-G stream N chunks G ms apart) on the client's core. Sets
+# OAI_MOCK_PID and OAI_MOCK_PORT.
+start_oai_mock() {
+    local out=$BENCH_TMP/oai-mock.out
+    taskset -c "$CLIENT_CPU" node "$BENCH_ROOT/spec/e2e/mock/openai.js" --port 0 >"$out" 2>&1 &
+    OAI_MOCK_PID=$!
+    BENCH_PIDS+=("$OAI_MOCK_PID")
+    OAI_MOCK_PORT=
+    for _ in $(seq 1 100); do
+        OAI_MOCK_PORT=$(sed -n 's/^READY port=\([0-9]*\).*/\1/p' "$out")
+        [ -n "$OAI_MOCK_PORT" ] && return 0
+        sleep 0.1
+    done
+    cat "$out" >&2
+    die "the OpenAI mock did not start"
+}
+
 # start_nginx NAME CONF_BODY_FILE: CONF_BODY_FILE holds the http{} server parts; @PORT@ and
 # @TMP@ are substituted. Extra main-context lines (load_module) come from $NGINX_MAIN.
 # NGINX_WRAP as GW_WRAP for start_gateway.
