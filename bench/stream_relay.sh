@@ -32,11 +32,14 @@
 #          round the ratio gateway / nginx, and their median, min, max and spread
 #          (bench/lib/common.sh pair_ratios): a load change between rounds cancels out
 #   sys    system calls per chunk of the serving thread over SYS_STREAMS (500) streams at
-#          C=STREAM_C, both shapes (perf stat on the raw_syscalls tracepoints, or strace -c -f:
-#          bench/lib/count.sh sys_window), with the calls it made most
+#          C=STREAM_C, both shapes, and over SYS_PACED_STREAMS (20) paced streams at
+#          C=SYS_PACED_C (1: every chunk alone, a count the machine's load does not change; at
+#          C=50 a server that runs late finds several chunks per wake-up) (perf stat on the
+#          raw_syscalls tracepoints, or strace -c -f: bench/lib/count.sh sys_window), with the
+#          calls it made most
 #   instr  user-space instructions per chunk of the serving thread (valgrind --tool=callgrind,
 #          instrumentation on only for the counted windows; nginx with master_process off),
-#          after WARM_STREAMS (1000) back-to-back streams per path: WINDOWS (2) windows each of
+#          after WARM_STREAMS (1000) back-to-back streams per path: WINDOWS (3) windows each of
 #          CG_STREAMS (200) back-to-back streams at C=STREAM_C and CG_PACED_STREAMS (20) paced
 #          streams at C=CG_PACED_C (1: every chunk arrives alone, also under valgrind)
 # With the utime/stime split (cpu) and the instructions (instr), the kernel's part of each
@@ -57,8 +60,10 @@ source "$(dirname "$0")/lib/count.sh"
 STREAM_C=${STREAM_C:-50}
 PARTS=${PARTS:-"cpu sys instr"}
 SYS_STREAMS=${SYS_STREAMS:-500}
+SYS_PACED_STREAMS=${SYS_PACED_STREAMS:-20}
+SYS_PACED_C=${SYS_PACED_C:-1}
 WARM_STREAMS=${WARM_STREAMS:-1000}
-WINDOWS=${WINDOWS:-2}
+WINDOWS=${WINDOWS:-3}
 CG_STREAMS=${CG_STREAMS:-200}
 CG_PACED_STREAMS=${CG_PACED_STREAMS:-20}
 CG_PACED_C=${CG_PACED_C:-1}
@@ -154,11 +159,12 @@ run_load() {
         printf "%s %s %s %.0f %s %s\n", c, s, r, (u + k) ? 100 * k / (u + k) : 0, w, p }'
 }
 
-# med_range: "median (min..max)" of the numbers on stdin
+# med_range [DECIMALS]: "median (min..max)" of the numbers on stdin (default 1 decimal)
 med_range() {
-    sort -g | awk '{ a[NR] = $1 } END {
+    sort -g | awk -v d="${1:-1}" '{ a[NR] = $1 } END {
         m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-        printf "%.1f (%.1f..%.1f)", m, a[1], a[NR] }'
+        f = "%." d "f"
+        printf f " (" f ".." f ")", m, a[1], a[NR] }'
 }
 
 echo "# $(date -u +%FT%TZ) $(uname -r), $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg);" \
@@ -228,17 +234,23 @@ fi
 
 if want sys; then
     echo
-    echo "System calls per chunk of the serving thread ($SYS_STREAMS streams x 20 chunks at" \
-        "C=$STREAM_C, $(sys_tool)): total, then the calls made most"
-    for shape in $SHAPES; do
+    echo "System calls per chunk of the serving thread ($(sys_tool)): total, then the calls" \
+        "made most; $SYS_STREAMS streams x 20 chunks at C=$STREAM_C, and $SYS_PACED_STREAMS" \
+        "paced at C=$SYS_PACED_C"
+    # at C=STREAM_C a server that runs late finds several chunks per wake-up (fewer epoll_wait
+    # and reads per chunk on a busy machine); at C=SYS_PACED_C paced, every chunk comes alone
+    for run in "chunks-20-0 $STREAM_C $SYS_STREAMS" "chunks-20-5 $STREAM_C $SYS_STREAMS" \
+        "chunks-20-5 $SYS_PACED_C $SYS_PACED_STREAMS"; do
+        read -r shape c n <<<"$run"
+        key=$shape
+        [ "$c" = "$STREAM_C" ] || key=$shape-c$c
         for srv in $SERVERS; do
             read -r pid port model <<<"$(target "$srv" "$shape")"
-            s=$(sys_window "$pid" "$((SYS_STREAMS * 20))" load_streams "$port" "$STREAM_C" \
-                "$model" "$SYS_STREAMS")
-            SYSC[$shape-$srv]=$(cut -d' ' -f3 <<<"$s")
-            printf '  %-12s %-9s %s (%s per stream)\n' "${SHAPE_NAME[$shape]}" "$srv" \
-                "$(cut -d' ' -f3- <<<"$s")" \
-                "$(awk -v c="${SYSC[$shape-$srv]}" 'BEGIN { printf "%.1f", c * 20 }')"
+            s=$(sys_window "$pid" "$((n * 20))" load_streams "$port" "$c" "$model" "$n")
+            SYSC[$key-$srv]=$(cut -d' ' -f3 <<<"$s")
+            printf '  %-12s C=%-3s %-9s %s (%s per stream)\n' "${SHAPE_NAME[$shape]}" "$c" \
+                "$srv" "$(cut -d' ' -f3- <<<"$s")" \
+                "$(awk -v c="${SYSC[$key-$srv]}" 'BEGIN { printf "%.1f", c * 20 }')"
         done
     done
     alive native
@@ -284,7 +296,7 @@ if want instr; then
         for srv in $SERVERS; do
             INSTR[$shape-$srv]=$(median <"$BENCH_TMP/ir-$shape-$srv")
             printf '  %-12s %-9s %s instr/chunk (median, min..max)\n' "${SHAPE_NAME[$shape]}" \
-                "$srv" "$(med_range <"$BENCH_TMP/ir-$shape-$srv")"
+                "$srv" "$(med_range 0 <"$BENCH_TMP/ir-$shape-$srv")"
         done
     done
     kill "$GW_PID" "$NGX_PID" 2>/dev/null || true
@@ -300,6 +312,8 @@ for shape in $SHAPES; do
         k=${srv//-/_}
         want cpu && res="$res ${k}_${tag}_us=${MED[$shape-$srv]}"
         want sys && res="$res ${k}_${tag}_syscalls_per_chunk=${SYSC[$shape-$srv]}"
+        [ "$tag" = b2b ] || ! want sys ||
+            res="$res ${k}_paced_c${SYS_PACED_C}_syscalls_per_chunk=${SYSC[$shape-c$SYS_PACED_C-$srv]}"
         want instr && res="$res ${k}_${tag}_instr_per_chunk=${INSTR[$shape-$srv]}"
     done
     if want cpu; then
