@@ -44,7 +44,8 @@
 #          streams at C=CG_PACED_C (1: every chunk arrives alone, also under valgrind)
 # With the utime/stime split (cpu) and the instructions (instr), the kernel's part of each
 # server's cost can be stated: what nginx pays per chunk is mostly the loopback TCP work that
-# any relay pays on this machine.
+# any relay pays on this machine. (The split is sampled at each tick; a loopback send's softirq
+# work, the delivery to the receiver, is system time of the sender.)
 # Usage: bench/stream_relay.sh   (RUNS=3 DURATION=4 STREAM_C=50 PARTS="cpu sys instr";
 #        bench/lib/common.sh). Needs the e2e npm packages (scripts/npm-ci.sh spec/e2e).
 set -euo pipefail
