@@ -268,7 +268,8 @@ if want instr; then
     cg_wrap relay
     start_pair cg
     cg_unwrap
-    for srv in $SERVERS; do
+    # nginx last: its kept-alive upstream connections must not idle out (25 s) before its windows
+    for srv in gw-pieces gw-openai nginx; do
         for shape in $SHAPES; do
             read -r pid port model <<<"$(target "$srv" "$shape")"
             n=$WARM_STREAMS

@@ -43,7 +43,9 @@ nginx_relay_conf() {
         server 127.0.0.1:$up;
         keepalive 1024;
         keepalive_requests 100000000;
-        keepalive_timeout 300s;
+        # below the mock's own 30 s: else nginx may send a request on a connection the mock
+        # is closing at that moment, and answer 502
+        keepalive_timeout 25s;
     }
     server {
         listen 127.0.0.1:@PORT@ reuseport backlog=4096;
