@@ -223,16 +223,6 @@ http_pair() {
         "peer_syscalls_per_req=$(cut -d' ' -f3 <<<"$N_SYS")"
 }
 
-# load_streams PORT C MODEL N: exactly N streams through the gateway, failing on any bad one
-load_streams() {
-    local out
-    out=$(taskset -c "$CLIENT_CPU" node "$BENCH_ROOT/bench/stream/load.js" --mode gw \
-        --port "$1" --conc "$2" --model "$3" --streams "$4" --chunks 20 --duration 1 \
-        --timeout 1800)
-    grep -q '"failures":0,' <<<"$out" || die "stream run failed: $out"
-    echo "$out"
-}
-
 stream_counts() {
     local pid port w shape c model n units
     need_tools node

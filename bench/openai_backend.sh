@@ -44,17 +44,9 @@ need_gateway
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # the mock, on the client's core
-out=$BENCH_TMP/oai-mock.out
-taskset -c "$CLIENT_CPU" node "$BENCH_ROOT/spec/e2e/mock/openai.js" --port 0 >"$out" 2>&1 &
-BENCH_PIDS+=("$!")
-mock_pid=$!
-mock_port=
-for _ in $(seq 1 100); do
-    mock_port=$(sed -n 's/^READY port=\([0-9]*\).*/\1/p' "$out")
-    [ -n "$mock_port" ] && break
-    sleep 0.1
-done
-[ -n "$mock_port" ] || { cat "$out" >&2; die "the mock did not start"; }
+start_oai_mock
+mock_pid=$OAI_MOCK_PID
+mock_port=$OAI_MOCK_PORT
 
 start_mock "gpt-4=chunks-1-0,gpt-4o-mini=chunks-20-0,gpt-4o=chunks-20-5"
 grpc_port=$MOCK_PORT

@@ -163,6 +163,19 @@ start_gateway_on() {
     BENCH_PIDS+=("$STARTED_PID")
 }
 
+# ready_port FILE WHAT: the port of the "READY port=N" line a mock prints to FILE, waiting up to
+# 10 s; dies (showing FILE) when none comes.
+ready_port() {
+    local port
+    for _ in $(seq 1 100); do
+        port=$(sed -n 's/^READY port=\([0-9]*\).*/\1/p' "$1")
+        [ -n "$port" ] && { echo "$port"; return 0; }
+        sleep 0.1
+    done
+    cat "$1" >&2
+    die "$2 did not start"
+}
+
 # start_mock MODEL=SCENARIO[,...]: the grpc-js mock upstream (bench/stream/mock.js) on the
 # client's core. Sets MOCK_PORT.
 start_mock() {
@@ -170,14 +183,18 @@ start_mock() {
     taskset -c "$CLIENT_CPU" node "$BENCH_ROOT/bench/stream/mock.js" --port 0 --map "$1" \
         >"$out" 2>&1 &
     BENCH_PIDS+=("$!")
-    MOCK_PORT=
-    for _ in $(seq 1 100); do
-        MOCK_PORT=$(sed -n 's/^READY port=\([0-9]*\).*/\1/p' "$out")
-        [ -n "$MOCK_PORT" ] && return 0
-        sleep 0.1
-    done
-    cat "$out" >&2
-    die "the mock did not start"
+    MOCK_PORT=$(ready_port "$out" "the mock")
+}
+
+# start_oai_mock: the Node OpenAI-compatible mock (spec/e2e/mock/openai.js: HTTP/1.1,
+# keep-alive, models chunks-N-G stream N chunks G ms apart) on the client's core. Sets
+# OAI_MOCK_PID and OAI_MOCK_PORT.
+start_oai_mock() {
+    local out=$BENCH_TMP/oai-mock.out
+    taskset -c "$CLIENT_CPU" node "$BENCH_ROOT/spec/e2e/mock/openai.js" --port 0 >"$out" 2>&1 &
+    OAI_MOCK_PID=$!
+    BENCH_PIDS+=("$OAI_MOCK_PID")
+    OAI_MOCK_PORT=$(ready_port "$out" "the OpenAI mock")
 }
 
 # start_nginx NAME CONF_BODY_FILE: CONF_BODY_FILE holds the http{} server parts; @PORT@ and

@@ -15,6 +15,7 @@
 #   sys_window PID UNITS CMD...  the system calls PID's threads entered during CMD (perf stat on
 #                         the raw_syscalls tracepoints, or strace -c -f); prints "<total of the
 #                         busiest thread> <others> <top calls of the busiest thread>"
+#   load_streams PORT C MODEL N   exactly N 20-chunk streams (bench/stream/load.js), checked
 #   nreq ARGS...          the fixed-count HTTP load client (bench/lib/nreq.c, built on first use
 #                         or by nreq_build)
 # Why the busiest thread: the gateway's main thread (1 s timers, file watching) and its
@@ -156,6 +157,17 @@ sys_window() {
                 print " (strace: all threads)"
             }' "$out"
     fi
+}
+
+# load_streams PORT C MODEL N: exactly N 20-chunk streams (bench/stream/load.js --streams),
+# failing on any bad one; prints load.js's JSON line
+load_streams() {
+    local out
+    out=$(taskset -c "$CLIENT_CPU" node "$BENCH_ROOT/bench/stream/load.js" --mode gw \
+        --port "$1" --conc "$2" --model "$3" --streams "$4" --chunks 20 --duration 1 \
+        --timeout 1800)
+    grep -q '"failures":0,' <<<"$out" || die "stream run failed: $out"
+    echo "$out"
 }
 
 NREQ_BIN=$BENCH_TMP/nreq

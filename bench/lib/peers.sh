@@ -14,6 +14,9 @@
 #       constant-time compare, an IP blacklist with CIDRs (BLACK, comma-separated) plus the
 #       auto-ban lookup, a sliding-window counter in a lua_shared_dict (two window keys read,
 #       one incr; LIMIT per 60 s) and the RateLimit-* headers
+#   nginx_relay_conf FILE UPSTREAM_PORT   a plain reverse proxy of /v1/ to an HTTP/1.1 upstream
+#       on 127.0.0.1:UPSTREAM_PORT, kept alive, unbuffered (each chunk of an SSE answer goes to
+#       the client as soon as it was read): bench/stream_relay.sh
 #   NGINX_LUA_MAIN                        the load_module lines nginx_lua_conf needs (NGINX_MAIN)
 
 # shellcheck disable=SC2034 # read by the scripts, for start_nginx
@@ -28,6 +31,33 @@ nginx_static_conf() {
         location = /v1/models {
             default_type application/json;
             root $www;
+        }
+    }
+CONF
+}
+
+nginx_relay_conf() {
+    local file=$1 up=$2
+    cat >"$file" <<CONF
+    upstream relay_up {
+        server 127.0.0.1:$up;
+        keepalive 1024;
+        keepalive_requests 100000000;
+        # below the mock's own 30 s: else nginx may send a request on a connection the mock
+        # is closing at that moment, and answer 502
+        keepalive_timeout 25s;
+    }
+    server {
+        listen 127.0.0.1:@PORT@ reuseport backlog=4096;
+        location = / {
+            return 200 "relay\\n";
+        }
+        location /v1/ {
+            proxy_pass http://relay_up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_read_timeout 300s;
         }
     }
 CONF
