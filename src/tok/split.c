@@ -75,11 +75,12 @@ static inline unsigned look(scan_t *x, size_t i)
     return CLS[b];
 }
 
-/* The end of the run of class mask starting at i. */
+/* The end of the run of class mask starting at i (a non-ASCII byte, class 0, ends it). */
 static inline size_t run(scan_t *x, size_t i, unsigned mask)
 {
-    while (look(x, i) & mask)
+    while (i < x->n && (CLS[x->s[i]] & mask))
         i++;
+    (void)look(x, i); /* what ended it: the end of the text, or maybe a non-ASCII byte */
     return i;
 }
 
@@ -111,7 +112,7 @@ static inline size_t digits3(scan_t *x, size_t pos)
 /* At pos, a white-space byte, once the letter and punctuation alternatives failed: with nl,
  * \s*[\r\n]+ (the run up to its last \r or \n), then \s+(?!\S) (the run, less its last
  * character unless the text ends there), then \s+. */
-static size_t spaces(scan_t *x, size_t pos, int nl)
+static inline size_t spaces(scan_t *x, size_t pos, int nl)
 {
     size_t w = run(x, pos, C_WS);
     for (size_t j = w; nl && j > pos; j--) {
