@@ -25,16 +25,7 @@
 #include "gw_tok.h"
 #include "tok_split_oracle.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SLOW_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SLOW_BUILD 1
-#endif
-#endif
-#ifndef SLOW_BUILD
-#define SLOW_BUILD 0
-#endif
+#define SLOW_BUILD GW_TEST_ASAN
 
 #define N_TEXTS (SLOW_BUILD ? 3000 : 8000) /* per encoding */
 #define N_ENC 3
@@ -44,10 +35,7 @@ static const char *ENC[N_ENC] = {"cl100k_base", "o200k_base", "claude"};
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 static uint64_t rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return gw_test_rng(&rng_state);
 }
 
 static size_t pick(size_t n)
