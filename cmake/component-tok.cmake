@@ -9,6 +9,8 @@ gw_library(gw_tok SOURCES ${GW_TOK_SOURCES}
 if(GW_TESTS)
     gw_c_test(test_tok SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_tok.c LIBS gw_tok)
     gw_c_test(test_tok_robust SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_tok_robust.c LIBS gw_tok)
+    gw_c_test(test_tok_split SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_tok_split.c
+        ${PROJECT_SOURCE_DIR}/spec/c/tok_split_oracle.c LIBS gw_tok)
 endif()
 
 # Benchmark driver (not a test): bench/tokenizer/run.sh runs it.

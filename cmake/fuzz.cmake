@@ -80,6 +80,7 @@ endfunction()
 
 # ---- the drivers (one line each) ----
 gw_fuzz_target(tokenizer SOURCES spec/fuzz/tokenizer.c LIBS gw_tok)
+gw_fuzz_target(tok_split SOURCES spec/fuzz/tok_split.c spec/c/tok_split_oracle.c LIBS gw_tok)
 gw_fuzz_target(http_server SOURCES spec/fuzz/http_server.c LIBS gw_core)
 gw_fuzz_target(env_config SOURCES spec/fuzz/env_config.c LIBS gw_core)
 gw_fuzz_target(ipaddr SOURCES spec/fuzz/ipaddr.c LIBS gw_core)

@@ -12,8 +12,30 @@
 #ifndef GW_TEST_H
 #define GW_TEST_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+/* GW_TEST_ASAN: 1 in an AddressSanitizer build (gcc or clang), where tests scale work down. */
+#if defined(__SANITIZE_ADDRESS__)
+#define GW_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GW_TEST_ASAN 1
+#endif
+#endif
+#ifndef GW_TEST_ASAN
+#define GW_TEST_ASAN 0
+#endif
+
+/* xorshift64: the deterministic generator of the tests' random inputs (*state != 0). */
+static inline uint64_t gw_test_rng(uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state;
+}
 
 static int gw_test_failures;
 static int gw_test_checks;

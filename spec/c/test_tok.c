@@ -204,10 +204,7 @@ TEST(stream_every_split)
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return gw_test_rng(&rng_state);
 }
 
 TEST(stream_multiway_splits)

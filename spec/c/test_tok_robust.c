@@ -24,16 +24,7 @@
 #include "gw_tok.h"
 #include "tok/tok_internal.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SLOW_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SLOW_BUILD 1
-#endif
-#endif
-#ifndef SLOW_BUILD
-#define SLOW_BUILD 0
-#endif
+#define SLOW_BUILD GW_TEST_ASAN
 
 #define BIG (SLOW_BUILD ? 256 * 1024 : 1024 * 1024)
 /* Typical: 0.35 s. The worst case, digits / claude (one 1 MiB piece: the heap path, bound by
@@ -127,10 +118,7 @@ TEST(invalid_utf8_is_replaced)
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 static uint64_t rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return gw_test_rng(&rng_state);
 }
 
 static char *make_input(int kind, size_t n)

@@ -7,7 +7,8 @@
  * of the License, or (at your option) any later version. See LICENSE.
  *
  * Provides: gw_tok_encode, gw_tok_count and the piece loop the streaming counter shares.
- * Uses: PCRE2 (JIT, the reference pat_str regexes), bpe.c, utf8.c.
+ * Uses: split.c (the pieces of ASCII text), PCRE2 (JIT, the reference pat_str regexes: the
+ * other pieces), bpe.c, utf8.c.
  * Mirrors tiktoken's CoreBPE::encode: the text is cut at each allowed special token (Claude
  * only; OpenAI encodings use encode_ordinary), each ordinary segment is split by the regex
  * (find_iter: leftmost-first matches, unmatched bytes skipped) and each piece is looked up whole
@@ -65,31 +66,43 @@ static int sink_id(tok_sink_t *sink, uint32_t id)
     return 0;
 }
 
+int tok_regex_next(const gw_tok_t *t, const uint8_t *s, size_t n, size_t pos, int partial,
+                   pcre2_match_data *md, size_t *start, size_t *end)
+{
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+    int m = match(t, s, n, pos, partial ? PCRE2_PARTIAL_HARD : 0, md);
+    if (m == PCRE2_ERROR_NOMATCH)
+        return TOK_SPLIT_NONE;
+    if (m == PCRE2_ERROR_PARTIAL)
+        return TOK_SPLIT_MORE; /* the piece at pos depends on text not yet seen */
+    if (m < 0 || ov[1] <= ov[0])
+        return -EIO; /* resource limit or an empty match: not possible with our patterns */
+    *start = ov[0];
+    *end = ov[1];
+    return TOK_SPLIT_OK;
+}
+
 int tok_encode_pieces(const gw_tok_t *t, const uint8_t *s, size_t n, int partial,
                       pcre2_match_data *md, tok_sink_t *sink, size_t *stop)
 {
     size_t pos = 0;
-    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-    uint32_t opts = partial ? PCRE2_PARTIAL_HARD : 0;
     int rc = 0;
     while (pos < n) {
-        int m = match(t, s, n, pos, opts, md);
-        if (m == PCRE2_ERROR_NOMATCH) {
-            if (!partial)
-                pos = n; /* find_iter skips text no alternative matches */
+        size_t start = pos, end;
+        int m = t->split ? t->split(s, n, pos, partial, &end) : TOK_SPLIT_REGEX;
+        if (m == TOK_SPLIT_REGEX)
+            m = tok_regex_next(t, s, n, pos, partial, md, &start, &end);
+        if (m == TOK_SPLIT_NONE && !partial)
+            pos = n; /* find_iter skips text no alternative matches */
+        if (m != TOK_SPLIT_OK) {
+            rc = m < 0 ? m : 0;
             break;
         }
-        if (m == PCRE2_ERROR_PARTIAL)
-            break; /* the piece at pos depends on text not yet seen */
-        if (m < 0 || ov[1] <= ov[0]) {
-            rc = -EIO; /* resource limit or an empty match: not possible with our patterns */
-            break;
-        }
-        if (partial && ov[1] >= n)
+        if (partial && end >= n)
             break; /* a piece touching the end may still grow */
-        if ((rc = sink_piece(t, s + ov[0], ov[1] - ov[0], sink)) != 0)
+        if ((rc = sink_piece(t, s + start, end - start, sink)) != 0)
             break;
-        pos = ov[1];
+        pos = end;
     }
     *stop = pos;
     return rc;

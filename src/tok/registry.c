@@ -12,6 +12,7 @@
  * claude.json of @anthropic-ai/tokenizer) with one adaptation: the references run them with
  * Rust's regex crate, whose \s is exactly Unicode White_Space, while PCRE2's UCP \s adds
  * U+180E; so \s and \S are spelled out as that property (see rewrite_space()).
+ * split.c spells each pattern out for ASCII text (the piece loop asks it first).
  * Must never: publish a half-built encoding (readers take the pointer without a lock), or use
  * a rank file whose SHA-256 does not match SHA256SUMS.
  */
@@ -46,15 +47,17 @@ static const tok_special_t CLAUDE_SPECIALS[] = {
 typedef struct {
     const char *name;
     const char *pattern;
+    tok_split_fn split;
     int nfkc;
     const tok_special_t *specials;
     size_t n_specials;
 } encoding_def_t;
 
 static const encoding_def_t DEFS[] = {
-    {"cl100k_base", PAT_CL100K, 0, NULL, 0},
-    {"o200k_base", PAT_O200K, 0, NULL, 0},
-    {"claude", PAT_CLAUDE, 1, CLAUDE_SPECIALS, sizeof CLAUDE_SPECIALS / sizeof *CLAUDE_SPECIALS},
+    {"cl100k_base", PAT_CL100K, tok_split_cl100k, 0, NULL, 0},
+    {"o200k_base", PAT_O200K, tok_split_o200k, 0, NULL, 0},
+    {"claude", PAT_CLAUDE, tok_split_claude, 1, CLAUDE_SPECIALS,
+     sizeof CLAUDE_SPECIALS / sizeof *CLAUDE_SPECIALS},
 };
 #define N_DEFS (sizeof DEFS / sizeof *DEFS)
 
@@ -241,6 +244,7 @@ static int load_one(const encoding_def_t *d, const char *dir, const char *sums, 
         return fail_msg(err, -ENOMEM, "tokenizer: out of memory");
     t->name = d->name;
     t->nfkc = d->nfkc;
+    t->split = d->split;
     t->specials = d->specials;
     t->n_specials = d->n_specials;
     int rc = load_vocab(t, dir, sums, err);

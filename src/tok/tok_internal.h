@@ -102,6 +102,23 @@ static inline uint32_t tok_vocab_rank(const tok_vocab_t *v, const uint8_t *p, si
     }
 }
 
+/* --- split.c: the split regexes by hand, for ASCII ---------------------------------------- */
+
+enum {
+    TOK_SPLIT_OK = 0,    /* *end = the end of the regex's match at pos (which starts at pos) */
+    TOK_SPLIT_MORE = 1,  /* partial: the match at pos depends on text after n */
+    TOK_SPLIT_REGEX = 2, /* the match at pos depends on a non-ASCII character: ask the regex */
+    TOK_SPLIT_NONE = 3,  /* tok_regex_next only: no match at or after pos */
+};
+
+/* The piece the encoding's regex matches at pos of the valid UTF-8 s[0..n) (pos < n, at a
+ * character start), as tok_regex_next() would find it, for matches decided by ASCII bytes.
+ * partial: the text may still grow past n (answers MORE rather than assume it ends). */
+typedef int (*tok_split_fn)(const uint8_t *s, size_t n, size_t pos, int partial, size_t *end);
+int tok_split_cl100k(const uint8_t *s, size_t n, size_t pos, int partial, size_t *end);
+int tok_split_o200k(const uint8_t *s, size_t n, size_t pos, int partial, size_t *end);
+int tok_split_claude(const uint8_t *s, size_t n, size_t pos, int partial, size_t *end);
+
 /* --- the encoding ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -115,6 +132,7 @@ struct gw_tok_s {
     tok_vocab_t vocab;
     pcre2_code *re;
     int jit;                        /* re has JIT code (complete + partial-hard) */
+    tok_split_fn split;             /* re by hand for ASCII text; NULL: re only */
     int nfkc;                       /* Claude: NFKC-normalise the text first */
     const tok_special_t *specials;  /* recognised in the text (Claude); NULL = ordinary only */
     size_t n_specials;
@@ -177,7 +195,13 @@ typedef struct {
 int tok_encode_final(const gw_tok_t *t, const uint8_t *s, size_t n, pcre2_match_data *md,
                      tok_sink_t *sink);
 
-/* Encodes the ordinary text s[0..n) piece by piece. If partial is set, stops before the first
+/* The regex's next match in s[0..n) from pos: TOK_SPLIT_OK with [*start, *end) (*start > pos
+ * where find_iter skips text), TOK_SPLIT_MORE (partial: the match may change with more text,
+ * PCRE2_PARTIAL_HARD), TOK_SPLIT_NONE (no match at or after pos), or -EIO. */
+int tok_regex_next(const gw_tok_t *t, const uint8_t *s, size_t n, size_t pos, int partial,
+                   pcre2_match_data *md, size_t *start, size_t *end);
+
+/* Encodes the ordinary text s[0..n) piece by piece (t->split where it answers, else t->re). If partial is set, stops before the first
  * piece that may change when more text is appended and returns its offset in *stop; otherwise
  * encodes everything (*stop = n). */
 int tok_encode_pieces(const gw_tok_t *t, const uint8_t *s, size_t n, int partial,
