@@ -26,8 +26,9 @@
 local _M = { name = "chat" }
 
 local type, ipairs, next, tostring = type, ipairs, next, tostring
-local concat = table.concat
-local format = string.format
+local concat, format = table.concat, string.format
+local has_new_tab, new_tab = pcall(require, "table.new") -- LuaJIT 2.1: sized at creation
+new_tab = has_new_tab and new_tab or function() return {} end
 
 local CONTEXT = "This model's maximum context length is %d tokens. However, your messages "
     .. "resulted in %d tokens. Please reduce the length of the messages."
@@ -77,7 +78,7 @@ local function check_messages(r, list, null)
     if type(list) ~= "table" or #list == 0 then
         return bad(r, "messages must be a non-empty array")
     end
-    local out = {}
+    local out = new_tab(#list, 0)
     for i, m in ipairs(list) do
         local where = format("messages[%d]", i - 1)
         if type(m) ~= "table" then
@@ -123,8 +124,9 @@ end
 
 -- One target per backend of the entry (nil and a message when a needed policy is missing).
 function _M:targets(entry, msgs, sampling)
-    local out, pieces = {}, self.host.policy("pieces")
-    for _, b in ipairs(entry.backends or {}) do
+    local list, pieces = entry.backends or {}, self.host.policy("pieces")
+    local out = new_tab(#list, 0)
+    for _, b in ipairs(list) do
         if b.type == "pieces" then
             if not pieces then
                 return nil, "policy 'pieces' is not loaded"
@@ -178,9 +180,7 @@ function _M:route(r)
         return -- policies/tokenize.lua; the other formats call :dispatch themselves
     end
     local req = decode_body(r, self.host.json)
-    if req then
-        return self:dispatch(r, req)
-    end
+    return req and self:dispatch(r, req) or nil
 end
 
 -- Validates an OpenAI chat request (a decoded body) and sets r.upstream. Other ingress formats

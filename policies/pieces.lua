@@ -25,6 +25,8 @@ local _M = { name = "pieces" }
 
 local ipairs = ipairs
 local concat = table.concat
+local has_new_tab, new_tab = pcall(require, "table.new") -- LuaJIT 2.1: sized at creation
+new_tab = has_new_tab and new_tab or function() return {} end
 
 local GPT, VERTEX = 0, 1 -- the target's variant: GW_FFI_PIECES_GPT, _VERTEX (src/gw_ffi.h)
 
@@ -33,7 +35,7 @@ function _M.new(_, host)
 end
 
 local function gpt_parts(msgs)
-    local sys, dlg = {}, {}
+    local sys, dlg = new_tab(#msgs, 0), new_tab(#msgs, 0)
     for _, m in ipairs(msgs) do
         if m.role == "system" then
             sys[#sys + 1] = "system:" .. m.content .. ";\r\n"
@@ -41,7 +43,7 @@ local function gpt_parts(msgs)
             dlg[#dlg + 1] = m.role .. ":" .. m.content .. ";\r\n"
         end
     end
-    local out = {}
+    local out = new_tab(2, 0)
     if #sys > 0 then
         out[#out + 1] = { kind = 0, text = concat(sys) }
     end
@@ -103,20 +105,16 @@ function _M:prompt_tokens(entry, msgs)
     return count("claude", concat(text))
 end
 
+-- (one constructor with every field: adding keys to a made table rehashes it)
 function _M:target(name, entry, msgs, sampling, prompt)
     local gpt = entry.service == "gpt"
-    local t = {
+    return {
         backend = name, model = entry.id, encoding = entry.encoding,
         prompt_tokens = prompt or self:prompt_tokens(entry, msgs),
         variant = gpt and GPT or VERTEX, completion_offset = gpt and 0 or 3,
+        parts = gpt and gpt_parts(msgs) or vertex_parts(msgs),
+        temperature = gpt and sampling.temperature or nil, top_p = gpt and sampling.top_p or nil,
     }
-    if gpt then
-        t.parts = gpt_parts(msgs)
-        t.temperature, t.top_p = sampling.temperature, sampling.top_p
-    else
-        t.parts = vertex_parts(msgs)
-    end
-    return t
 end
 
 return _M
