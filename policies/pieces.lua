@@ -36,7 +36,8 @@ end
 
 local function gpt_parts(msgs)
     local sys, dlg = new_tab(#msgs, 0), new_tab(#msgs, 0)
-    for _, m in ipairs(msgs) do
+    for i = 1, #msgs do -- (numeric: a loop of one or two turns is then compiled inline)
+        local m = msgs[i]
         if m.role == "system" then
             sys[#sys + 1] = "system:" .. m.content .. ";\r\n"
         else
@@ -83,7 +84,8 @@ function _M:prompt_tokens(entry, msgs)
     local count = self.host.tokens
     if entry.service == "gpt" then
         local n = 3
-        for _, m in ipairs(msgs) do
+        for i = 1, #msgs do
+            local m = msgs[i]
             n = n + 3 + count(entry.encoding, m.content) + count(entry.encoding, m.role)
             if m.name then
                 n = n + 1 + count(entry.encoding, m.name)
