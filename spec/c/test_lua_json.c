@@ -36,8 +36,8 @@ static char *nested(int depth)
 TEST(takes_json_as_lua_cjson_reads_it)
 {
     const char *ok[] = {
-        "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
-        "\"stream\":true}",
+        ("{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+         "\"stream\":true}"),
         "{\"a\":1,\"a\":2,\"a\":{\"b\":null}}", /* the last duplicate wins */
         "[0,-0,0.5,-1.25e-3,1E400,-1e-400,12345678901234567890,1e+2,7E-1]",
         "[\"\\u00e9\\ud83d\\ude00\\u20ac\\n\\t\\\"\\\\\\/\\b\\f\\r\",\"\\u0000x\",\"\\uABCD\"]",
