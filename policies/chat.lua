@@ -26,7 +26,7 @@
 local _M = { name = "chat" }
 
 local type, ipairs, next, tostring = type, ipairs, next, tostring
-local concat, format = table.concat, string.format
+local concat, format, find = table.concat, string.format, string.find
 local has_new_tab, new_tab = pcall(require, "table.new") -- LuaJIT 2.1: sized at creation
 new_tab = has_new_tab and new_tab or function() return {} end
 
@@ -176,7 +176,7 @@ local function number_or_nil(r, req, key, null)
 end
 
 function _M:route(r)
-    if r.ctx.ingress ~= "chat" or r.req.path:sub(-9) == "/tokenize" then
+    if r.ctx.ingress ~= "chat" or find(r.req.path, "/tokenize", -9, true) then -- (no substring)
         return -- policies/tokenize.lua; the other formats call :dispatch themselves
     end
     local req = decode_body(r, self.host.json)
