@@ -89,6 +89,7 @@ gw_fuzz_target(grpc_deframer SOURCES spec/fuzz/grpc_deframer.c LIBS gw_upstream)
 gw_fuzz_target(pieces_reply SOURCES spec/fuzz/pieces_reply.c LIBS gw_upstream)
 gw_fuzz_target(openai_sse SOURCES spec/fuzz/openai_sse.c LIBS gw_core)
 gw_fuzz_target(openai_json SOURCES spec/fuzz/openai_json.c LIBS gw_core)
+gw_fuzz_target(lua_json SOURCES spec/fuzz/lua_json.c LIBS gw_core)
 
 # The list scripts/fuzz.sh runs (`make fuzz`, `make fuzz-merge`).
 get_property(GW_FUZZ_NAMES GLOBAL PROPERTY GW_FUZZ_TARGETS)

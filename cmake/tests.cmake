@@ -7,6 +7,8 @@ gw_c_test(test_metrics SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_metrics.c LIBS 
 gw_c_test(test_stop SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_stop.c LIBS gw_core LABELS core)
 gw_c_test(test_jsontext SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_jsontext.c LIBS gw_core
           LABELS core)
+gw_c_test(test_lua_json SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_lua_json.c LIBS gw_core
+          LABELS core)
 # getrandom(2) and open(2) fail on demand through the linker (see the test's header).
 gw_c_test(test_random SOURCES ${PROJECT_SOURCE_DIR}/spec/c/test_random.c LIBS gw_core LABELS core)
 foreach(t test_random test_random_asan)

@@ -56,7 +56,9 @@ function _M.new(conf, host)
     if #keys == 0 then
         host.log.info("API_KEY is empty: API routes need no authentication")
     end
-    return setmetatable({ keys = keys, equal = host.secure_equal }, { __index = _M })
+    -- no keys: no access phase, so the host does not call it (lua/gw/phases.lua)
+    return setmetatable({ keys = keys, equal = host.secure_equal,
+        access = #keys > 0 and _M.access or false }, { __index = _M })
 end
 
 function _M:access(r)

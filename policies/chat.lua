@@ -26,8 +26,9 @@
 local _M = { name = "chat" }
 
 local type, ipairs, next, tostring = type, ipairs, next, tostring
-local concat = table.concat
-local format = string.format
+local concat, format, find = table.concat, string.format, string.find
+local has_new_tab, new_tab = pcall(require, "table.new") -- LuaJIT 2.1: sized at creation
+new_tab = has_new_tab and new_tab or function() return {} end
 
 local CONTEXT = "This model's maximum context length is %d tokens. However, your messages "
     .. "resulted in %d tokens. Please reduce the length of the messages."
@@ -47,13 +48,14 @@ local function bad(r, msg)
 end
 
 -- content: string, null/absent, or an array (not an object) of parts whose texts are joined
-local function flatten(r, content, where, null)
+local function flatten(r, content, i, null)
     if content == nil or content == null then
         return ""
     end
     if type(content) == "string" then
         return content
     end
+    local where = format("messages[%d].content", i - 1)
     if type(content) ~= "table" or (content[1] == nil and next(content) ~= nil) then
         return bad(r, where .. " must be a string, null or an array of content parts")
     end
@@ -77,19 +79,16 @@ local function check_messages(r, list, null)
     if type(list) ~= "table" or #list == 0 then
         return bad(r, "messages must be a non-empty array")
     end
-    local out = {}
-    for i, m in ipairs(list) do
-        local where = format("messages[%d]", i - 1)
-        if type(m) ~= "table" then
-            return bad(r, where .. " must be an object")
+    local out = new_tab(#list, 0)
+    for i = 1, #list do -- (numeric: a loop of one or two turns is then compiled inline)
+        local m = list[i]
+        local why = type(m) ~= "table" and " must be an object" or type(m.role) ~= "string"
+            and ".role must be a string" or m.name ~= nil and m.name ~= null
+            and type(m.name) ~= "string" and ".name must be a string" -- (names: errors only)
+        if why then
+            return bad(r, format("messages[%d]", i - 1) .. why)
         end
-        if type(m.role) ~= "string" then
-            return bad(r, where .. ".role must be a string")
-        end
-        if m.name ~= nil and m.name ~= null and type(m.name) ~= "string" then
-            return bad(r, where .. ".name must be a string")
-        end
-        local content = flatten(r, m.content, where .. ".content", null)
+        local content = flatten(r, m.content, i, null)
         if not content then
             return nil
         end
@@ -102,7 +101,8 @@ end
 -- OpenAI's prompt rule (also the Pieces GPT one) in an encoding
 local function openai_prompt(count, encoding, msgs)
     local n = 3
-    for _, m in ipairs(msgs) do
+    for i = 1, #msgs do
+        local m = msgs[i]
         n = n + 3 + count(encoding, m.content) + count(encoding, m.role)
         if m.name then
             n = n + 1 + count(encoding, m.name)
@@ -123,8 +123,10 @@ end
 
 -- One target per backend of the entry (nil and a message when a needed policy is missing).
 function _M:targets(entry, msgs, sampling)
-    local out, pieces = {}, self.host.policy("pieces")
-    for _, b in ipairs(entry.backends or {}) do
+    local list, pieces = entry.backends or {}, self.host.policy("pieces")
+    local out = new_tab(#list, 0)
+    for i = 1, #list do
+        local b = list[i]
         if b.type == "pieces" then
             if not pieces then
                 return nil, "policy 'pieces' is not loaded"
@@ -174,13 +176,11 @@ local function number_or_nil(r, req, key, null)
 end
 
 function _M:route(r)
-    if r.ctx.ingress ~= "chat" or r.req.path:sub(-9) == "/tokenize" then
+    if r.ctx.ingress ~= "chat" or find(r.req.path, "/tokenize", -9, true) then -- (no substring)
         return -- policies/tokenize.lua; the other formats call :dispatch themselves
     end
     local req = decode_body(r, self.host.json)
-    if req then
-        return self:dispatch(r, req)
-    end
+    return req and self:dispatch(r, req) or nil
 end
 
 -- Validates an OpenAI chat request (a decoded body) and sets r.upstream. Other ingress formats

@@ -53,6 +53,8 @@ function _M.new(conf, host)
     local target = prefix .. "/chat/completions"
     return setmetatable({
         enabled = enabled,
+        -- off: no phases, so the host does not call them (lua/gw/phases.lua: only a function is)
+        rewrite = enabled and _M.rewrite or false, access = enabled and _M.access or false,
         paths = _M.paths(prefix),
         target = target,
         warning = "Non-standard path, please use: " .. target,

@@ -25,8 +25,11 @@ function _M.new(conf, host)
     if conf.enabled ~= nil and type(conf.enabled) ~= "boolean" then
         return nil, "model_route: enabled must be a boolean"
     end
+    local on = conf.enabled == true
     return setmetatable({
-        enabled = conf.enabled == true,
+        enabled = on,
+        -- off: no phases, so the host does not call them (lua/gw/phases.lua: only a function is)
+        rewrite = on and _M.rewrite or false, access = on and _M.access or false,
         host = host,
         prefix = host.config.api_prefix or "",
         routes = nil, -- built on first use: the catalog policy may be created after this one

@@ -25,6 +25,8 @@ local _M = { name = "pieces" }
 
 local ipairs = ipairs
 local concat = table.concat
+local has_new_tab, new_tab = pcall(require, "table.new") -- LuaJIT 2.1: sized at creation
+new_tab = has_new_tab and new_tab or function() return {} end
 
 local GPT, VERTEX = 0, 1 -- the target's variant: GW_FFI_PIECES_GPT, _VERTEX (src/gw_ffi.h)
 
@@ -33,15 +35,16 @@ function _M.new(_, host)
 end
 
 local function gpt_parts(msgs)
-    local sys, dlg = {}, {}
-    for _, m in ipairs(msgs) do
+    local sys, dlg = new_tab(#msgs, 0), new_tab(#msgs, 0)
+    for i = 1, #msgs do -- (numeric: a loop of one or two turns is then compiled inline)
+        local m = msgs[i]
         if m.role == "system" then
             sys[#sys + 1] = "system:" .. m.content .. ";\r\n"
         else
             dlg[#dlg + 1] = m.role .. ":" .. m.content .. ";\r\n"
         end
     end
-    local out = {}
+    local out = new_tab(2, 0)
     if #sys > 0 then
         out[#out + 1] = { kind = 0, text = concat(sys) }
     end
@@ -81,7 +84,8 @@ function _M:prompt_tokens(entry, msgs)
     local count = self.host.tokens
     if entry.service == "gpt" then
         local n = 3
-        for _, m in ipairs(msgs) do
+        for i = 1, #msgs do
+            local m = msgs[i]
             n = n + 3 + count(entry.encoding, m.content) + count(entry.encoding, m.role)
             if m.name then
                 n = n + 1 + count(entry.encoding, m.name)
@@ -103,20 +107,16 @@ function _M:prompt_tokens(entry, msgs)
     return count("claude", concat(text))
 end
 
+-- (one constructor with every field: adding keys to a made table rehashes it)
 function _M:target(name, entry, msgs, sampling, prompt)
     local gpt = entry.service == "gpt"
-    local t = {
+    return {
         backend = name, model = entry.id, encoding = entry.encoding,
         prompt_tokens = prompt or self:prompt_tokens(entry, msgs),
         variant = gpt and GPT or VERTEX, completion_offset = gpt and 0 or 3,
+        parts = gpt and gpt_parts(msgs) or vertex_parts(msgs),
+        temperature = gpt and sampling.temperature or nil, top_p = gpt and sampling.top_p or nil,
     }
-    if gpt then
-        t.parts = gpt_parts(msgs)
-        t.temperature, t.top_p = sampling.temperature, sampling.top_p
-    else
-        t.parts = vertex_parts(msgs)
-    end
-    return t
 end
 
 return _M

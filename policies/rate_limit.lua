@@ -109,7 +109,7 @@ function _M.new(conf, host)
         end
     end
     return setmetatable({
-        rules = rules,
+        rules = rules, access = #rules > 0 and _M.access or false, -- no rule: no phase to call
         shared = host.shared,
         now = host.now,
         llm_paths = llm_paths(host.config.api_prefix or ""),

@@ -219,7 +219,8 @@ function _M:log(r) -- (every request ends here: nothing is made for one without 
     local probes, attempts = r.ctx.breaker_probes, r.attempts
     if attempts then
         local now = r.now()
-        for _, a in ipairs(attempts) do
+        for i = 1, #attempts do -- (numeric: compiled inline for one or two attempts)
+            local a = attempts[i]
             self:outcome(r.shared, a.backend, a.result, probes and probes[a.backend], now)
         end
     end

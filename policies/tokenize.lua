@@ -13,13 +13,14 @@
 -- enabled before it. No config keys.
 
 local _M = { name = "tokenize" }
+local find = string.find
 
 function _M.new(_, host)
     return setmetatable({ host = host }, { __index = _M })
 end
 
 function _M:route(r)
-    if r.req.path:sub(-9) ~= "/tokenize" then
+    if not find(r.req.path, "/tokenize", -9, true) then -- (the path ends so; no substring made)
         return
     end
     local host = self.host

@@ -28,6 +28,7 @@
 
 #include "gw.h"
 #include "log.h"
+#include "lua_json.h"
 #include "lua_modules.h"
 #include "store.h"
 #include "metrics.h"
@@ -72,6 +73,8 @@ static void register_modules(lua_State *L)
     lua_setfield(L, -2, "cjson");
     lua_pushcfunction(L, luaopen_cjson_safe);
     lua_setfield(L, -2, "cjson.safe");
+    lua_pushcfunction(L, gw_luaopen_json);
+    lua_setfield(L, -2, "gw.json_c");
 #ifdef GW_LUA_FROM_DISK
     lua_pop(L, 1);
     lua_pushstring(L, GW_SOURCE_DIR "/lua/?.lua;" GW_SOURCE_DIR "/lua/?/init.lua");

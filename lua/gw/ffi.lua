@@ -55,6 +55,10 @@ int gw_ffi_backends_json(void *req, char *buf, size_t cap);
 local C = ffi.C
 local ffi_string = ffi.string
 local tonumber, type = tonumber, type
+local has_new_tab, new_tab = pcall(require, "table.new") -- LuaJIT 2.1
+if not has_new_tab then
+    new_tab = function() return {} end
+end
 
 -- The seam's constants: the enums of src/gw_ffi.h's block, verbatim (checked by a test), read
 -- as C.GW_FFI_*. Declared once per VM (a second ffi.cdef of an enum constant raises).
@@ -226,7 +230,7 @@ local NEXTS = { [C.GW_FFI_NEXT_NONE] = "none", [C.GW_FFI_NEXT_RETRY] = "retry",
     [C.GW_FFI_NEXT_FALLBACK] = "fallback" }
 local i3 = ffi.new("int[3]")
 function _M.chat_attempts(req)
-    local out = {}
+    local out = new_tab(1, 0) -- (one attempt, as a rule)
     while C.gw_ffi_chat_attempt(req, #out, sp, sl, i3, i3 + 1, i3 + 2) == 0 do
         out[#out + 1] = { backend = ffi_string(sp[0], sl[0]), result = RESULTS[i3[0]] or "?",
             status = i3[1], next = NEXTS[i3[2]] or "none" }

@@ -130,8 +130,10 @@ local function random_string(n, alphabet)
     return concat(out)
 end
 
--- lua-cjson with the text rule of request bodies, tested in C (lua/gw/json.lua)
-local json = require("gw.json").new(gwffi.json_text_check)
+-- lua-cjson with the text rule of request bodies, tested in C, and the C decoder in front of it
+-- (lua/gw/json.lua, src/lua_json.h; only lua-cjson in the specs, where the binary is not)
+local has_json_c, json_c = pcall(require, "gw.json_c")
+local json = require("gw.json").new(gwffi.json_text_check, has_json_c and json_c.decode or nil)
 
 local function optional(name)
     local ok, mod = pcall(require, name)
@@ -169,6 +171,8 @@ local function public_config(c)
     out.backend_list, out.backends = list, by
     return out
 end
+
+local TOK_CACHE_LEN, TOK_CACHE_MAX = 32, 1024 -- host.tokens' cache: texts up to 32 bytes
 
 local function build_host(opts)
     local shared
@@ -212,10 +216,28 @@ local function build_host(opts)
         return st
     end
     -- exact token count of text with a tokenizer ("cl100k_base", "o200k_base", "claude")
+    -- Short texts (roles, names, short messages) are counted once per VM: the count of a text
+    -- never changes, and a call into the tokenizer costs ~1 k instructions even for "user".
+    local tok_cache, tok_cached = {}, 0 -- encoding -> text -> count
     function h.tokens(encoding, text)
-        local n = tonumber(C.gw_ffi_tok_count(encoding, #encoding, text, #text))
+        local by = tok_cache[encoding]
+        local n = by and by[text]
+        if n then
+            return n
+        end
+        n = tonumber(C.gw_ffi_tok_count(encoding, #encoding, text, #text))
         if n < 0 then
             return nil, "unknown encoding " .. encoding
+        end
+        if #text <= TOK_CACHE_LEN then
+            if tok_cached >= TOK_CACHE_MAX then
+                tok_cache, tok_cached, by = {}, 0, nil
+            end
+            if not by then
+                by = {}
+                tok_cache[encoding] = by
+            end
+            by[text], tok_cached = n, tok_cached + 1
         end
         return n
     end
@@ -385,8 +407,10 @@ local cast_req = gwffi.cast_req
 local function new_r(req)
     local rq = setmetatable(new_tab(0, 8), req_mt)
     rq._req = req
-    local r = { ctx = new_tab(0, 4), shared = host.shared, log = host.log, now = host.now,
-        req = rq, resp = false, _answered = false, _model = false }
+    -- r: 8 fields here, upstream (route) and attempts (log) later, room for a policy's own
+    local r = new_tab(0, 16)
+    r.ctx, r.shared, r.log, r.now, r.req = new_tab(0, 4), host.shared, host.log, host.now, rq
+    r._answered, r._model = false, false
     r.resp = setmetatable({ _req = req, _r = r }, resp_mt)
     return r
 end

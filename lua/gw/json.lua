@@ -258,14 +258,21 @@ function _M.encode_body(v)
     return concat(out)
 end
 
--- host.json over `check` (default: text_check)
-function _M.new(check)
+-- host.json over `check` (default: text_check) and, if given, `fast` (the gateway's C decoder,
+-- src/lua_json.h: fast(s) -> true, value, or false for a text it leaves to lua-cjson, which
+-- then decodes it to the same value or says what is wrong)
+function _M.new(check, fast)
     check = check or _M.text_check
     local cjson_decode = cjson.decode
     local function decode(s)
         if type(s) == "string" then
             local at = check(s)
-            if at then
+            if not at and fast then
+                local ok, v = fast(s)
+                if ok then
+                    return v
+                end
+            elseif at then
                 local field, why = _M.locate(s, at)
                 if field then
                     return nil, format("%s is not valid UTF-8: %s", field, why), field

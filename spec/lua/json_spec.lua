@@ -147,6 +147,25 @@ describe("gw.json", function()
                     err)
             end)
 
+        it("takes a fast decoder's value, and asks lua-cjson for what it declines", function()
+            local seen = {}
+            local decode = gwjson.new(nil, function(s)
+                seen[#seen + 1] = s
+                if s == "[1]" then
+                    return true, "fast"
+                end
+                return false
+            end).decode
+            assert.equal("fast", decode("[1]"))
+            assert.same({ 2 }, decode("[2]")) -- declined: lua-cjson's value
+            assert.same({ cjson.decode("[1,") }, { decode("[1,") }) -- and its error
+            local val, _, field = decode('["\\udc00"]') -- the text rule comes first
+            assert.is_nil(val)
+            assert.equal("[0]", field)
+            assert.same({ cjson.decode(5) }, { decode(5) }) -- a non-string: lua-cjson alone
+            assert.same({ "[1]", "[2]", "[1," }, seen)
+        end)
+
         it("passes non-strings to lua-cjson unchanged", function()
             for _, decode in pairs(decoders) do
                 assert.same({ cjson.decode(nil) }, { decode(nil) })
