@@ -69,4 +69,7 @@ gw_chat_params_t *gw_chat_params(gw_req_t *req, int create);
 /* Run the attempts and answer the request. Requires params with at least one target. */
 void gw_chat_start(gw_chat_env_t *env, gw_req_t *req);
 
+/* Frees this thread's pools of chat state (a worker calls it before its thread ends). */
+void gw_chat_pools_drain(void);
+
 #endif
