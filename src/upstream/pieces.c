@@ -395,11 +395,108 @@ static int walk(const schema_t *s, const uint8_t *p, size_t n, slots_t *out)
     return WALK_OK;
 }
 
-/* A string slot as protobuf-c's C string would read: up to its first NUL. */
+/* A string as protobuf-c's C string would read: up to its first NUL. */
+static size_t z_len(const uint8_t *p, size_t n)
+{
+    const uint8_t *z = memchr(p, 0, n);
+    return z ? (size_t)(z - p) : n;
+}
+
 static size_t c_len(const slots_t *sl, int slot)
 {
-    const uint8_t *z = memchr(sl->p[slot], 0, sl->len[slot]);
-    return z ? (size_t)(z - sl->p[slot]) : sl->len[slot];
+    return z_len(sl->p[slot], sl->len[slot]);
+}
+
+/* ---- the canonical GPT reply in one pass -------------------------------------------------- */
+
+/* What protobuf encoders write (and what every streamed chunk is): each known field at most
+ * once, in field-number order, no unknown field. Read front to back with one compare per
+ * field, no schema lookup; anything else (a field out of order, repeated, unknown, of another
+ * wire type, malformed) is left to the schema walk, which decides as protobuf-c would. The
+ * accepted inputs are a subset of the walk's, with the same result (spec/fuzz/pieces_reply.c
+ * compares both against protobuf-c). */
+typedef struct {
+    const uint8_t *p, *end;
+    int bad; /* a field at p that is not the next expected one, or a malformed value */
+} rd_t;
+
+/* The next field if it is number num with wire type wt (one-byte tag): 1 with its value (a
+ * varint in *v, or the payload in *pl, *plen); 0 when the next field is another one. */
+static int rd_take(rd_t *r, unsigned num, unsigned wt, uint64_t *v, const uint8_t **pl,
+                   size_t *plen)
+{
+    size_t off, size;
+    if (r->p == r->end || r->p[0] != (uint8_t)(num << 3 | wt))
+        return 0;
+    if (!(size = value_size(wt, r->p + 1, (size_t)(r->end - r->p) - 1, &off))) {
+        r->bad = 1;
+        return 0;
+    }
+    if (wt == WT_VARINT)
+        *v = varint_value(r->p + 1, size);
+    else
+        *pl = r->p + 1 + off, *plen = size - off;
+    r->p += 1 + size;
+    return 1;
+}
+
+/* The message was read to its end: nothing unexpected is left. */
+static int rd_done(const rd_t *r)
+{
+    return !r->bad && r->p == r->end;
+}
+
+/* Message {1: role, 2: text} of MessageWarpper {1: arg1, 2: message}: 0 (and the text) or
+ * WALK_FALLBACK. */
+static int gpt_fast_warpper(const uint8_t *p, size_t n, gw_pieces_reply_t *out)
+{
+    rd_t w = {p, p + n, 0}, m;
+    uint64_t u;
+    const uint8_t *pl = NULL, *text = NULL;
+    size_t pn = 0, tn = 0;
+    rd_take(&w, 1, WT_VARINT, &u, NULL, NULL);
+    int has_msg = rd_take(&w, 2, WT_LEN, &u, &pl, &pn);
+    if (!rd_done(&w))
+        return WALK_FALLBACK;
+    if (!has_msg)
+        return 0;
+    m = (rd_t){pl, pl + pn, 0};
+    rd_take(&m, 1, WT_VARINT, &u, NULL, NULL);
+    int has_text = rd_take(&m, 2, WT_LEN, &u, &text, &tn);
+    if (!rd_done(&m))
+        return WALK_FALLBACK;
+    out->has_text = 1;
+    out->text = has_text ? (const char *)text : "";
+    out->text_len = has_text ? z_len(text, tn) : 0;
+    return 0;
+}
+
+/* Response {2: code, 4: body {1: id, 2: object, 3: time, 4: message_warpper, 5: unknown}}:
+ * 0 with *out filled, or WALK_FALLBACK (out untouched but for text: the caller clears it). */
+static int gpt_fast(const uint8_t *buf, size_t len, gw_pieces_reply_t *out)
+{
+    rd_t r = {buf, buf + len, 0}, b;
+    uint64_t code = 0, time = 0, u;
+    const uint8_t *body = NULL, *id = NULL, *pl, *wp = NULL;
+    size_t body_len = 0, id_len = 0, pn, wp_len = 0;
+    rd_take(&r, 2, WT_VARINT, &code, NULL, NULL);
+    int has_body = rd_take(&r, 4, WT_LEN, &u, &body, &body_len);
+    if (!rd_done(&r))
+        return WALK_FALLBACK;
+    if (has_body) {
+        b = (rd_t){body, body + body_len, 0};
+        rd_take(&b, 1, WT_LEN, &u, &id, &id_len);
+        rd_take(&b, 2, WT_LEN, &u, &pl, &pn);
+        rd_take(&b, 3, WT_VARINT, &time, NULL, NULL);
+        int has_wp = rd_take(&b, 4, WT_LEN, &u, &wp, &wp_len);
+        if (!rd_done(&b) || (has_wp && gpt_fast_warpper(wp, wp_len, out) != 0))
+            return WALK_FALLBACK; /* (field 5, the Unknown message, goes to the walk too) */
+        out->time = time;
+        if (id && (out->id_len = z_len(id, id_len)) > 0)
+            out->id = (const char *)id;
+    }
+    out->code = (int64_t)code;
+    return 0;
 }
 
 /* The reply from a walked message; 0, or WALK_FALLBACK when the walk gave up. */
@@ -444,6 +541,9 @@ int gw_pieces_gpt_decode(const uint8_t *buf, size_t len, gw_pieces_reply_t *out)
     memset(out, 0, sizeof(*out));
     if (!buf && len)
         return -EINVAL;
+    if (len && gpt_fast(buf, len, out) == 0)
+        return 0;
+    memset(out, 0, sizeof(*out));
     if (decode_in_place(&gpt_response, 1, buf, len, out) == 0)
         return 0;
     memset(out, 0, sizeof(*out));
