@@ -129,6 +129,8 @@ gw_chat_params_t *gw_chat_params(gw_req_t *req, int create)
     if (!create || req->data)
         return NULL;
     gw_chat_params_t *p = gw_freelist_get(&params_pool, sizeof(*p));
+    if (!p)
+        p = gw_calloc(1, sizeof(*p)); /* out of memory: gw_calloc reports it and aborts */
     req->data = p;
     req->data_free = params_free;
     return p;
@@ -760,6 +762,8 @@ static void on_limit(uv_timer_t *t)
 static chat_t *chat_new(gw_chat_env_t *env, gw_req_t *req, gw_chat_params_t *p)
 {
     chat_t *c = gw_freelist_get(&chat_pool, sizeof(*c));
+    if (!c)
+        c = gw_calloc(1, sizeof(*c)); /* out of memory: gw_calloc reports it and aborts */
     c->env = env;
     c->req = req;
     c->p = p;

@@ -25,8 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gw.h"
-
 #if defined(__SANITIZE_ADDRESS__)
 #define GW_FL_ASAN 1
 #elif defined(__has_feature)
@@ -50,12 +48,13 @@ typedef struct {
     unsigned n;
 } gw_freelist_t;
 
-/* A zeroed block of `size` bytes (>= sizeof(void *)); aborts on out-of-memory. */
+/* A zeroed block of `size` bytes (>= sizeof(void *)), or NULL when calloc fails (libc only:
+ * the upstream library uses it too). */
 static inline void *gw_freelist_get(gw_freelist_t *fl, size_t size)
 {
     void *p = fl->head;
     if (!p)
-        return gw_calloc(1, size);
+        return calloc(1, size);
     GW_FL_UNPOISON(p, size);
     fl->head = *(void **)p;
     fl->n--;

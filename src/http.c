@@ -174,10 +174,13 @@ void gw_http_pools_drain(void) { gw_freelist_drain(&req_pool, sizeof(gw_req_t));
 static gw_req_t *req_new(gw_conn_t *c)
 {
     gw_req_t *r = gw_freelist_get(&req_pool, sizeof(*r));
+    if (!r)
+        r = gw_calloc(1, sizeof(*r)); /* out of memory: gw_calloc reports it and aborts */
     r->conn = c;
     r->id = atomic_fetch_add(&next_req_id, 1);
     r->start_ns = gw_now_ns();
     gw_buf_init(&r->head);
+    gw_buf_prime(&r->head); /* url and headers: warm storage, no growth by reallocs */
     gw_buf_init(&r->body);
     gw_buf_init(&r->resp_headers);
     r->query = "";
@@ -190,8 +193,8 @@ static void req_free(gw_req_t *r)
 {
     if (r->data && r->data_free)
         r->data_free(r->data);
-    gw_buf_dispose(&r->head);
-    gw_buf_dispose(&r->body);
+    gw_buf_recycle(&r->head);
+    gw_buf_recycle(&r->body);
     gw_buf_dispose(&r->resp_headers);
     gw_buf_dispose(&r->answer_body);
     free(r->answer_ctype);
@@ -403,6 +406,10 @@ static int on_headers_complete(llhttp_t *p)
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->conf.max_body_size) {
         c->limit_status = 413;
         return HPE_USER;
+    }
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) {
+        gw_buf_prime(&r->body);
+        gw_buf_reserve(&r->body, (size_t)p->content_length); /* one allocation at most */
     }
     size_t vl;
     const char *ex = gw_req_header(r, "Expect", 6, &vl);

@@ -31,6 +31,7 @@
 #include "access_log.h"
 #include "chat.h"
 #include "gw.h"
+#include "gw_upstream.h"
 #include "log.h"
 #include "metrics_hooks.h"
 #include "process.h"
@@ -335,6 +336,7 @@ static void worker_cleanup(gw_worker_t *w)
     gw_chat_pools_drain();
     gw_http_pools_drain();
     gw_buf_cache_drain();
+    gw_upstream_pools_drain();
 }
 
 static void worker_main(void *arg)
