@@ -49,7 +49,7 @@ char *gw_buf_steal(gw_buf_t *b, size_t *len);
  * keeps the storage (up to GW_BUF_CACHE_MAX bytes, GW_BUF_CACHE_N buffers per thread) for the
  * next gw_buf_prime, which gives an empty buffer without storage a cached one (any size; a
  * buffer that has storage is left as it is). An idle owner holds nothing. gw_buf_cache_drain
- * frees the thread's cache (the worker calls it before its thread ends). */
+ * frees the thread's cache (run when a thread that served HTTP or chat ends). */
 #define GW_BUF_CACHE_MAX 16384
 #define GW_BUF_CACHE_N 32
 void gw_buf_recycle(gw_buf_t *b);

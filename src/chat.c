@@ -98,6 +98,13 @@ void gw_chat_pools_drain(void)
     gw_freelist_drain(&chat_pool, sizeof(chat_t));
 }
 
+static void chat_pools_at_exit(void)
+{
+    gw_chat_pools_drain();
+    gw_buf_cache_drain();
+}
+GW_FREELIST_OWNER(chat_pools, chat_pools_at_exit)
+
 /* s into dst[cap] (truncated, NUL-ended): the stats' name fields, without printf */
 static void copy_name(char *dst, size_t cap, const char *s)
 {
@@ -128,6 +135,7 @@ gw_chat_params_t *gw_chat_params(gw_req_t *req, int create)
         return req->data;
     if (!create || req->data)
         return NULL;
+    chat_pools_arm();
     gw_chat_params_t *p = gw_freelist_get(&params_pool, sizeof(*p));
     if (!p)
         p = gw_calloc(1, sizeof(*p)); /* out of memory: gw_calloc reports it and aborts */

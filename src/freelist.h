@@ -14,14 +14,17 @@
  * Use: one `static __thread gw_freelist_t` per block type and size (a list holds blocks of
  * exactly one size: the caller passes the same size every time); blocks come and go on the
  * thread that owns the list (the worker's loop). At most GW_FREELIST_MAX blocks are kept; the
- * rest go back to malloc. gw_freelist_drain frees the kept blocks (each module exports one
- * drain call for its lists; the worker calls them before its thread ends, so that no block
- * is left behind by a finished thread). Under AddressSanitizer a kept block is poisoned: a
- * use after free of a pooled block is still reported.
+ * rest go back to malloc. gw_freelist_drain frees the kept blocks. Each module exports one
+ * drain call for its lists and declares GW_FREELIST_OWNER(name, drain): name_arm(), called
+ * before a thread's first use, has drain run when that thread ends (a pthread key
+ * destructor) or, on the main thread, at exit (atexit, before LeakSanitizer looks: it takes
+ * no thread-local storage for a root). No block outlives its thread. Under AddressSanitizer a
+ * kept block is poisoned: a use after free of a pooled block is still reported.
  */
 #ifndef GW_FREELIST_H
 #define GW_FREELIST_H
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +45,32 @@
 #endif
 
 #define GW_FREELIST_MAX 64
+
+/* Defines static name_arm(): drain (void drain(void), freeing the calling thread's lists)
+ * then runs when the arming thread ends, or at exit for the main thread. One TLS test per
+ * call once armed. */
+#define GW_FREELIST_OWNER(name, drain)                                                         \
+    static pthread_key_t name##_key_;                                                          \
+    static pthread_once_t name##_once_ = PTHREAD_ONCE_INIT;                                    \
+    static __thread int name##_armed_;                                                         \
+    static void name##_thread_end_(void *v)                                                    \
+    {                                                                                          \
+        (void)v;                                                                               \
+        drain();                                                                               \
+    }                                                                                          \
+    static void name##_init_(void)                                                             \
+    {                                                                                          \
+        pthread_key_create(&name##_key_, name##_thread_end_);                                  \
+        atexit(drain);                                                                         \
+    }                                                                                          \
+    static inline void name##_arm(void)                                                        \
+    {                                                                                          \
+        if (name##_armed_)                                                                     \
+            return;                                                                            \
+        name##_armed_ = 1;                                                                     \
+        pthread_once(&name##_once_, name##_init_);                                             \
+        pthread_setspecific(name##_key_, (void *)1);                                           \
+    }
 
 typedef struct {
     void *head; /* the first kept block; its first word links the next */

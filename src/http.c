@@ -171,8 +171,16 @@ static __thread gw_freelist_t req_pool;
 
 void gw_http_pools_drain(void) { gw_freelist_drain(&req_pool, sizeof(gw_req_t)); }
 
+static void http_pools_at_exit(void)
+{
+    gw_http_pools_drain();
+    gw_buf_cache_drain();
+}
+GW_FREELIST_OWNER(http_pools, http_pools_at_exit)
+
 static gw_req_t *req_new(gw_conn_t *c)
 {
+    http_pools_arm();
     gw_req_t *r = gw_freelist_get(&req_pool, sizeof(*r));
     if (!r)
         r = gw_calloc(1, sizeof(*r)); /* out of memory: gw_calloc reports it and aborts */

@@ -29,9 +29,7 @@
 #include <strings.h>
 
 #include "access_log.h"
-#include "chat.h"
 #include "gw.h"
-#include "gw_upstream.h"
 #include "log.h"
 #include "metrics_hooks.h"
 #include "process.h"
@@ -332,11 +330,6 @@ static void worker_cleanup(gw_worker_t *w)
         gw_vm_unref(w->vm);
     w->vm = NULL;
     uv_loop_close(&w->loop);
-    /* the per-thread pools of the request path: nothing is left behind by a finished thread */
-    gw_chat_pools_drain();
-    gw_http_pools_drain();
-    gw_buf_cache_drain();
-    gw_upstream_pools_drain();
 }
 
 static void worker_main(void *arg)

@@ -38,6 +38,7 @@
 static __thread gw_freelist_t call_pool;
 
 void gw_upstream_pools_drain(void) { gw_freelist_drain(&call_pool, sizeof(gw_grpc_call_t)); }
+GW_FREELIST_OWNER(call_pools, gw_upstream_pools_drain)
 
 static void on_timer_closed(uv_handle_t *h)
 {
@@ -434,6 +435,7 @@ static void on_deadline(uv_timer_t *t)
 static gw_grpc_call_t *call_new(gw_upstream_t *u, const char *path, const uint8_t *msg,
                                 size_t len)
 {
+    call_pools_arm();
     gw_grpc_call_t *c = gw_freelist_get(&call_pool, sizeof(*c));
     if (!c)
         return NULL;
