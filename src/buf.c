@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "freelist.h"
 #include "gw.h"
 
 void gw_buf_init(gw_buf_t *b)
@@ -195,4 +196,46 @@ char *gw_buf_steal(gw_buf_t *b, size_t *len)
         *len = b->len;
     gw_buf_init(b);
     return p;
+}
+
+/* ---- spare storage per thread ---------------------------------------------------------- */
+
+static __thread struct {
+    char *data;
+    size_t cap;
+} spare[GW_BUF_CACHE_N];
+static __thread size_t n_spare;
+
+void gw_buf_recycle(gw_buf_t *b)
+{
+    if (!b->data || b->cap > GW_BUF_CACHE_MAX || n_spare == GW_BUF_CACHE_N) {
+        gw_buf_dispose(b);
+        return;
+    }
+    spare[n_spare].data = b->data;
+    spare[n_spare].cap = b->cap;
+    n_spare++;
+    GW_FL_POISON(b->data, b->cap);
+    gw_buf_init(b);
+}
+
+void gw_buf_prime(gw_buf_t *b)
+{
+    if (b->data || n_spare == 0)
+        return;
+    n_spare--;
+    b->data = spare[n_spare].data;
+    b->cap = spare[n_spare].cap;
+    GW_FL_UNPOISON(b->data, b->cap);
+    b->len = 0;
+    b->data[0] = '\0';
+}
+
+void gw_buf_cache_drain(void)
+{
+    while (n_spare) {
+        n_spare--;
+        GW_FL_UNPOISON(spare[n_spare].data, spare[n_spare].cap);
+        free(spare[n_spare].data);
+    }
 }

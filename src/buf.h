@@ -44,4 +44,16 @@ void gw_buf_consume(gw_buf_t *b, size_t n);
 /* Take ownership of the data (caller frees); the buffer is reset to empty. */
 char *gw_buf_steal(gw_buf_t *b, size_t *len);
 
+/* A per-thread cache of spare buffer storage, for buffers that live as long as one response
+ * (a connection's output, a stream's event scratch): gw_buf_recycle is gw_buf_dispose that
+ * keeps the storage (up to GW_BUF_CACHE_MAX bytes, GW_BUF_CACHE_N buffers per thread) for the
+ * next gw_buf_prime, which gives an empty buffer without storage a cached one (any size; a
+ * buffer that has storage is left as it is). An idle owner holds nothing. gw_buf_cache_drain
+ * frees the thread's cache (run when a thread that served HTTP or chat ends). */
+#define GW_BUF_CACHE_MAX 16384
+#define GW_BUF_CACHE_N 32
+void gw_buf_recycle(gw_buf_t *b);
+void gw_buf_prime(gw_buf_t *b);
+void gw_buf_cache_drain(void);
+
 #endif

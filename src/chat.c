@@ -43,6 +43,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "freelist.h"
 #include "gw.h"
 #include "gw_tok.h"
 #include "ingress.h"
@@ -53,6 +54,7 @@
 #define LOW_WATER (64 * 1024)
 #define DEFER_MAX 8192 /* stream text kept untokenized (per stream memory vs CPU) */
 #define MAX_CHOICES 128
+#define STATE_INLINE 512 /* a format's state up to this size lives in chat_t */
 
 typedef struct chat_s {
     gw_chat_env_t *env;
@@ -83,7 +85,33 @@ typedef struct chat_s {
     gw_buf_t scratch; /* the event being written (reused) */
     gw_stop_t stop;   /* the request's stop sequences over choice 0's text */
     gw_buf_t shown;   /* what of a text delta the stop matcher lets through (reused) */
+    max_align_t state_mem[STATE_INLINE / sizeof(max_align_t)]; /* out.state when it fits */
 } chat_t;
+
+/* Per-thread free lists (freelist.h): a stream's parameters and engine state are large
+ * enough (~2.8 KiB, ~1.5 KiB) that malloc would consolidate its fast bins for each. */
+static __thread gw_freelist_t params_pool, chat_pool;
+
+void gw_chat_pools_drain(void)
+{
+    gw_freelist_drain(&params_pool, sizeof(gw_chat_params_t));
+    gw_freelist_drain(&chat_pool, sizeof(chat_t));
+}
+
+static void chat_pools_at_exit(void)
+{
+    gw_chat_pools_drain();
+    gw_buf_cache_drain();
+}
+GW_FREELIST_OWNER(chat_pools, chat_pools_at_exit)
+
+/* s into dst[cap] (truncated, NUL-ended): the stats' name fields, without printf */
+static void copy_name(char *dst, size_t cap, const char *s)
+{
+    size_t n = strnlen(s, cap - 1);
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
 
 /* ---------- parameters (filled by the FFI seam) ---------- */
 
@@ -98,7 +126,7 @@ static void params_free(void *data)
         free(p->stops[i]);
     for (size_t i = 0; i < p->n_targets; i++)
         gw_chat_target_dispose(&p->targets[i]);
-    free(p);
+    gw_freelist_put(&params_pool, p, sizeof(*p));
 }
 
 gw_chat_params_t *gw_chat_params(gw_req_t *req, int create)
@@ -107,7 +135,10 @@ gw_chat_params_t *gw_chat_params(gw_req_t *req, int create)
         return req->data;
     if (!create || req->data)
         return NULL;
-    gw_chat_params_t *p = gw_calloc(1, sizeof(*p));
+    chat_pools_arm();
+    gw_chat_params_t *p = gw_freelist_get(&params_pool, sizeof(*p));
+    if (!p)
+        p = gw_calloc(1, sizeof(*p)); /* out of memory: gw_calloc reports it and aborts */
     req->data = p;
     req->data_free = params_free;
     return p;
@@ -244,15 +275,16 @@ static void on_timer_closed(uv_handle_t *h)
     free(c->up_id);
     answer_dispose(&c->ans);
     gw_buf_dispose(&c->deferred);
-    gw_buf_dispose(&c->scratch);
+    gw_buf_recycle(&c->scratch);
     gw_buf_dispose(&c->shown);
     gw_stop_dispose(&c->stop);
     if (c->fmt->dispose)
         c->fmt->dispose(&c->out);
-    free(c->out.state);
+    if (c->out.state != (void *)c->state_mem)
+        free(c->out.state);
     if (c->tok)
         gw_tok_stream_free(c->tok);
-    free(c);
+    gw_freelist_put(&chat_pool, c, sizeof(*c));
 }
 
 static void cancel_call(chat_t *c)
@@ -362,7 +394,7 @@ static void fill_usage(chat_t *c)
     }
     st->prompt_tokens = a->prompt_tokens;
     st->completion_tokens = a->completion_tokens;
-    snprintf(st->backend, sizeof(st->backend), "%s", target(c)->backend);
+    copy_name(st->backend, sizeof(st->backend), target(c)->backend);
 }
 
 /* ---------- answers ---------- */
@@ -709,7 +741,7 @@ static void attempt(chat_t *c)
     attempt_reset(c);
     c->tries++;
     c->b = b;
-    snprintf(c->req->stats.backend, sizeof(c->req->stats.backend), "%s", target(c)->backend);
+    copy_name(c->req->stats.backend, sizeof(c->req->stats.backend), target(c)->backend);
     c->deferring = b->vt->sends_usage;
     int rc = b->vt->start(b, &c->rq, target(c), timeout, on_event, c, &c->call);
     if (rc != 0) {
@@ -737,14 +769,18 @@ static void on_limit(uv_timer_t *t)
 
 static chat_t *chat_new(gw_chat_env_t *env, gw_req_t *req, gw_chat_params_t *p)
 {
-    chat_t *c = gw_calloc(1, sizeof(*c));
+    chat_t *c = gw_freelist_get(&chat_pool, sizeof(*c));
+    if (!c)
+        c = gw_calloc(1, sizeof(*c)); /* out of memory: gw_calloc reports it and aborts */
     c->env = env;
     c->req = req;
     c->p = p;
     c->fmt = gw_ingress_find(p->ingress ? p->ingress : "chat");
     if (!c->fmt)
         c->fmt = &gw_ingress_chat;
-    c->out.state = gw_calloc(1, c->fmt->state_size ? c->fmt->state_size : 1);
+    c->out.state = c->fmt->state_size <= sizeof(c->state_mem)
+                       ? (void *)c->state_mem
+                       : gw_calloc(1, c->fmt->state_size);
     c->out.id = c->id;
     c->out.created = now_s();
     c->out.model = p->echo ? p->echo : "";
@@ -757,6 +793,8 @@ static chat_t *chat_new(gw_chat_env_t *env, gw_req_t *req, gw_chat_params_t *p)
     c->rq.body = p->body ? p->body : req->body.data;
     c->rq.body_len = p->body ? p->body_len : req->body.len;
     gw_buf_init(&c->scratch);
+    if (p->stream)
+        gw_buf_prime(&c->scratch); /* a warm buffer for the stream's events */
     gw_buf_init(&c->deferred);
     gw_buf_init(&c->shown);
     gw_stop_init(&c->stop, p->stops, p->n_stops);
@@ -775,7 +813,7 @@ void gw_chat_start(gw_chat_env_t *env, gw_req_t *req)
     chat_t *c = chat_new(env, req, p);
     const gw_config_t *cfg = env->cfg;
     gw_metrics_llm_start(req, p->n_targets ? p->targets[0].backend : "", p->stream);
-    snprintf(req->stats.ingress, sizeof(req->stats.ingress), "%s", c->fmt->name);
+    copy_name(req->stats.ingress, sizeof(req->stats.ingress), c->fmt->name);
     if (p->n_targets == 0)
         return client_error(c, 500, "internal_error", "error",
                             "The route phase produced no upstream request", -1);

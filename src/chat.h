@@ -69,4 +69,8 @@ gw_chat_params_t *gw_chat_params(gw_req_t *req, int create);
 /* Run the attempts and answer the request. Requires params with at least one target. */
 void gw_chat_start(gw_chat_env_t *env, gw_req_t *req);
 
+/* Frees this thread's pools of chat state (also run by itself when the thread ends, see
+ * freelist.h). */
+void gw_chat_pools_drain(void);
+
 #endif

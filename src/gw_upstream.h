@@ -114,6 +114,10 @@ int gw_grpc_call_start(gw_upstream_t *u, const char *path, const uint8_t *msg, s
  * this returns, the call is freed. Safe inside the call's own callbacks (not after on_close). */
 void gw_grpc_call_cancel(gw_grpc_call_t *c);
 
+/* Frees this thread's pool of call structs (also run by itself when the thread ends, see
+ * freelist.h). */
+void gw_upstream_pools_drain(void);
+
 /* Backpressure. While paused no on_message runs and received DATA is not acknowledged, so
  * the peer stops after one stream window (1 MiB) per call; resuming delivers what was buffered
  * (from the loop, not inside this function) and reopens the window. A stream that ends while

@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "freelist.h"
 #include "gw.h"
 #include "log.h"
 
@@ -64,6 +65,7 @@ struct gw_http_server_s {
 
 struct gw_conn_s {
     uv_tcp_t tcp;
+    uv_os_fd_t fd;       /* tcp's socket (try_send: no uv_fileno per chunk) */
     uv_timer_t timer;
     gw_http_server_t *srv;
     llhttp_t parser;
@@ -164,13 +166,29 @@ static void arm_timer(gw_conn_t *c, double seconds)
 
 /* ---------- requests ---------- */
 
+/* Requests come from a per-thread free list (a zeroed block per request, no malloc). */
+static __thread gw_freelist_t req_pool;
+
+void gw_http_pools_drain(void) { gw_freelist_drain(&req_pool, sizeof(gw_req_t)); }
+
+static void http_pools_at_exit(void)
+{
+    gw_http_pools_drain();
+    gw_buf_cache_drain();
+}
+GW_FREELIST_OWNER(http_pools, http_pools_at_exit)
+
 static gw_req_t *req_new(gw_conn_t *c)
 {
-    gw_req_t *r = gw_calloc(1, sizeof(*r));
+    http_pools_arm();
+    gw_req_t *r = gw_freelist_get(&req_pool, sizeof(*r));
+    if (!r)
+        r = gw_calloc(1, sizeof(*r)); /* out of memory: gw_calloc reports it and aborts */
     r->conn = c;
     r->id = atomic_fetch_add(&next_req_id, 1);
     r->start_ns = gw_now_ns();
     gw_buf_init(&r->head);
+    gw_buf_prime(&r->head); /* url and headers: warm storage, no growth by reallocs */
     gw_buf_init(&r->body);
     gw_buf_init(&r->resp_headers);
     r->query = "";
@@ -183,15 +201,15 @@ static void req_free(gw_req_t *r)
 {
     if (r->data && r->data_free)
         r->data_free(r->data);
-    gw_buf_dispose(&r->head);
-    gw_buf_dispose(&r->body);
+    gw_buf_recycle(&r->head);
+    gw_buf_recycle(&r->body);
     gw_buf_dispose(&r->resp_headers);
     gw_buf_dispose(&r->answer_body);
     free(r->answer_ctype);
     free(r->headers);
     free(r->path);
     free(r->log_model);
-    free(r);
+    gw_freelist_put(&req_pool, r, sizeof(*r));
 }
 
 void gw_req_free(gw_req_t *r) { req_free(r); }
@@ -397,6 +415,10 @@ static int on_headers_complete(llhttp_t *p)
         c->limit_status = 413;
         return HPE_USER;
     }
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) {
+        gw_buf_prime(&r->body);
+        gw_buf_reserve(&r->body, (size_t)p->content_length); /* one allocation at most */
+    }
     size_t vl;
     const char *ex = gw_req_header(r, "Expect", 6, &vl);
     if (ex && vl == 12 && strncasecmp(ex, "100-continue", 12) == 0 && r->http_minor >= 1) {
@@ -433,7 +455,7 @@ static int on_message_complete(llhttp_t *p)
 static void check_drain(gw_conn_t *c)
 {
     if (c->drain_cb && c->req && !c->req->finished && c->state != ST_CLOSING && !c->dead &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + c->out.len <= c->drain_low) {
+        c->tcp.write_queue_size + c->out.len <= c->drain_low) {
         void (*cb)(gw_req_t *) = c->drain_cb;
         c->drain_cb = NULL;
         cb(c->req);
@@ -477,10 +499,8 @@ static void on_write(uv_write_t *wr, int status)
  * of what a streamed chunk costs. Bytes taken, UV_EAGAIN, or another negative libuv error. */
 static ssize_t try_send(gw_conn_t *c, const char *a, size_t alen, const char *b, size_t blen)
 {
-    uv_os_fd_t fd;
+    uv_os_fd_t fd = c->fd;
     ssize_t n;
-    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
-        return UV_EBADF;
     do {
         if (!blen) {
             n = send(fd, a, alen, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -501,8 +521,9 @@ static void conn_send(gw_conn_t *c, const char *a, size_t alen, const char *b, s
 {
     if (c->state == ST_CLOSING || c->dead)
         return;
-    /* Fast path: write straight from the caller's buffers when nothing is queued. */
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
+    /* Fast path: write straight from the caller's buffers when nothing is queued (the public
+     * write_queue_size field: no libuv call per chunk). */
+    if (c->tcp.write_queue_size == 0) {
         ssize_t n = try_send(c, a, alen, b, blen);
         if (n == (ssize_t)(alen + blen))
             return;
@@ -545,7 +566,7 @@ static void conn_write(gw_conn_t *c, const char *a, size_t alen, const char *b, 
 
 size_t gw_resp_queued(const gw_req_t *r)
 {
-    return uv_stream_get_write_queue_size((const uv_stream_t *)&r->conn->tcp) + r->conn->out.len;
+    return r->conn->tcp.write_queue_size + r->conn->out.len;
 }
 
 /* Chunked responses: bytes are appended to c->out and written once per loop iteration (by the
@@ -781,6 +802,7 @@ void gw_resp_start(gw_req_t *r, int status, const char *ctype)
     if (!r->chunked)
         r->conn->close_after = 1;
     r->status = status;
+    gw_buf_prime(&r->conn->out); /* a warm buffer for the stream's chunks */
     build_head(r, &r->conn->out, status, ctype, -1);
     mark_dirty(r->conn);
 }
@@ -824,7 +846,8 @@ void gw_resp_end(gw_req_t *r)
         gw_buf_append(&c->out, "0\r\n\r\n", 5);
     unmark_dirty(c);
     conn_flush(c);
-    gw_buf_dispose(&c->out); /* a kept-alive connection holds no buffer */
+    gw_buf_recycle(&c->out); /* a kept-alive connection holds no buffer (the next stream of
+                                this thread reuses it) */
     conn_finish_request(c);
 }
 
@@ -846,7 +869,7 @@ static void on_handle_closed(uv_handle_t *h)
     atomic_fetch_sub(&open_connections, 1);
     unmark_dirty(c);
     gw_buf_dispose(&c->pending);
-    gw_buf_dispose(&c->out);
+    gw_buf_recycle(&c->out);
     free(c);
     if (s->draining && s->n_conns == 0 && s->on_drained) {
         void (*cb)(void *) = s->on_drained;
@@ -1129,6 +1152,7 @@ static void conn_open(gw_http_server_t *s, int fd, const struct sockaddr_storage
     s->n_conns++;
     c->state = ST_IDLE;
     peer_from_sockaddr(ss, &c->peer);
+    c->fd = fd;
     if (uv_tcp_open(&c->tcp, fd) != 0) {
         close(fd); /* not the handle's */
         conn_close(c);

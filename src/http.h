@@ -141,6 +141,10 @@ void gw_http_server_free(gw_http_server_t *s);
 /* Free the struct itself, once the loop has run the close callbacks of gw_http_server_free. */
 void gw_http_server_release(gw_http_server_t *s);
 
+/* Frees this thread's pool of request structs (also run by itself when the thread ends,
+ * see freelist.h). */
+void gw_http_pools_drain(void);
+
 /* Free a request kept by on_complete (req->held). */
 void gw_req_free(gw_req_t *r);
 

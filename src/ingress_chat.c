@@ -76,23 +76,25 @@ static void put_usage(gw_buf_t *b, const gw_answer_t *a)
     gw_buf_putc(b, '}');
 }
 
+/* Nothing is written at open: the head is built at the end of out (no buffer of its own),
+ * kept in the state, and cut off again. */
 static void chat_open(gw_out_t *o, gw_buf_t *out)
 {
     chat_state_t *s = o->state;
-    gw_buf_t b;
-    (void)out;
-    gw_buf_init(&b);
-    gw_buf_puts(&b, "data: ");
-    put_head(&b, o, "chat.completion.chunk");
-    if (b.len < sizeof(s->head)) {
-        memcpy(s->head, b.data, b.len);
-        s->head_len = b.len;
+    size_t at = out->len, n;
+    PUT_LIT(out, "data: ");
+    put_head(out, o, "chat.completion.chunk");
+    n = out->len - at;
+    if (n < sizeof(s->head)) {
+        memcpy(s->head, out->data + at, n);
+        s->head_len = n;
     }
+    out->len = at;
+    out->data[at] = '\0';
     if (s->head_len && s->head_len + sizeof(CONTENT0) - 1 <= sizeof(s->head)) {
         memcpy(s->head + s->head_len, CONTENT0, sizeof(CONTENT0) - 1);
         s->content0_len = s->head_len + sizeof(CONTENT0) - 1;
     }
-    gw_buf_dispose(&b);
 }
 
 static void put_tool_delta(gw_buf_t *out, const gw_llm_event_t *e)

@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "env.h"
+#include "freelist.h"
 #include "gw.h"
 #include "gw_ffi.h"
 #include "gw_test.h"
@@ -41,6 +42,67 @@ TEST(buf_basics)
     CHECK(b.data == NULL && b.len == 0);
     free(s);
     gw_buf_dispose(&b);
+}
+
+/* Spare storage: recycle keeps small buffers for prime, drops large ones; prime leaves a
+ * buffer that has storage alone; the cache is bounded and drains. */
+TEST(buf_recycle_prime)
+{
+    gw_buf_t a, b, big;
+    gw_buf_init(&a);
+    gw_buf_init(&b);
+    gw_buf_init(&big);
+    gw_buf_puts(&a, "hello");
+    char *storage = a.data;
+    size_t cap = a.cap;
+    gw_buf_recycle(&a);
+    CHECK(a.data == NULL && a.len == 0 && a.cap == 0);
+    gw_buf_prime(&b);
+    CHECK(b.data == storage && b.cap == cap && b.len == 0 && b.data[0] == '\0');
+    gw_buf_puts(&b, "x");
+    gw_buf_prime(&b); /* has storage: unchanged */
+    CHECK(b.data == storage && b.len == 1);
+    gw_buf_reserve(&big, GW_BUF_CACHE_MAX + 1);
+    gw_buf_recycle(&big); /* too large to keep: freed */
+    gw_buf_init(&a);
+    gw_buf_prime(&a);
+    CHECK(a.data == NULL); /* nothing cached (b holds the one buffer) */
+    gw_buf_t many[GW_BUF_CACHE_N + 4];
+    for (size_t i = 0; i < GW_ARRAY_SIZE(many); i++) {
+        gw_buf_init(&many[i]);
+        gw_buf_putc(&many[i], 'y');
+        gw_buf_recycle(&many[i]); /* beyond GW_BUF_CACHE_N: freed */
+    }
+    gw_buf_dispose(&b);
+    gw_buf_cache_drain();
+    gw_buf_prime(&a);
+    CHECK(a.data == NULL);
+}
+
+/* A free list gives blocks back zeroed, keeps at most GW_FREELIST_MAX, and drains. */
+TEST(freelist_reuse)
+{
+    gw_freelist_t fl = {0};
+    unsigned char *p = gw_freelist_get(&fl, 100);
+    CHECK(p != NULL);
+    memset(p, 0xab, 100);
+    gw_freelist_put(&fl, p, 100);
+    CHECK_EQ_INT(fl.n, 1);
+    unsigned char *q = gw_freelist_get(&fl, 100);
+    CHECK(q == p && fl.n == 0);
+    for (int i = 0; i < 100; i++)
+        CHECK(q[i] == 0);
+    void *blocks[GW_FREELIST_MAX + 3];
+    blocks[0] = q;
+    for (size_t i = 1; i < GW_ARRAY_SIZE(blocks); i++)
+        blocks[i] = gw_freelist_get(&fl, 100);
+    for (size_t i = 0; i < GW_ARRAY_SIZE(blocks); i++)
+        gw_freelist_put(&fl, blocks[i], 100);
+    CHECK_EQ_INT(fl.n, GW_FREELIST_MAX);
+    gw_freelist_drain(&fl, 100);
+    CHECK(fl.head == NULL && fl.n == 0);
+    gw_freelist_put(&fl, NULL, 100);
+    CHECK_EQ_INT(fl.n, 0);
 }
 
 TEST(buf_json_escape)
@@ -334,6 +396,8 @@ int main(void)
 {
     RUN(buf_basics);
     RUN(buf_json_escape);
+    RUN(buf_recycle_prime);
+    RUN(freelist_reuse);
     RUN(parse_values);
     RUN(dotenv);
     RUN(ip_normalize);

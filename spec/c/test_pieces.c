@@ -220,6 +220,49 @@ TEST(gpt_decode_agrees_with_protobuf_c)
     }
 }
 
+/* The one-pass reader of the canonical layout (every known field once, in order, nothing
+ * unknown: each streamed chunk) and its hand-over to the walk for anything else. */
+TEST(gpt_decode_canonical_and_not)
+{
+    static const uint8_t canon[] = {0x10, 0xc8, 0x01, 0x22, 0x15, 0x0a, 0x02, 'i', 'd', 0x12,
+                                    0x01, 'o', 0x18, 0x05, 0x22, 0x0a, 0x08, 0x01, 0x12, 0x06,
+                                    0x08, 0x01, 0x12, 0x02, 'o', 'k'};
+    /* the same with time before object, and with the message's text before its role */
+    static const uint8_t swapped[] = {0x10, 0xc8, 0x01, 0x22, 0x15, 0x0a, 0x02, 'i', 'd', 0x18,
+                                      0x05, 0x12, 0x01, 'o', 0x22, 0x0a, 0x08, 0x01, 0x12, 0x06,
+                                      0x12, 0x02, 'o', 'k', 0x08, 0x01};
+    /* the code twice (the last wins), and a text of another wire type (rejected) */
+    static const uint8_t code2[] = {0x10, 0x01, 0x10, 0xc8, 0x01};
+    static const uint8_t text_varint[] = {0x22, 0x06, 0x22, 0x04, 0x12, 0x02, 0x10, 0x01};
+    gw_pieces_reply_t r;
+    const uint8_t *all[] = {canon, swapped, code2, text_varint};
+    size_t lens[] = {sizeof(canon), sizeof(swapped), sizeof(code2), sizeof(text_varint)};
+    for (size_t i = 0; i < 4; i++)
+        CHECK(gpt_agrees(all[i], lens[i]));
+    for (size_t i = 0; i < 2; i++) {
+        CHECK_EQ_INT(gw_pieces_gpt_decode(all[i], lens[i], &r), 0);
+        CHECK(r.code == 200 && r.time == 5 && r.id_len == 2 && memcmp(r.id, "id", 2) == 0);
+        CHECK(r.has_text && r.text_len == 2 && memcmp(r.text, "ok", 2) == 0 && !r.priv);
+        gw_pieces_reply_free(&r);
+    }
+    CHECK_EQ_INT(gw_pieces_gpt_decode(code2, sizeof(code2), &r), 0);
+    CHECK(r.code == 200 && !r.has_text);
+    gw_pieces_reply_free(&r);
+    CHECK_EQ_INT(gw_pieces_gpt_decode(text_varint, sizeof(text_varint), &r), -EBADMSG);
+
+    /* pseudo-random mutations of the canonical reply: every prefix and byte flip agrees */
+    uint8_t buf[sizeof(canon)];
+    uint32_t x = 4242;
+    for (size_t n = 0; n <= sizeof(canon); n++)
+        CHECK(gpt_agrees(canon, n));
+    for (int it = 0; it < 20000; it++) {
+        memcpy(buf, canon, sizeof(canon));
+        x = x * 1103515245u + 12345u;
+        buf[(x >> 8) % sizeof(canon)] = (uint8_t)(x >> 20);
+        CHECK(gpt_agrees(buf, sizeof(canon)));
+    }
+}
+
 TEST(gpt_decode)
 {
     GptMessage msg = RUNTIME__AOT__MACHINE_LEARNING__PARENTS__GPT__MESSAGE__INIT;
@@ -356,6 +399,7 @@ int main(void)
     RUN(vertex_encode_matches_protobuf_c);
     RUN(gpt_decode);
     RUN(gpt_decode_agrees_with_protobuf_c);
+    RUN(gpt_decode_canonical_and_not);
     RUN(vertex_decode);
     RUN(decode_malformed);
     return TEST_REPORT();

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "freelist.h"
 #include "upstream_int.h"
 
 #define LIST_UNLINK(head, c, prev, next)                                                       \
@@ -33,11 +34,17 @@
         (c)->prev = (c)->next = NULL;                                                          \
     } while (0)
 
+/* Calls come from a per-thread free list (the struct is ~0.5 KiB, one per stream). */
+static __thread gw_freelist_t call_pool;
+
+void gw_upstream_pools_drain(void) { gw_freelist_drain(&call_pool, sizeof(gw_grpc_call_t)); }
+GW_FREELIST_OWNER(call_pools, gw_upstream_pools_drain)
+
 static void on_timer_closed(uv_handle_t *h)
 {
     gw_grpc_call_t *c = h->data;
     gw_upstream_t *u = c->u;
-    free(c);
+    gw_freelist_put(&call_pool, c, sizeof(*c));
     gw_pool_handle_closed(u); /* last: may free the pool */
 }
 
@@ -52,7 +59,7 @@ static void free_call(gw_grpc_call_t *c)
         uv_timer_stop(&c->timer);
         uv_close((uv_handle_t *)&c->timer, on_timer_closed);
     } else {
-        free(c);
+        gw_freelist_put(&call_pool, c, sizeof(*c));
     }
 }
 
@@ -428,7 +435,8 @@ static void on_deadline(uv_timer_t *t)
 static gw_grpc_call_t *call_new(gw_upstream_t *u, const char *path, const uint8_t *msg,
                                 size_t len)
 {
-    gw_grpc_call_t *c = calloc(1, sizeof(*c));
+    call_pools_arm();
+    gw_grpc_call_t *c = gw_freelist_get(&call_pool, sizeof(*c));
     if (!c)
         return NULL;
     c->path = strdup(path);
@@ -436,7 +444,7 @@ static gw_grpc_call_t *call_new(gw_upstream_t *u, const char *path, const uint8_
     if (!c->path || !c->req) {
         free(c->path);
         free(c->req);
-        free(c);
+        gw_freelist_put(&call_pool, c, sizeof(*c));
         return NULL;
     }
     gw_grpc_frame_prefix(c->req, (uint32_t)len);

@@ -395,11 +395,143 @@ static int walk(const schema_t *s, const uint8_t *p, size_t n, slots_t *out)
     return WALK_OK;
 }
 
-/* A string slot as protobuf-c's C string would read: up to its first NUL. */
+/* A string as protobuf-c's C string would read: up to its first NUL. */
+static size_t z_len(const uint8_t *p, size_t n)
+{
+    const uint8_t *z = memchr(p, 0, n);
+    return z ? (size_t)(z - p) : n;
+}
+
 static size_t c_len(const slots_t *sl, int slot)
 {
-    const uint8_t *z = memchr(sl->p[slot], 0, sl->len[slot]);
-    return z ? (size_t)(z - sl->p[slot]) : sl->len[slot];
+    return z_len(sl->p[slot], sl->len[slot]);
+}
+
+/* ---- the canonical GPT reply in one pass -------------------------------------------------- */
+
+/* What protobuf encoders write (and what every streamed chunk is): each known field at most
+ * once, in field-number order, no unknown field. Read front to back, one switch on the tag
+ * byte per field, no schema lookup; anything else (a field out of order, repeated, unknown,
+ * of another wire type, malformed) is left to the schema walk, which decides as protobuf-c
+ * would. The accepted inputs are a subset of the walk's, with the same result
+ * (spec/fuzz/pieces_reply.c compares both against protobuf-c). */
+typedef struct {
+    const uint8_t *p, *end;
+    unsigned last; /* the previous field's tag: tags must grow (no repeat, field order) */
+} rd_t;
+
+enum { RD_BAD = -1, RD_END = 0, RD_FIELD = 1 };
+
+/* The next field: RD_FIELD with its tag and value (a varint in *v, a payload in *pl, *plen),
+ * RD_END at the end, RD_BAD for a tag that is not the next in order, a long tag, another wire
+ * type or a malformed value. One-byte varints and lengths (nearly all) take the short way. */
+static inline int rd_next(rd_t *r, unsigned *tag, uint64_t *v, const uint8_t **pl, size_t *plen)
+{
+    const uint8_t *p = r->p;
+    size_t n = (size_t)(r->end - p), off, size;
+    if (n == 0)
+        return RD_END;
+    unsigned t = p[0], wt = t & 7;
+    if (n < 2 || (t & 0x80) || t <= r->last || (wt != WT_VARINT && wt != WT_LEN))
+        return RD_BAD;
+    r->last = *tag = t;
+    if (!(p[1] & 0x80)) {
+        if (wt == WT_VARINT) {
+            *v = p[1];
+            r->p = p + 2;
+            return RD_FIELD;
+        }
+        if (p[1] > n - 2)
+            return RD_BAD;
+        *pl = p + 2, *plen = p[1];
+        r->p = p + 2 + p[1];
+        return RD_FIELD;
+    }
+    if (!(size = value_size(wt, p + 1, n - 1, &off)))
+        return RD_BAD;
+    if (wt == WT_VARINT)
+        *v = varint_value(p + 1, size);
+    else
+        *pl = p + 1 + off, *plen = size - off;
+    r->p = p + 1 + size;
+    return RD_FIELD;
+}
+
+/* MessageWarpper {1: arg1, 2: message} and Message {1: role, 2: text} have one shape: a
+ * varint 1 and a length-delimited 2. 0 (*has2 and its payload) or WALK_FALLBACK. */
+static int rd_pair(const uint8_t *p, size_t n, int *has2, const uint8_t **pl, size_t *plen)
+{
+    rd_t r = {p, p + n, 0};
+    unsigned tag = 0;
+    uint64_t v = 0;
+    int rc;
+    *has2 = 0;
+    *pl = NULL, *plen = 0;
+    while ((rc = rd_next(&r, &tag, &v, pl, plen)) == RD_FIELD) {
+        if (tag == 0x12)
+            *has2 = 1;
+        else if (tag != 0x08)
+            return WALK_FALLBACK;
+    }
+    return rc == RD_END ? 0 : WALK_FALLBACK;
+}
+
+/* Body {1: id, 2: object, 3: time, 4: message_warpper} (5, the Unknown message, goes to the
+ * walk): 0 with the id, time and text in *out, or WALK_FALLBACK. */
+static int gpt_fast_body(const uint8_t *p, size_t n, gw_pieces_reply_t *out)
+{
+    rd_t r = {p, p + n, 0};
+    unsigned tag = 0;
+    uint64_t v = 0, time = 0;
+    const uint8_t *pl = NULL, *id = NULL, *wp = NULL, *msg = NULL, *text = NULL;
+    size_t pn = 0, id_len = 0, wp_len = 0, msg_len = 0, text_len = 0;
+    int rc, has_wp = 0, has_msg = 0, has_text = 0;
+    while ((rc = rd_next(&r, &tag, &v, &pl, &pn)) == RD_FIELD) {
+        switch (tag) {
+        case 0x0a: id = pl, id_len = pn; break;
+        case 0x12: break;
+        case 0x18: time = v; break;
+        case 0x22: wp = pl, wp_len = pn, has_wp = 1; break;
+        default: return WALK_FALLBACK;
+        }
+    }
+    if (rc != RD_END || (has_wp && rd_pair(wp, wp_len, &has_msg, &msg, &msg_len) != 0))
+        return WALK_FALLBACK;
+    if (has_wp && has_msg) {
+        if (rd_pair(msg, msg_len, &has_text, &text, &text_len) != 0)
+            return WALK_FALLBACK;
+        out->has_text = 1; /* the Message is there: its text is "" when absent */
+        out->text = has_text ? (const char *)text : "";
+        out->text_len = has_text ? z_len(text, text_len) : 0;
+    }
+    out->time = time;
+    if (id && (out->id_len = z_len(id, id_len)) > 0)
+        out->id = (const char *)id;
+    return 0;
+}
+
+/* Response {2: code, 4: body}: 0 with *out filled, or WALK_FALLBACK (then out is partly
+ * written: the caller clears it). */
+static int gpt_fast(const uint8_t *buf, size_t len, gw_pieces_reply_t *out)
+{
+    rd_t r = {buf, buf + len, 0};
+    unsigned tag = 0;
+    uint64_t v = 0, code = 0;
+    const uint8_t *pl = NULL, *body = NULL;
+    size_t pn = 0, body_len = 0;
+    int rc;
+    while ((rc = rd_next(&r, &tag, &v, &pl, &pn)) == RD_FIELD) {
+        if (tag == 0x10)
+            code = v;
+        else if (tag == 0x22)
+            body = pl, body_len = pn;
+        else
+            return WALK_FALLBACK;
+    }
+    if (rc != RD_END || (body && gpt_fast_body(body, body_len, out) != 0))
+        return WALK_FALLBACK;
+    out->code = (int64_t)code;
+    return 0;
 }
 
 /* The reply from a walked message; 0, or WALK_FALLBACK when the walk gave up. */
@@ -444,6 +576,9 @@ int gw_pieces_gpt_decode(const uint8_t *buf, size_t len, gw_pieces_reply_t *out)
     memset(out, 0, sizeof(*out));
     if (!buf && len)
         return -EINVAL;
+    if (len && gpt_fast(buf, len, out) == 0)
+        return 0;
+    memset(out, 0, sizeof(*out));
     if (decode_in_place(&gpt_response, 1, buf, len, out) == 0)
         return 0;
     memset(out, 0, sizeof(*out));

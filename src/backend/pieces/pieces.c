@@ -246,7 +246,8 @@ static int encode(const gw_chat_target_t *t, uint8_t **out, size_t *len)
         return gw_pieces_vertex_encode(t->model, m ? base + m->off : "", m ? m->len : 0,
                                        r ? base + r->off : "", r ? r->len : 0, out, len);
     }
-    gw_pieces_msg_t *msgs = gw_calloc(t->n_parts + 1, sizeof(*msgs));
+    gw_pieces_msg_t few[16] = {{0}}; /* the usual conversation: no allocation */
+    gw_pieces_msg_t *msgs = t->n_parts <= 16 ? few : gw_calloc(t->n_parts, sizeof(*msgs));
     for (size_t i = 0; i < t->n_parts; i++) {
         msgs[i].role = t->parts[i].kind;
         msgs[i].text = base + t->parts[i].off;
@@ -254,7 +255,8 @@ static int encode(const gw_chat_target_t *t, uint8_t **out, size_t *len)
     }
     int rc = gw_pieces_gpt_encode(t->model, msgs, t->n_parts, t->has_temperature, t->temperature,
                                   t->has_top_p, t->top_p, out, len);
-    free(msgs);
+    if (msgs != few)
+        free(msgs);
     return rc;
 }
 
