@@ -32,7 +32,9 @@
 # Reference: REF_BIN=<another gateway binary> makes that second gateway the reference instead
 # (same settings, metrics on, e.g. a build of main): each run pair then prints the ratio of
 # CPU-us per stream gateway / reference, and the end their median and spread per C and shape
-# (the pair ran back to back, so a load change between pairs cancels out).
+# (the pair ran back to back, so a load change between pairs cancels out). REF_TREE=<dir>: the
+# tree (gateway.lua, policies/, assets/) the reference runs with, e.g. the reference's own
+# checkout (policies and the binary's built-in lua/gw must match).
 # Usage: bench/stream.sh   (DURATION=5 RUNS=1 CONCURRENCY="1 50 500 5000"; bench/lib/common.sh)
 # Profiling: PERF_DIR=/some/dir records `perf record -g` of the gateway during its runs at
 # C = PERF_C (default 50), one file per shape: PERF_DIR/perf-C<C>-<model>.data.
@@ -82,7 +84,7 @@ gw_pid=$STARTED_PID
 gw_port=$STARTED_PORT
 if [ -n "$REF_BIN" ]; then
     [ -x "$REF_BIN" ] || die "REF_BIN $REF_BIN is not an executable"
-    GW_BIN=$(realpath "$REF_BIN") start_gateway stream_off \
+    GW_BIN=$(realpath "$REF_BIN") GW_TREE=${REF_TREE:-${GW_TREE:-}} start_gateway stream_off \
         GPT_GRPC_ADDR="http://127.0.0.1:$mock_port" VERTEX_GRPC_ADDR="http://127.0.0.1:$mock_port" \
         RATE_LIMIT_ENABLED=false STREAM_TIMEOUT=0 MAX_POOL_SIZE=4 MAX_CONNECTIONS=20000
     off_pid=$STARTED_PID
