@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "gw_test.h"
-#include "gw_tok.h"
+#include "gw_test_tok.h"
 
 #define GOLDEN "spec/fixtures/tokenizer/golden.tsv"
 #define N_ENC 3
@@ -301,12 +301,8 @@ TEST(concurrent_threads)
 
 int main(void)
 {
-    char *err = NULL;
-    if (gw_tok_load_all("assets", &err) != 0) {
-        fprintf(stderr, "load: %s\n", err ? err : "?");
-        free(err);
+    if (gw_test_load_vocab() != 0)
         return 1;
-    }
     load_golden();
     RUN(golden_ids);
     RUN(stream_every_split);

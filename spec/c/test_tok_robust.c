@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "gw_test.h"
-#include "gw_tok.h"
+#include "gw_test_tok.h"
 #include "tok/tok_internal.h"
 
 #define SLOW_BUILD GW_TEST_ASAN
@@ -460,12 +460,8 @@ TEST(vocab_packing)
 
 int main(void)
 {
-    char *err = NULL;
-    if (gw_tok_load_all("assets", &err) != 0) {
-        fprintf(stderr, "load: %s\n", err ? err : "?");
-        free(err);
+    if (gw_test_load_vocab() != 0)
         return 1;
-    }
     RUN(invalid_utf8_is_replaced);
     RUN(pathological_inputs_are_fast);
     RUN(long_piece_encodes_whole);

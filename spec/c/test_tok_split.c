@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "gw_test.h"
-#include "gw_tok.h"
+#include "gw_test_tok.h"
 #include "tok_split_oracle.h"
 
 #define SLOW_BUILD GW_TEST_ASAN
@@ -176,12 +176,8 @@ TEST(differential)
 
 int main(void)
 {
-    char *err = NULL;
-    if (gw_tok_load_all("assets", &err) != 0) {
-        fprintf(stderr, "load: %s\n", err ? err : "?");
-        free(err);
+    if (gw_test_load_vocab() != 0)
         return 1;
-    }
     RUN(differential);
     gw_tok_unload_all();
     return TEST_REPORT();
