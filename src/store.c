@@ -959,15 +959,17 @@ void gw_store_cmd_arg2(gw_store_t *s, const char *a, size_t an, const char *c, s
 
 void gw_store_cmd_arg(gw_store_t *s, const char *a, size_t n) { gw_store_cmd_arg2(s, a, n, "", 0); }
 
-void gw_store_cmd_hex(gw_store_t *s, long long v)
+/* v in base 10 or 16 (lower-case digits) as one bulk-string argument; inlined into the two
+ * callers, so the base is a constant there */
+static inline void cmd_num(gw_store_t *s, long long v, unsigned base)
 {
-    static const char hex[] = "0123456789abcdef";
+    static const char digit[] = "0123456789abcdef";
     char tmp[24];
     int k = 0;
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
     do
-        tmp[k++] = hex[u & 15];
-    while ((u >>= 4) != 0);
+        tmp[k++] = digit[u % base];
+    while ((u /= base) != 0);
     if (v < 0)
         tmp[k++] = '-';
     gw_buf_t *b = &s->cmd;
@@ -980,25 +982,9 @@ void gw_store_cmd_hex(gw_store_t *s, long long v)
     b->len = (size_t)(p - b->data);
 }
 
-void gw_store_cmd_int(gw_store_t *s, long long v)
-{
-    char tmp[24];
-    int k = 0;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do
-        tmp[k++] = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
-    if (v < 0)
-        tmp[k++] = '-';
-    gw_buf_t *b = &s->cmd;
-    gw_buf_reserve(b, 32);
-    char *p = put_count(b->data + b->len, '$', (unsigned)k);
-    while (k > 0)
-        *p++ = tmp[--k];
-    *p++ = '\r';
-    *p++ = '\n';
-    b->len = (size_t)(p - b->data);
-}
+void gw_store_cmd_hex(gw_store_t *s, long long v) { cmd_num(s, v, 16); }
+
+void gw_store_cmd_int(gw_store_t *s, long long v) { cmd_num(s, v, 10); }
 
 gw_store_op_t *gw_store_cmd_send(gw_store_t *s, gw_store_cb cb, void *ud)
 {

@@ -542,19 +542,25 @@ end
 
 local start
 
+-- The phase coroutine ended outside any policy (the host's own bug, or a bare yield): logged,
+-- counted, a 500 unless answered, and the request goes on. Returns false (not parked).
+local function host_failed(why, r, req, id, done)
+    host.log.err("policy phase did not complete: %s", why)
+    policy_errors:inc({ policy = "host", phase = "coroutine" })
+    if not r._answered then
+        pcall(resp_methods.error, r.resp, 500, "internal_error", "Internal server error")
+    end
+    done(r, req, id)
+    return false
+end
+
 -- A policy raised err in a coroutine (cur_phase, cur_i; co is dead): run_phase's answers.
 -- Returns true when the request is now parked (a log phase goes on with the next policy).
 local function co_failed(co, err, r, req, id, done)
     local phase, i = cur_phase, cur_i
     local p = cur_i > 0 and chain[phase][i]
     if not p then -- not in a policy: the host's own bug
-        host.log.err("policy phase did not complete: %s", tostring(err))
-        policy_errors:inc({ policy = "host", phase = "coroutine" })
-        if not r._answered then
-            pcall(resp_methods.error, r.resp, 500, "internal_error", "Internal server error")
-        end
-        done(r, req, id)
-        return false
+        return host_failed(tostring(err), r, req, id, done)
     end
     if err == STORE_DOWN then
         if phase == "log" then
@@ -600,13 +606,7 @@ local function settle(co, ok, res, r, req, id, done)
     if not ok then
         return co_failed(co, res, r, req, id, done)
     end
-    host.log.err("policy phase did not complete: a policy yielded (not supported)")
-    policy_errors:inc({ policy = "host", phase = "coroutine" })
-    if not r._answered then
-        pcall(resp_methods.error, r.resp, 500, "internal_error", "Internal server error")
-    end
-    done(r, req, id)
-    return false
+    return host_failed("a policy yielded (not supported)", r, req, id, done)
 end
 
 -- fn(r, i) in a pooled coroutine, then done(r, req, id); true when the request is now parked
