@@ -153,48 +153,46 @@ static unsigned hex4(const char *p)
     return (unsigned)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]));
 }
 
-static void put_utf8(gw_buf_t *b, unsigned cp)
+static size_t put_utf8(char *u, unsigned cp)
 {
-    char u[4];
-    size_t n;
     if (cp < 0x80) {
-        u[0] = (char)cp, n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
-    } else {
-        u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
+        u[0] = (char)cp;
+        return 1;
     }
-    gw_buf_append(b, u, n);
+    if (cp < 0x800) {
+        u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
 }
 
 /* The input was validated by gw_json_string_raw: every escape is complete. */
-int gw_json_unescape(const gw_json_str_t *s, gw_buf_t *out)
+long gw_json_unescape_into(const gw_json_str_t *s, char *out, int strict)
 {
     const char *p = s->p, *e = s->p + s->len;
-    if (!s->escaped) {
-        gw_buf_append(out, p, s->len);
-        return 0;
-    }
-    gw_buf_reserve(out, s->len);
+    char *o = out;
     while (p < e) {
         const char *bs = memchr(p, '\\', (size_t)(e - p));
-        if (!bs) {
-            gw_buf_append(out, p, (size_t)(e - p));
+        size_t run = (size_t)((bs ? bs : e) - p);
+        memcpy(o, p, run);
+        o += run;
+        if (!bs)
             break;
-        }
-        gw_buf_append(out, p, (size_t)(bs - p));
         p = bs + 1;
         char c = *p++;
         switch (c) {
-        case 'b': gw_buf_putc(out, '\b'); break;
-        case 'f': gw_buf_putc(out, '\f'); break;
-        case 'n': gw_buf_putc(out, '\n'); break;
-        case 'r': gw_buf_putc(out, '\r'); break;
-        case 't': gw_buf_putc(out, '\t'); break;
+        case 'b': *o++ = '\b'; break;
+        case 'f': *o++ = '\f'; break;
+        case 'n': *o++ = '\n'; break;
+        case 'r': *o++ = '\r'; break;
+        case 't': *o++ = '\t'; break;
         case 'u': {
             unsigned cp = hex4(p);
             p += 4;
@@ -205,12 +203,29 @@ int gw_json_unescape(const gw_json_str_t *s, gw_buf_t *out)
                     p += 6;
                 }
             }
-            put_utf8(out, cp >= 0xD800 && cp < 0xE000 ? 0xFFFD : cp);
+            if (cp >= 0xD800 && cp < 0xE000) {
+                if (strict)
+                    return -EBADMSG;
+                cp = 0xFFFD;
+            }
+            o += put_utf8(o, cp);
             break;
         }
-        default: gw_buf_putc(out, c); break; /* " \ / */
+        default: *o++ = c; break; /* " \ / */
         }
     }
+    return (long)(o - out);
+}
+
+int gw_json_unescape(const gw_json_str_t *s, gw_buf_t *out)
+{
+    if (!s->escaped) {
+        gw_buf_append(out, s->p, s->len);
+        return 0;
+    }
+    gw_buf_reserve(out, s->len); /* an escaped string is never empty */
+    out->len += (size_t)gw_json_unescape_into(s, out->data + out->len, 0);
+    out->data[out->len] = '\0'; /* gw_buf_t's terminator */
     return 0;
 }
 

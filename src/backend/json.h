@@ -85,8 +85,11 @@ static inline int gw_json_key_eq(const gw_json_str_t *key, const char *name, siz
 int gw_json_string(gw_json_t *j, gw_buf_t *out);
 /* A string value, raw (no decoding). */
 int gw_json_string_raw(gw_json_t *j, gw_json_str_t *out);
-/* Decodes the escapes of a raw string into out. */
+/* Decodes the escapes of a raw string into out (a lone surrogate escape becomes U+FFFD). */
 int gw_json_unescape(const gw_json_str_t *s, gw_buf_t *out);
+/* The same into `out`, which has room for s->len bytes (decoding never lengthens a string):
+ * the length written, or -EBADMSG when `strict` and an escape is a lone surrogate. */
+long gw_json_unescape_into(const gw_json_str_t *s, char *out, int strict);
 /* An integer number value (no fraction or exponent). */
 int gw_json_int(gw_json_t *j, long long *out);
 /* true/false value. */
